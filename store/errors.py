@@ -1,0 +1,26 @@
+"""Errors the store raises; each carries a one-line message fit for an analyst."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every error incidex's store raises on purpose."""
+
+
+class StoreUnavailable(StoreError):
+    """The database (or another required service) cannot be opened."""
+
+
+class RecordError(StoreError):
+    """One input record is invalid; the message names the record and the field."""
+
+    def __init__(self, record: str, field: str, problem: str) -> None:
+        self.record = record
+        self.field = field
+        self.problem = problem
+        where = f"{record}: {field}" if field else record
+        super().__init__(f"{where}: {problem}")
+
+
+class EmbedderMismatch(StoreError):
+    """The configured embedder differs from the one the stored vectors were made with."""

@@ -1,0 +1,110 @@
+"""Settings for incidex, read from INCIDEX_* environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_config_file() -> Path:
+    """The TOML config file looked for when INCIDEX_CONFIG_FILE is not set."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "incidex" / "config.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob incidex has; environment variables win over the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="INCIDEX_", extra="ignore")
+
+    config_file: Path | None = Field(
+        default=None,
+        description="TOML file with settings (keys are the field names); "
+        "default ~/.config/incidex/config.toml when it exists.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Directory for the SQLite database, backups, index snapshots and cache.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default SQLite at DATA_DIR/incident_analysis.db.",
+    )
+    busy_timeout_seconds: float = Field(
+        default=30.0,
+        description="How long a SQLite writer waits for another process's lock before failing.",
+    )
+    chat_model: str = Field(
+        default="gpt-4o-mini", description="Default model name for analyses when none is given."
+    )
+    embedder: str = Field(
+        default="hashed-ngram-v1",
+        description="Embedder used for similar-incident search: an offline name or 'openai:<model>'.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible API (OpenAI, vLLM, Ollama, LM Studio).",
+    )
+    openai_api_key: str | None = Field(
+        default=None, description="API key for the OpenAI-compatible API."
+    )
+    openai_timeout_seconds: float = Field(
+        default=20.0, description="Timeout of one call to the OpenAI-compatible API."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for the shared cache; without it an on-disk cache under DATA_DIR.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Directory for keys kept outside DATA_DIR (PII pseudonym key); "
+        "default ~/.config/incidex/secrets.",
+    )
+    strip_internal_hosts: bool = Field(
+        default=False,
+        description="Also pseudonymise internal host names and private IP ranges before embedding.",
+    )
+    index_kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        default="auto",
+        description="Vector index: exact 'flat', approximate 'ivf'/'hnsw', or 'auto' by size.",
+    )
+    max_text_chars: int = Field(
+        default=1_000_000,
+        description="Largest incident title, description or findings accepted, in characters.",
+    )
+    max_analysis_bytes: int = Field(
+        default=5_000_000, description="Largest analysis JSON accepted, in bytes."
+    )
+    save_batch_size: int = Field(
+        default=500, description="Records committed per transaction by `incidex --save`."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("INCIDEX_CONFIG_FILE") or str(default_config_file())
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(toml_path).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment, the config file and explicit overrides."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**clean)
