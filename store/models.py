@@ -1,0 +1,137 @@
+"""SQLModel tables: the store's schema (Alembic migrations create and upgrade it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC instants; always hands back timezone-aware UTC datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite keeps text; a fixed naive UTC form keeps it sortable as a string.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _pk() -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+
+
+def _utc(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Incident(SQLModel, table=True):
+    """An incident, keyed by the caller's incident_id; list columns are kept denormalised."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_updated", "updated_at", "incident_id"),
+        Index("ix_incidents_created", "created_at", "incident_id"),
+    )
+
+    id: int | None = _pk()
+    incident_id: str = Field(sa_column=Column(String(256), nullable=False, unique=True))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    initial_findings: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    analysis_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    latest_severity: str | None = Field(default=None, sa_column=Column(String(32)))
+    latest_analysis_at: datetime | None = _utc(nullable=True)
+
+
+class Analysis(SQLModel, table=True):
+    """One analysis of an incident (append-only); id is also the vector id."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "content_hash", name="uq_analyses_incident_content"),
+        Index("ix_analyses_incident", "incident_id", "created_at"),
+    )
+
+    id: int | None = _pk()
+    analysis_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    incident_id: str = Field(sa_column=Column(String(256), nullable=False))
+    model_name: str = Field(sa_column=Column(String(256), nullable=False))
+    analysis_json: str = Field(sa_column=Column(Text, nullable=False))
+    content_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    severity: str | None = Field(default=None, sa_column=Column(String(32)))
+    created_at: datetime = _utc()
+
+
+class RunMetadata(SQLModel, table=True):
+    """One model call (chat or embedding): tokens, timing and cost priced at write time."""
+
+    __tablename__ = "run_metadata"
+    __table_args__ = (
+        Index("ix_run_metadata_start", "start_time"),
+        Index("ix_run_metadata_incident", "incident_id"),
+        Index("ix_run_metadata_model", "model_name"),
+    )
+
+    id: int | None = _pk()
+    request_id: str | None = Field(default=None, sa_column=Column(String(256), index=True))
+    kind: str = Field(default="chat", sa_column=Column(String(16), nullable=False))
+    model_name: str = Field(sa_column=Column(String(256), nullable=False))
+    incident_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    analysis_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    input_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    output_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    total_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    start_time: datetime = _utc()
+    end_time: datetime = _utc()
+    duration_seconds: float = Field(default=0.0)
+    cost_usd: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 10)))
+    price_source: str | None = Field(default=None, sa_column=Column(String(256)))
+
+
+class Embedding(SQLModel, table=True):
+    """The vector of one analysis; the vector index is always rebuildable from these rows."""
+
+    __tablename__ = "embeddings"
+
+    analysis_pk: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
+    embedder: str = Field(sa_column=Column(String(128), nullable=False))
+    dimension: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(default="ready", sa_column=Column(String(16), nullable=False, index=True))
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    updated_at: datetime = _utc()
