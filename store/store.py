@@ -1,0 +1,204 @@
+"""The Store facade: plain synchronous verbs over the database; sessions never leave store/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from store import queries
+from store.backups import BackupItem, write_backups
+from store.engine import make_engine, read_connection
+from store.errors import RecordError, StoreUnavailable
+from store.locations import backups_directory, database_url
+from store.migrate import upgrade
+from store.records import Limits, PreparedSave, prepare, utc_now
+from store.saving import write_batch
+from store.schemas import (
+    AnalysisIn,
+    AnalysisRecord,
+    IncidentDetail,
+    IncidentPage,
+    IncidentSort,
+    PageCursor,
+    SaveResult,
+    StoreSummary,
+    UsageByDay,
+    UsageTotal,
+)
+from store.settings import Settings
+
+log = logging.getLogger("incidex.store")
+
+
+class Store:
+    """Everything incidex keeps, behind plain verbs that return small typed objects."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes)
+        self.backups = backups_directory(settings)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """Open (creating or upgrading) the store the settings name; StoreUnavailable if not."""
+        url = database_url(settings)
+        engine = make_engine(url, busy_timeout_seconds=settings.busy_timeout_seconds)
+        try:
+            upgrade(engine)
+        except (SQLAlchemyError, OSError) as error:
+            engine.dispose()
+            raise StoreUnavailable(f"cannot open the store at {_redacted(url)}: "
+                                   f"{_first_line(error)}") from None
+        return cls(settings, engine)
+
+    def close(self) -> None:
+        """Release every database connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Saving -------------------------------------------------------------------------------
+
+    def save_analysis(self, record: AnalysisIn, label: str = "record") -> SaveResult:
+        """Save one analysis (incident upsert, analysis, run metadata) in one transaction."""
+        return self.save_many([(label, record)])[0]
+
+    def save_many(self, records: Iterable[tuple[str, AnalysisIn]]) -> list[SaveResult]:
+        """Save records in batches; each is saved whole, reported a duplicate, or refused."""
+        results: list[SaveResult] = []
+        for chunk in _chunks(records, self.settings.save_batch_size):
+            results.extend(self._save_chunk(chunk))
+        return results
+
+    def _save_chunk(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
+        now = utc_now()
+        outcomes: list[SaveResult | PreparedSave] = []
+        for label, record in chunk:
+            try:
+                outcomes.append(prepare(record, label, self.limits, now))
+            except RecordError as error:
+                outcomes.append(SaveResult(record.incident.incident_id, None, "error", str(error)))
+        prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
+        written = iter(write_batch(self.engine, prepared))
+        results = [item if isinstance(item, SaveResult) else next(written) for item in outcomes]
+        self._back_up(prepared, results)
+        return results
+
+    def _back_up(self, prepared: list[PreparedSave], results: list[SaveResult]) -> None:
+        saved = {r.analysis_id for r in results if r.status == "saved"}
+        items = [_backup_item(p) for p in prepared if p.analysis_id in saved]
+        if not items:
+            return
+        try:
+            write_backups(self.backups, items)
+        except OSError as error:
+            # The database is the source of truth; a missing backup is reported, not fatal.
+            log.warning("JSON backups not written to %s: %s", self.backups, error.strerror)
+
+    # Reading ------------------------------------------------------------------------------
+
+    def incidents_page(
+        self,
+        *,
+        sort: IncidentSort = "updated",
+        after: PageCursor | None = None,
+        before: PageCursor | None = None,
+        from_end: bool = False,
+        limit: int = 100,
+        query: str | None = None,
+    ) -> IncidentPage:
+        """A page of incidents, newest first, by keyset (never OFFSET)."""
+        with read_connection(self.engine) as connection:
+            return queries.incidents_page(connection, sort=sort, after=after, before=before,
+                                          from_end=from_end, limit=limit, query=query)
+
+    def count_incidents(self, query: str | None = None) -> int:
+        """How many incidents there are, or how many match the text filter."""
+        with read_connection(self.engine) as connection:
+            return queries.count_incidents(connection, query)
+
+    def incident(self, incident_id: str) -> IncidentDetail | None:
+        """One incident's full text."""
+        with read_connection(self.engine) as connection:
+            return queries.incident_detail(connection, incident_id)
+
+    def analyses(self, incident_id: str) -> list[AnalysisRecord]:
+        """Every analysis of one incident, newest first."""
+        with read_connection(self.engine) as connection:
+            return queries.analyses_of(connection, incident_id)
+
+    def usage_by_model(self, since: datetime | None = None) -> list[UsageTotal]:
+        """Tokens and cost per model."""
+        with read_connection(self.engine) as connection:
+            return queries.usage_totals(connection, "model", since=since)
+
+    def usage_by_incident(self, limit: int = 20, since: datetime | None = None
+                          ) -> list[UsageTotal]:
+        """The most expensive incidents."""
+        with read_connection(self.engine) as connection:
+            return queries.usage_totals(connection, "incident", since=since, limit=limit)
+
+    def usage_by_day(self, days: int = 30) -> list[UsageByDay]:
+        """Tokens and cost per UTC day over the last `days` days."""
+        with read_connection(self.engine) as connection:
+            return queries.usage_by_day(connection, days)
+
+    def summary(self) -> StoreSummary:
+        """Counts for the headless summary."""
+        with read_connection(self.engine) as connection:
+            counts = queries.totals(connection)
+        return StoreSummary(database_url=_redacted(str(self.engine.url)), **counts)
+
+
+def _backup_item(prepared: PreparedSave) -> BackupItem:
+    record = prepared.record
+    document = {
+        "analysis_id": prepared.analysis_id,
+        "incident": record.incident.model_dump(),
+        "model_name": record.model_name,
+        "analysis": record.analysis,
+        "usage": record.usage.model_dump(mode="json") if record.usage else None,
+        "content_hash": prepared.content_hash,
+        "created_at": prepared.event_time.isoformat(),
+    }
+    return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
+
+
+def _chunks(items: Iterable[tuple[str, AnalysisIn]], size: int
+            ) -> Iterator[list[tuple[str, AnalysisIn]]]:
+    chunk: list[tuple[str, AnalysisIn]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as given
+        return url
+
+
+def _first_line(error: BaseException) -> str:
+    if isinstance(error, OperationalError) and error.orig is not None:
+        error = error.orig
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+__all__ = ["Store"]
