@@ -25,8 +25,9 @@ from store.schemas import (
 
 # Must repeat the expression of the GIN index in migration 0002 exactly.
 PG_SEARCH_VECTOR = (
-    "to_tsvector('simple', incident_id || ' ' || title || ' ' || "
-    "left(description, 100000) || ' ' || left(initial_findings, 100000))"
+    "to_tsvector('simple', regexp_replace(incident_id || ' ' || title || ' ' || "
+    "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
+    "'g'))"
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 SORT_COLUMNS = {

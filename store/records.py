@@ -61,6 +61,7 @@ def analysis_identity(incident_id: str, analysis_text: str) -> tuple[str, str]:
 
 def prepare(record: AnalysisIn, label: str, limits: Limits, now: datetime) -> PreparedSave:
     """Check limits and text, compute ids and the priced run row; raise RecordError on a problem."""
+    label = label_for(label, record.incident.incident_id)
     _check_text_fields(record, label, limits)
     try:
         analysis_text = canonical_json(record.analysis)
@@ -184,6 +185,7 @@ def validate_record(raw: Any, label: str) -> AnalysisIn:
         elif first["type"].endswith("_type"):
             message = f"{message.lower()}, got {_json_type(first.get('input'))}"
         else:
+            message = message.removeprefix("Value error, ")
             message = message[0].lower() + message[1:]
         extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise RecordError(_with_id(label, raw), field_name, message + extra) from None
@@ -192,9 +194,14 @@ def validate_record(raw: Any, label: str) -> AnalysisIn:
 def _with_id(label: str, raw: dict[str, Any]) -> str:
     incident = raw.get("incident")
     if isinstance(incident, dict):
-        identifier = incident.get("incident_id")
-        if isinstance(identifier, str) and identifier.strip():
-            return f"{label} (incident {identifier.strip()[:60]!r})"
+        return label_for(label, incident.get("incident_id"))
+    return label
+
+
+def label_for(label: str, incident_id: Any) -> str:
+    """A record's label for messages: where it was in the input, and its incident id if known."""
+    if isinstance(incident_id, str) and incident_id.strip() and " (incident " not in label:
+        return f"{label} (incident {incident_id.strip()[:60]!r})"
     return label
 
 

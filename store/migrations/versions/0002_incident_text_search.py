@@ -17,8 +17,9 @@ depends_on = None
 # Kept in step with store.queries.PG_SEARCH_VECTOR: PostgreSQL uses the index only
 # when a query repeats this expression exactly.
 PG_SEARCH_VECTOR = (
-    "to_tsvector('simple', incident_id || ' ' || title || ' ' || "
-    "left(description, 100000) || ' ' || left(initial_findings, 100000))"
+    "to_tsvector('simple', regexp_replace(incident_id || ' ' || title || ' ' || "
+    "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
+    "'g'))"
 )
 
 SQLITE_TRIGGERS = """

@@ -1,0 +1,1 @@
+"""incidex test suite."""

@@ -1,0 +1,5 @@
+"""`python -m tui` runs the incidex command."""
+
+from tui.cli import main
+
+main()

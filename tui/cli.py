@@ -1,0 +1,169 @@
+"""The `incidex` command: the TUI with no arguments, headless verbs otherwise."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from store.errors import StoreError, StoreUnavailable
+from store.settings import Settings, load_settings
+from tui.exit_codes import ExitCode
+
+EPILOG = """\b
+Examples:
+  incidex                                   open the TUI on ./data
+  incidex demo --count 1000                 fill the store with demo incidents
+  incidex --save data/examples/analyses.jsonl
+  my-agent | incidex --save -               save records piped on stdin
+  INCIDEX_DATABASE_URL=postgresql://db/soc incidex --save run.jsonl
+
+\b
+Exit codes: 0 ok, 1 some records failed, 2 usage error,
+3 store unavailable, 130 interrupted.
+"""
+
+
+class InputUnreadable(Exception):
+    """The --save input cannot be read (missing, a directory, no permission)."""
+
+
+class _Group(click.Group):
+    """A group that turns every expected failure into one line and an exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            outcome = super().main(*args, **kwargs)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(int(ExitCode.USAGE))
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", ExitCode.INTERRUPTED)
+        except InputUnreadable as error:
+            _fail(str(error), ExitCode.USAGE)
+        except StoreUnavailable as error:
+            _fail(str(error), ExitCode.STORE_UNAVAILABLE)
+        except StoreError as error:
+            _fail(str(error), ExitCode.RECORDS_FAILED)
+        except Exception as error:
+            if os.environ.get("INCIDEX_DEBUG"):
+                raise
+            _fail(f"internal error: {type(error).__name__}: {error} "
+                  "(set INCIDEX_DEBUG=1 for a traceback)", ExitCode.INTERNAL_ERROR)
+        sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _fail(message: str, code: ExitCode) -> None:
+    click.echo(f"incidex: {message}", err=True)
+    sys.exit(int(code))
+
+
+@click.group(cls=_Group, invoke_without_command=True, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--save", "save_path", metavar="FILE",
+              help="Save analyses from FILE ('-' for stdin): one JSON document, an array, "
+                   "or JSON Lines. Prints a JSON line per record.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="INCIDEX_DATA_DIR",
+              show_envvar=True, help="Data directory (database, backups, index). [default: data]")
+@click.option("--database-url", envvar="INCIDEX_DATABASE_URL", show_envvar=True,
+              help="SQLAlchemy URL; default SQLite at DATA_DIR/incident_analysis.db.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              envvar="INCIDEX_CONFIG_FILE", show_envvar=True,
+              help="TOML settings file. [default: ~/.config/incidex/config.toml]")
+@click.pass_context
+def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
+         database_url: str | None, config_file: Path | None) -> None:
+    """incidex: every security incident and LLM analysis, searchable, with costs.
+
+    With no command it opens the terminal app; the commands below work headless.
+    """
+    if config_file is not None:
+        os.environ["INCIDEX_CONFIG_FILE"] = str(config_file)
+    ctx.obj = load_settings(data_dir=data_dir, database_url=database_url)
+    if save_path is not None:
+        if ctx.invoked_subcommand is not None:
+            raise click.UsageError("--save cannot be combined with a command")
+        sys.exit(int(_save(ctx.obj, save_path)))
+    if ctx.invoked_subcommand is None:
+        sys.exit(int(_open_app(ctx.obj)))
+
+
+def _open_store(settings: Settings) -> Any:
+    from store.store import Store
+
+    return Store.open(settings)
+
+
+def _save(settings: Settings, path: str) -> ExitCode:
+    from tui.headless import save_stream
+
+    stream = _open_input(path)
+    with stream, _open_store(settings) as store:
+        ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
+                                 batch_size=settings.save_batch_size)
+    if failed:
+        click.echo(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
+    return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
+
+
+def _open_input(path: str) -> IO[bytes]:
+    if path == "-":
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    target = Path(path)
+    if target.is_dir():
+        raise InputUnreadable(f"cannot read {path}: is a directory")
+    try:
+        return target.open("rb")
+    except FileNotFoundError:
+        raise InputUnreadable(f"cannot read {path}: no such file") from None
+    except OSError as error:
+        raise InputUnreadable(f"cannot read {path}: {error.strerror}") from None
+
+
+def _open_app(settings: Settings) -> ExitCode:
+    try:
+        from tui.app import run_app
+    except ImportError:
+        return _print_summary(settings)
+    return run_app(settings)
+
+
+def _print_summary(settings: Settings) -> ExitCode:
+    with _open_store(settings) as store:
+        summary = store.summary()
+    if summary.analyses == 0:
+        click.echo(f"The store at {summary.database_url} is empty. Add data with:\n"
+                   "  incidex demo --count 1000\n"
+                   "  incidex --save data/examples/analyses.jsonl")
+        return ExitCode.OK
+    click.echo(f"{summary.incidents:,} incidents, {summary.analyses:,} analyses, "
+               f"{summary.model_calls:,} model calls, ${summary.cost_usd:,.4f} "
+               f"in {summary.database_url}")
+    return ExitCode.OK
+
+
+@main.command()
+@click.option("--count", "-n", type=click.IntRange(1, 10_000_000), default=1000,
+              show_default=True, help="How many demo analyses to add.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed; the same seed gives the same data.")
+@click.pass_obj
+def demo(settings: Settings, count: int, seed: int) -> None:
+    """Fill the store with realistic synthetic incidents and analyses.
+
+    \b
+    Example: incidex demo --count 100000 --seed 7
+    """
+    from tui.headless import fill_demo
+
+    with _open_store(settings) as store:
+        saved = fill_demo(store, count, seed, show_progress=sys.stderr.isatty())
+    click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
+
+
+if __name__ == "__main__":
+    main()

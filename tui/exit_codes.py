@@ -1,0 +1,16 @@
+"""Exit codes of the incidex command."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the incidex process tells its caller."""
+
+    OK = 0
+    RECORDS_FAILED = 1
+    USAGE = 2
+    STORE_UNAVAILABLE = 3
+    INTERNAL_ERROR = 70
+    INTERRUPTED = 130
