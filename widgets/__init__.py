@@ -1,0 +1,1 @@
+"""Reusable presentational widgets: they take plain data and never reach for the store."""
