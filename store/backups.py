@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import itertools
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -14,6 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
+
+import orjson
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM_CHARS = 80
@@ -46,11 +47,12 @@ class BackupItem:
 def backup_path(directory: Path, item: BackupItem) -> Path:
     """Where the backup of one analysis lives: a month folder, then incident and analysis ids."""
     month = item.created_at.strftime("%Y-%m")
-    path = directory / month / f"{safe_name(item.incident_id)}.{item.analysis_id}.json"
-    # safe_name() already guarantees this; the check keeps the promise explicit.
-    if directory.resolve() not in path.resolve().parents:
-        raise ValueError(f"backup path escapes {directory}")
-    return path
+    name = f"{safe_name(item.incident_id)}.{safe_name(item.analysis_id)}.json"
+    # safe_name() leaves no separator and no leading dot; this keeps the promise explicit
+    # without a filesystem call per file.
+    if os.sep in name or name.startswith("."):
+        raise ValueError(f"unsafe backup name {name!r}")
+    return directory / month / name
 
 
 def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
@@ -68,8 +70,8 @@ def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
             if target.parent not in folders:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 folders.add(target.parent)
-            payload = json.dumps(item.document, ensure_ascii=False, indent=2, default=str)
-            pending.append((_write_temp(target, payload.encode("utf-8")), target))
+            payload = orjson.dumps(item.document, option=orjson.OPT_INDENT_2)
+            pending.append((_write_temp(target, payload), target))
         _flush_to_disk(directory, [temp for temp, _ in pending])
         for temp, target in pending:
             os.replace(temp, target)

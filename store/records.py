@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from store.errors import RecordError
 from store.pricing import price_call
@@ -47,9 +48,15 @@ class PreparedSave:
 
 
 def canonical_json(document: Any) -> str:
-    """The one text form of a JSON value: sorted keys, no spaces; NaN and Infinity refused."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    """The one text form of a JSON value: sorted keys, no spaces, UTF-8 as is.
+
+    orjson refuses what is not storable (unpaired surrogates, integers past 64 bits);
+    NaN and Infinity never get this far because the input parser refuses them.
+    """
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except orjson.JSONEncodeError as error:
+        raise ValueError(str(error)) from None
 
 
 def analysis_identity(incident_id: str, analysis_text: str) -> tuple[str, str]:
@@ -65,8 +72,7 @@ def prepare(record: AnalysisIn, label: str, limits: Limits, now: datetime) -> Pr
     _check_text_fields(record, label, limits)
     try:
         analysis_text = canonical_json(record.analysis)
-        analysis_text.encode("utf-8")
-    except (ValueError, UnicodeEncodeError) as error:
+    except ValueError as error:
         raise RecordError(label, "analysis", f"not storable JSON ({_short(error)})") from None
     if len(analysis_text.encode("utf-8")) > limits.max_analysis_bytes:
         raise RecordError(
