@@ -262,3 +262,9 @@ def totals(connection: Connection) -> dict[str, Any]:
         "model_calls": int(calls),
         "cost_usd": Decimal(str(cost)),
     }
+
+
+def latest_analysis_pk(connection: Connection) -> int:
+    """The highest analysis primary key, 0 for an empty store."""
+    found = connection.execute(select(func.max(Analysis.__table__.c.id))).scalar_one()
+    return int(found or 0)

@@ -177,3 +177,29 @@ class StoreSummary:
     cost_usd: Decimal
     database_url: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarHit:
+    """One similar past incident: its best-matching analysis, the score and why it matched."""
+
+    incident_id: str
+    analysis_id: str
+    title: str
+    severity: str | None
+    created_at: datetime
+    score: float
+    shared_iocs: list[str] = field(default_factory=list)
+    shared_techniques: list[str] = field(default_factory=list)
+    near_duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarResult:
+    """The answer to one similar-incident query."""
+
+    query_text: str | None
+    query_incident_id: str | None
+    hits: list[SimilarHit]
+    elapsed_ms: float
+    from_cache: bool = False

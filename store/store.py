@@ -152,6 +152,11 @@ class Store:
         with read_connection(self.engine) as connection:
             return queries.usage_by_day(connection, days)
 
+    def latest_analysis_pk(self) -> int:
+        """The highest analysis id: a cheap way to notice other processes' saves."""
+        with read_connection(self.engine) as connection:
+            return queries.latest_analysis_pk(connection)
+
     def summary(self) -> StoreSummary:
         """Counts for the headless summary."""
         with read_connection(self.engine) as connection:
