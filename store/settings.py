@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     embedder: str = Field(
         default="hashed-ngram-v1",
-        description="Embedder used for similar-incident search: an offline name or 'openai:<model>'.",
+        description="Embedder for similar-incident search: an offline name or 'openai:<model>'.",
     )
     openai_base_url: str | None = Field(
         default=None,
@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="Redis URL for the shared cache; without it an on-disk cache under DATA_DIR.",
+    )
+    cache_memory_max_entries: int = Field(
+        default=10_000, description="Entries kept in the in-process memory cache."
+    )
+    cache_memory_max_bytes: int = Field(
+        default=64 * 1024 * 1024, description="Bytes kept in the in-process memory cache."
+    )
+    cache_disk_max_bytes: int = Field(
+        default=1024 * 1024 * 1024, description="Size limit of the on-disk cache."
+    )
+    cache_ttl_seconds: float = Field(
+        default=30 * 24 * 3600.0, description="How long cached results live by default."
+    )
+    cache_retry_seconds: float = Field(
+        default=3.0, description="After a Redis failure, how long to wait before trying again."
     )
     secrets_dir: Path | None = Field(
         default=None,

@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks: real local stand-ins for outside services."""
