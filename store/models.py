@@ -135,3 +135,5 @@ class Embedding(SQLModel, table=True):
     status: str = Field(default="ready", sa_column=Column(String(16), nullable=False, index=True))
     vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     updated_at: datetime = _utc()
+    # Grows with every vector written or refilled: readers catch up on seq > what they hold.
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,6 @@ class PreparedSave:
     event_time: datetime
     run_row: dict[str, Any] | None
     vector: bytes | None = None
-    extra_runs: list[dict[str, Any]] = field(default_factory=list)
     embedder: str | None = None
     dimension: int | None = None
 

@@ -19,17 +19,26 @@ from store.schemas import SaveResult
 log = logging.getLogger("incidex.store")
 
 
-def write_batch(engine: Engine, batch: Sequence[PreparedSave]) -> list[SaveResult]:
-    """Write a batch in one transaction; if that fails, write each record on its own."""
+def write_batch(engine: Engine, batch: Sequence[PreparedSave],
+                extra_runs: Sequence[dict[str, Any]] = ()) -> list[SaveResult]:
+    """Write a batch in one transaction; if that fails, write each record on its own.
+
+    extra_runs are run_metadata rows of the batch as a whole (its embedding calls).
+    """
     if not batch:
         return []
     try:
         with write_transaction(engine) as connection:
+            if extra_runs:
+                connection.execute(RunMetadata.__table__.insert(), list(extra_runs))
             return _write(connection, batch)
     except (IntegrityError, DBAPIError) as error:
         if len(batch) == 1:
             return [_failed(batch[0], error)]
         log.info("batch of %d failed (%s); retrying record by record", len(batch), error)
+    if extra_runs:
+        with write_transaction(engine) as connection:
+            connection.execute(RunMetadata.__table__.insert(), list(extra_runs))
     results: list[SaveResult] = []
     for prepared in batch:
         try:
@@ -154,7 +163,6 @@ def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> d
 
 def _insert_runs(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
     rows = [p.run_row for p in fresh if p.run_row is not None]
-    rows.extend(row for p in fresh for row in p.extra_runs)
     if rows:
         connection.execute(RunMetadata.__table__.insert(), rows)
 
@@ -176,7 +184,20 @@ def _insert_embeddings(
         if p.embedder is not None
     ]
     if rows:
-        connection.execute(Embedding.__table__.insert(), rows)
+        insert_embedding_rows(connection, rows)
+
+
+def insert_embedding_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert embedding rows, each with a fresh write sequence number."""
+    table = Embedding.__table__
+    if connection.dialect.name == "postgresql":
+        statement = table.insert().values(seq=func.nextval("embeddings_seq_counter"))
+        connection.execute(statement, rows)
+        return
+    # SQLite writers hold the database lock, so max + 1 is unique and increasing.
+    start = connection.execute(select(func.coalesce(func.max(table.c.seq), 0))).scalar_one()
+    numbered = [{**row, "seq": start + offset} for offset, row in enumerate(rows, start=1)]
+    connection.execute(table.insert(), numbered)
 
 
 def _failed(prepared: PreparedSave, error: Exception) -> SaveResult:

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         default="gpt-4o-mini", description="Default model name for analyses when none is given."
     )
     embedder: str = Field(
-        default="hashed-ngram-v1",
+        default="hashed-concepts-v1",
         description="Embedder for similar-incident search: an offline name or 'openai:<model>'.",
     )
     openai_base_url: str | None = Field(
@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     index_kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         default="auto",
         description="Vector index: exact 'flat', approximate 'ivf'/'hnsw', or 'auto' by size.",
+    )
+    similar_seen_min_score: float = Field(
+        default=0.5,
+        description="Score from which a past incident counts as 'seen before' in the list.",
     )
     max_text_chars: int = Field(
         default=1_000_000,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store import queries
+from store import queries, store_similar
 from store.backups import BackupItem, write_backups
 from store.engine import make_engine, read_connection
 from store.errors import RecordError, StoreUnavailable
@@ -25,11 +27,16 @@ from store.schemas import (
     IncidentSort,
     PageCursor,
     SaveResult,
+    SimilarResult,
     StoreSummary,
     UsageByDay,
     UsageTotal,
 )
 from store.settings import Settings
+from store.vectors import VectorService
+
+if TYPE_CHECKING:
+    from store.cache import Cache
 
 log = logging.getLogger("incidex.store")
 
@@ -42,6 +49,9 @@ class Store:
         self.engine = engine
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes)
         self.backups = backups_directory(settings)
+        self._cache: Cache | None = None
+        self._cache_lock = threading.Lock()
+        self.vectors = VectorService(settings, engine, cache=None)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -56,8 +66,25 @@ class Store:
                                    f"{_first_line(error)}") from None
         return cls(settings, engine)
 
+    @property
+    def cache(self) -> Cache:
+        """The cache in front of paid and slow calls (memory, then Redis or disk)."""
+        with self._cache_lock:
+            if self._cache is None:
+                from store.cache import make_cache
+
+                self._cache = make_cache(self.settings)
+                self.vectors.cache = self._cache
+            return self._cache
+
     def close(self) -> None:
-        """Release every database connection."""
+        """Write the index snapshot if it changed, flush cache stats, release connections."""
+        try:
+            self.vectors.snapshot()
+        except OSError as error:
+            log.warning("index snapshot not written: %s", error.strerror)
+        if self._cache is not None:
+            self._cache.close()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -88,8 +115,14 @@ class Store:
             except RecordError as error:
                 outcomes.append(SaveResult(record.incident.incident_id, None, "error", str(error)))
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
-        written = iter(write_batch(self.engine, prepared))
-        results = [item if isinstance(item, SaveResult) else next(written) for item in outcomes]
+        _ = self.cache  # the embedder's cache must be in place before embedding
+        embed_runs = self.vectors.attach_vectors(prepared)
+        written = write_batch(self.engine, prepared, embed_runs)
+        saved = [(result.pk, item) for result, item in zip(written, prepared, strict=True)
+                 if result.status == "saved" and result.pk is not None]
+        self.vectors.added(saved)
+        stream = iter(written)
+        results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
         self._back_up(prepared, results)
         return results
 
@@ -151,6 +184,42 @@ class Store:
         """Tokens and cost per UTC day over the last `days` days."""
         with read_connection(self.engine) as connection:
             return queries.usage_by_day(connection, days)
+
+    def similar(self, text: str | None = None, incident_id: str | None = None, k: int = 10,
+                severity: list[str] | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> SimilarResult:
+        """Incidents like a typed text or a stored incident: best first, one row each."""
+        return store_similar.similar(self, text, incident_id, k, severity, since, until)
+
+    def known_similar_counts(self, incident_ids: list[str]) -> dict[str, int]:
+        """How many similar incidents each one has, where that is already known (cached)."""
+        return store_similar.known_similar_counts(self, incident_ids,
+                                                  self.settings.similar_seen_min_score)
+
+    def warm_similar(self, incident_ids: list[str], stop: threading.Event | None = None) -> int:
+        """Fill the cache with similar results for these incidents until `stop` is set."""
+        return store_similar.warm_similar(self, incident_ids, stop)
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Cache hits, misses, errors, hit rate and the tokens and dollars hits saved
+        (shared across processes where the cache keeps shared counters)."""
+        from store.cache_stats import ERRORS
+
+        stats = self.cache.stats()
+        totals = stats.shared if stats.shared is not None else stats.process
+        errors = sum(value for (_scope, _namespace, event), value in totals.counts.items()
+                     if event == ERRORS)
+        return {
+            "hits": totals.hits,
+            "misses": totals.misses,
+            "errors": errors,
+            "hit_rate": totals.hit_rate(),
+            "tokens_saved": totals.tokens_saved,
+            "usd_saved": totals.cost_usd_saved,
+            "by_namespace": {namespace: totals.hit_rate(namespace)
+                             for namespace in totals.namespaces()},
+            "detail": stats.as_dict(),
+        }
 
     def latest_analysis_pk(self) -> int:
         """The highest analysis id: a cheap way to notice other processes' saves."""

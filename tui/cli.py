@@ -165,5 +165,16 @@ def demo(settings: Settings, count: int, seed: int) -> None:
     click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
 
 
+def _register_commands() -> None:
+    from tui.cli_cache import cache
+    from tui.cli_search import reindex, similar, verify
+
+    for command in (similar, reindex, verify, cache):
+        main.add_command(command)
+
+
+_register_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -80,6 +80,7 @@ from store.settings import Settings
 from store.store import Store
 from tests.conftest import make_record
 store = Store.open(Settings(save_batch_size=int(sys.argv[1])))
+store.save_analysis(validate_record(make_record("K-warm"), "warm"))
 print("open", flush=True)
 index = 0
 while True:
@@ -118,11 +119,14 @@ def assert_consistent(database: Path) -> None:
         stray_runs = connection.execute(
             "SELECT count(*) FROM run_metadata r LEFT JOIN analyses a USING (analysis_id)"
             " WHERE a.id IS NULL").fetchone()[0]
+        unvectored = connection.execute(
+            "SELECT count(*) FROM analyses a LEFT JOIN embeddings e ON e.analysis_pk = a.id"
+            " WHERE e.analysis_pk IS NULL").fetchone()[0]
         miscounted = connection.execute(
             "SELECT count(*) FROM incidents i WHERE analysis_count !="
             " (SELECT count(*) FROM analyses a WHERE a.incident_id = i.incident_id)"
         ).fetchone()[0]
-    assert (orphans, unmetered, stray_runs, miscounted) == (0, 0, 0, 0)
+    assert (orphans, unmetered, stray_runs, unvectored, miscounted) == (0, 0, 0, 0, 0)
 
 
 def test_an_older_database_upgrades_without_losing_rows(settings: Any) -> None:

@@ -1,0 +1,157 @@
+"""`incidex similar`, `reindex` and `verify`: similar-incident search without the TUI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from store.errors import StoreError
+from store.schemas import SimilarResult
+from store.settings import Settings
+from tui.exit_codes import ExitCode
+
+
+def _open(settings: Settings) -> Any:
+    from store.store import Store
+
+    return Store.open(settings)
+
+
+def _progress(label: str) -> Any:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(f"[progress.description]{label}", BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True),
+                    disable=not sys.stderr.isatty())
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option("--incident", "incident_ids", multiple=True, metavar="ID",
+              help="Find incidents like this stored one (repeatable).")
+@click.option("--incidents-from", type=click.Path(path_type=Path, dir_okay=False),
+              help="A file of incident ids, one per line ('-' for stdin).")
+@click.option("-k", "k", type=click.IntRange(1, 200), default=10, show_default=True,
+              help="How many similar incidents per query.")
+@click.option("--severity", multiple=True, help="Only these severities (repeatable).")
+@click.option("--since", type=click.DateTime(), help="Only analyses from this date (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only analyses up to this date (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
+@click.pass_obj
+def similar(settings: Settings, text: str | None, incident_ids: tuple[str, ...],
+            incidents_from: Path | None, k: int, severity: tuple[str, ...],
+            since: datetime | None, until: datetime | None, as_json: bool) -> None:
+    """Find past incidents similar to TEXT or to stored incidents.
+
+    \b
+    Examples:
+      incidex similar "fake invoice macro attachment" -k 5
+      incidex similar --incident INC-2026-0001 --json
+      incidex similar --incidents-from ids.txt --json > similar.jsonl
+    """
+    queries = list(_queries(text, incident_ids, incidents_from))
+    if not queries:
+        raise click.UsageError("give a TEXT, --incident ID or --incidents-from FILE")
+    failed = 0
+    with _open(settings) as store:
+        for query_text, incident_id in queries:
+            try:
+                result = store.similar(text=query_text, incident_id=incident_id, k=k,
+                                       severity=list(severity) or None,
+                                       since=_utc(since), until=_utc(until))
+            except StoreError as error:
+                failed += 1
+                click.echo(f"incidex: {error}", err=True)
+                if as_json:
+                    click.echo(json.dumps({"query": query_text, "incident_id": incident_id,
+                                           "error": str(error), "results": []}))
+                continue
+            click.echo(_as_json(result) if as_json else _as_table(result))
+    sys.exit(int(ExitCode.RECORDS_FAILED if failed else ExitCode.OK))
+
+
+def _queries(text: str | None, incident_ids: tuple[str, ...], source: Path | None
+             ) -> Iterator[tuple[str | None, str | None]]:
+    if text is not None:
+        yield text, None
+    for incident_id in incident_ids:
+        yield None, incident_id
+    if source is not None:
+        handle = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
+        with handle:
+            for line in handle:
+                if line.strip():
+                    yield None, line.strip()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    from store.schemas import as_utc
+
+    return None if moment is None else as_utc(moment)
+
+
+def _as_json(result: SimilarResult) -> str:
+    return json.dumps({
+        "query": result.query_text, "incident_id": result.query_incident_id,
+        "elapsed_ms": round(result.elapsed_ms, 3), "from_cache": result.from_cache,
+        "results": [{"rank": rank, "incident_id": hit.incident_id,
+                     "analysis_id": hit.analysis_id, "score": hit.score, "title": hit.title,
+                     "severity": hit.severity, "created_at": hit.created_at.isoformat(),
+                     "matched_iocs": hit.shared_iocs, "matched_techniques": hit.shared_techniques,
+                     "near_duplicates": hit.near_duplicates}
+                    for rank, hit in enumerate(result.hits, start=1)],
+    }, ensure_ascii=False)
+
+
+def _as_table(result: SimilarResult) -> str:
+    what = repr(result.query_text) if result.query_text else result.query_incident_id
+    lines = [f"similar to {what} ({result.elapsed_ms:.1f} ms"
+             f"{', cached' if result.from_cache else ''}):"]
+    if not result.hits:
+        lines.append("  nothing similar yet")
+    for rank, hit in enumerate(result.hits, start=1):
+        why = ", ".join(hit.shared_techniques + hit.shared_iocs)
+        more = f" (+{hit.near_duplicates} near-duplicates)" if hit.near_duplicates else ""
+        lines.append(f"{rank:3d}. {hit.score:.3f}  {hit.incident_id:<22} "
+                     f"{(hit.severity or '-'):<9} {hit.created_at:%Y-%m-%d}  "
+                     f"{hit.title[:60]}{more}" + (f"\n       matched: {why}" if why else ""))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--pending", is_flag=True, help="Only fill vectors left pending by an outage.")
+@click.pass_obj
+def reindex(settings: Settings, pending: bool) -> None:
+    """Rebuild every vector and the index from the database (after changing the embedder)."""
+    from store.maintenance import reindex as rebuild
+
+    with _open(settings) as store, _progress("embedding") as progress:
+        task = progress.add_task("embedding", total=None)
+        written = rebuild(store, pending_only=pending,
+                          progress=lambda done, total: progress.update(task, completed=done,
+                                                                       total=total))
+    click.echo(f"{written:,} vectors written with {settings.embedder}", err=True)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.pass_obj
+def verify(settings: Settings, as_json: bool) -> None:
+    """Check that the vector index and the database agree; exit 1 on drift."""
+    from store.maintenance import verify as check
+
+    with _open(settings) as store:
+        report = check(store)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        click.echo("\n".join(report.lines()))
+    sys.exit(int(ExitCode.OK if report.in_step else ExitCode.RECORDS_FAILED))
