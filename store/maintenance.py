@@ -106,7 +106,7 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
             .group_by(Embedding.embedder, Embedding.dimension))}
         report.wrong_dimension = connection.execute(
             select(func.count()).select_from(Embedding)
-            .where(Embedding.embedder == embedder.name,
+            .where(Embedding.embedder == embedder.name, Embedding.status == "ready",
                    Embedding.dimension != embedder.dimension)).scalar_one()
         held = index.ids()
         report.missing_from_index = np.setdiff1d(ready, held).tolist()

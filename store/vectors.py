@@ -91,9 +91,10 @@ class VectorService:
                 log.warning("embedder unavailable, vectors left pending: %s", error)
                 self._outage_reported = True
             vectors, calls = None, []
+        dimension = vectors.shape[1] if vectors is not None else _known_dimension(embedder)
         for row, item in enumerate(prepared):
             item.embedder = embedder.name
-            item.dimension = embedder.dimension if vectors is None else vectors.shape[1]
+            item.dimension = dimension
             item.vector = None if vectors is None else vectors[row].tobytes()
         return [embedding_run_row(call) for call in calls]
 
@@ -220,6 +221,16 @@ class VectorService:
         """Drop the in-memory index (after a reindex replaced it on disk)."""
         with self._index_lock:
             self._index = None
+
+
+def _known_dimension(embedder: Embedder) -> int:
+    """The embedder's dimension, or 0 when learning it would need the unreachable server."""
+    from store.embed import EmbedderUnavailable
+
+    try:
+        return embedder.dimension
+    except EmbedderUnavailable:
+        return 0
 
 
 def embedding_run_row(call: EmbedCall) -> dict[str, Any]:

@@ -122,3 +122,12 @@ def make_record(incident_id: str = "INC-1", **overrides: Any) -> dict[str, Any]:
     }
     record.update(overrides)
     return record
+
+
+@pytest.fixture
+def openai_server() -> Iterator[Any]:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 (tests/support/openai_server.py)."""
+    from tests.support.openai_server import OpenAIServer
+
+    with OpenAIServer(dimension=64) as server:
+        yield server
