@@ -89,7 +89,14 @@ class VectorIndex:
         import faiss
 
         with self._lock:
-            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            if hasattr(self._index, "id_map"):
+                return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            invlists = self._index.invlists
+            chunks = [faiss.rev_swig_ptr(invlists.get_ids(number), invlists.list_size(number))
+                      .copy() for number in range(self._index.nlist)
+                      if invlists.list_size(number)]
+            return np.sort(np.concatenate(chunks)).astype(np.int64) if chunks else np.zeros(
+                0, np.int64)
 
     def vector(self, analysis_pk: int) -> np.ndarray | None:
         """The stored vector of one analysis, or None."""
@@ -98,6 +105,24 @@ class VectorIndex:
                 return np.asarray(self._index.reconstruct(int(analysis_pk)), dtype=np.float32)
             except RuntimeError:
                 return None
+
+    def convert(self, kind: str, nprobe: int) -> None:
+        """Rebuild this index as another kind from the vectors it holds (exact -> approximate)."""
+        with self._lock:
+            ids = self.ids()
+            vectors = np.vstack([self._index.reconstruct(int(pk)) for pk in ids]) if len(
+                ids) else np.zeros((0, self.dimension), np.float32)
+            self._index = (new_faiss_index(kind, self.dimension) if kind == "flat"
+                           else build_approximate(kind, ids, vectors, nprobe))
+            if kind == "flat" and len(ids):
+                self._index.add_with_ids(vectors, ids)
+            self.kind = kind
+            self.dirty = True
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """How many inverted lists an approximate search visits (more: slower, better recall)."""
+        if hasattr(self._index, "nprobe"):
+            self._index.nprobe = nprobe
 
     def meta(self) -> IndexMeta:
         """A description of what the index holds now."""
@@ -146,12 +171,43 @@ class VectorIndex:
 
 
 def new_faiss_index(kind: str, dimension: int) -> Any:
-    """An empty FAISS index of the given kind with analysis ids as labels."""
+    """An empty exact index with analysis ids as labels (approximate ones need training)."""
     import faiss
 
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-    raise ValueError(f"unknown index kind {kind!r}")
+    raise ValueError(f"index kind {kind!r} needs training vectors: use build_approximate()")
+
+
+def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: int,
+                      seed: int = 1234) -> Any:
+    """An inverted-file index trained on (a sample of) the vectors, holding all of them.
+
+    kind "ivf" keeps full float vectors in the lists; "ivf-sq8" keeps 8-bit codes
+    (a quarter of the memory). nlist grows with the square root of the count.
+    """
+    import faiss
+
+    count, dimension = vectors.shape
+    nlist = int(min(16384, max(64, 2 ** round(np.log2(4 * np.sqrt(count))))))
+    quantizer = faiss.IndexFlatIP(dimension)
+    if kind == "ivf":
+        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "ivf-sq8":
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist,
+                                              faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"unknown approximate index kind {kind!r}")
+    sample_size = min(count, nlist * 64)
+    sample = np.random.default_rng(seed).choice(count, size=sample_size, replace=False)
+    index.cp.seed = seed
+    index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
+    index.quantizer_trains_alone = 0
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids, np.int64))
+    index.nprobe = nprobe
+    return index
 
 
 def _write_synced(path: Path, payload: memoryview | bytes) -> None:

@@ -88,9 +88,16 @@ class Settings(BaseSettings):
         default=False,
         description="Also pseudonymise internal host names and private IP ranges before embedding.",
     )
-    index_kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+    index_kind: Literal["auto", "flat", "ivf", "ivf-sq8"] = Field(
         default="auto",
-        description="Vector index: exact 'flat', approximate 'ivf'/'hnsw', or 'auto' by size.",
+        description="Vector index: exact 'flat', approximate 'ivf' or 'ivf-sq8' (8-bit codes), "
+        "or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, 'ivf' above.",
+    )
+    index_approximate_from: int = Field(
+        default=200_000, description="Vector count from which 'auto' switches to 'ivf'."
+    )
+    index_nprobe: int = Field(
+        default=96, description="Inverted lists an approximate search visits."
     )
     similar_seen_min_score: float = Field(
         default=0.5,

@@ -145,9 +145,26 @@ class VectorService:
                 directory = index_directory(self.settings)
                 loaded = VectorIndex.load_snapshot(directory, embedder.name, embedder.dimension)
                 self._index = loaded or VectorIndex(embedder.name, embedder.dimension)
+                self.catch_up(self._index)
+                self._fit_kind(self._index)
             index = self._index
         self.catch_up(index)
         return index
+
+    def wanted_kind(self, count: int) -> str:
+        """The index kind the settings ask for at this many vectors."""
+        kind = self.settings.index_kind
+        if kind != "auto":
+            return kind
+        return "ivf" if count >= self.settings.index_approximate_from else "flat"
+
+    def _fit_kind(self, index: VectorIndex) -> None:
+        """Switch exact and approximate as the settings and the size ask, once, at load."""
+        wanted = self.wanted_kind(len(index))
+        if wanted != index.kind:
+            log.info("rebuilding the vector index as %s (%d vectors)", wanted, len(index))
+            index.convert(wanted, self.settings.index_nprobe)
+        index.set_nprobe(self.settings.index_nprobe)
 
     @property
     def index_loaded(self) -> bool:

@@ -151,8 +151,11 @@ def _print_summary(settings: Settings) -> ExitCode:
               show_default=True, help="How many demo analyses to add.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; the same seed gives the same data.")
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True,
+              help="Start at this record of the sequence (to resume, or to split a large "
+                   "fill across processes).")
 @click.pass_obj
-def demo(settings: Settings, count: int, seed: int) -> None:
+def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
     """Fill the store with realistic synthetic incidents and analyses.
 
     \b
@@ -161,7 +164,7 @@ def demo(settings: Settings, count: int, seed: int) -> None:
     from tui.headless import fill_demo
 
     with _open_store(settings) as store:
-        saved = fill_demo(store, count, seed, show_progress=sys.stderr.isatty())
+        saved = fill_demo(store, count, seed, offset=offset, show_progress=sys.stderr.isatty())
     click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
 
 

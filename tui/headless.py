@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any, TextIO
 
 from store.errors import RecordError
@@ -76,9 +77,10 @@ def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
         yield chunk
 
 
-def fill_demo(store: Store, count: int, seed: int, *, batch_size: int = 2000,
+def fill_demo(store: Store, count: int, seed: int, *, offset: int = 0, batch_size: int = 2000,
               show_progress: bool = True) -> int:
-    """Generate `count` demo records and save them in batches, with a progress bar."""
+    """Generate demo records offset..offset+count-1 and save them in batches, with a progress
+    bar. The data is relative to today (midnight UTC), so it is the same all day long."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from store.demo import generate_records
@@ -90,7 +92,9 @@ def fill_demo(store: Store, count: int, seed: int, *, batch_size: int = 2000,
                         disable=not show_progress, transient=False)
     with progress:
         task = progress.add_task("demo records", total=count)
-        for index, record in enumerate(generate_records(count, seed)):
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        records = generate_records(offset + count, seed, now=today, start=offset)
+        for index, record in enumerate(records, start=offset):
             batch.append((f"demo {index}", AnalysisIn.model_validate(record)))
             if len(batch) >= batch_size:
                 saved += _count_saved(store.save_many(batch))

@@ -1,0 +1,53 @@
+"""The vector index itself: exact and approximate kinds, snapshots, ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from store.index import VectorIndex
+
+
+def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
+    matrix = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+def test_kinds_find_each_vector_and_survive_a_snapshot(kind: str, tmp_path: Path) -> None:
+    vectors = unit_vectors(3000)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids, vectors, high_water_mark=3010)
+    if kind != "flat":
+        index.convert(kind, nprobe=64)
+    _, found = index.search(vectors[:50], 1)
+    assert (found[:, 0] == ids[:50]).mean() >= 0.95
+    assert np.array_equal(np.sort(index.ids()), ids)
+    index.remove(ids[:5])
+    index.add(np.array([99_999]), unit_vectors(1, seed=9))
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and loaded.kind == kind and len(loaded) == 2996
+    assert loaded.high_water_mark == 3010
+    assert 99_999 in loaded.ids() and ids[0] not in loaded.ids()
+    assert loaded.vector(99_999) is not None and loaded.vector(int(ids[0])) is None
+
+
+def test_snapshot_of_another_embedder_is_not_loaded(tmp_path: Path) -> None:
+    index = VectorIndex("one", 8)
+    index.add(np.array([1]), unit_vectors(1, 8))
+    index.save_snapshot(tmp_path)
+    assert VectorIndex.load_snapshot(tmp_path, "two", 8) is None
+    assert VectorIndex.load_snapshot(tmp_path, "one", 16) is None
+    assert VectorIndex.load_snapshot(tmp_path / "absent", "one", 8) is None
+
+
+def test_a_torn_snapshot_is_ignored(tmp_path: Path) -> None:
+    index = VectorIndex("one", 8)
+    index.add(np.array([1]), unit_vectors(1, 8))
+    index.save_snapshot(tmp_path)
+    (tmp_path / "vectors.faiss").write_bytes(b"not an index")
+    assert VectorIndex.load_snapshot(tmp_path, "one", 8) is None
