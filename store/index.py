@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ class VectorIndex:
 
     def __init__(self, embedder: str, dimension: int, kind: str = "flat",
                  faiss_index: Any | None = None, high_water_mark: int = 0) -> None:
+        _single_threaded_search()
         self.embedder = embedder
         self.dimension = dimension
         self.kind = kind
@@ -112,8 +116,9 @@ class VectorIndex:
             ids = self.ids()
             vectors = np.vstack([self._index.reconstruct(int(pk)) for pk in ids]) if len(
                 ids) else np.zeros((0, self.dimension), np.float32)
-            self._index = (new_faiss_index(kind, self.dimension) if kind == "flat"
-                           else build_approximate(kind, ids, vectors, nprobe))
+            with _all_cores():
+                self._index = (new_faiss_index(kind, self.dimension) if kind == "flat"
+                               else build_approximate(kind, ids, vectors, nprobe))
             if kind == "flat" and len(ids):
                 self._index.add_with_ids(vectors, ids)
             self.kind = kind
@@ -168,6 +173,27 @@ class VectorIndex:
         # A crash between the two renames leaves a newer index with older metadata:
         # the lower mark only means re-adding a few rows, which replaces them.
         return cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark)
+
+
+@lru_cache(maxsize=1)
+def _single_threaded_search() -> None:
+    """One query at a time is fastest on one thread: OpenMP's hand-offs cost more than the
+    scan of one query saves, and the TUI runs its queries from several workers."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+@contextmanager
+def _all_cores() -> Iterator[None]:
+    """Training and bulk adds do use every core."""
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
 
 
 def new_faiss_index(kind: str, dimension: int) -> Any:
