@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         default=None,
         description="Directory for keys kept outside DATA_DIR (PII pseudonym key); "
         "default ~/.config/incidex/secrets.",
+    )
+    pii_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the PII pseudonyms (32+ characters); default a key file in "
+        "SECRETS_DIR, created on first use.",
+    )
+    internal_domains: tuple[str, ...] = Field(
+        default=(),
+        description="Your internal DNS suffixes, pseudonymised with STRIP_INTERNAL_HOSTS.",
     )
     strip_internal_hosts: bool = Field(
         default=False,
