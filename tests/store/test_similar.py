@@ -233,3 +233,13 @@ def test_snapshot_is_reused_on_open(settings: Settings) -> None:
     embedder = Store.open(settings).vectors.embedder
     loaded = VectorIndex.load_snapshot(directory, embedder.name, embedder.dimension)
     assert loaded is not None and len(loaded) == 6
+
+
+def test_an_open_index_sees_another_process_saves(settings: Settings) -> None:
+    with Store.open(settings) as reader, Store.open(settings) as writer:
+        fill(reader, per_family=2)
+        before = reader.similar(text="public storage bucket world readable")
+        writer.save_analysis(validate_record(family_record("bucket", 40), "other"))
+        after = reader.similar(text="public storage bucket world readable")
+    assert "BUCKET-40" not in [h.incident_id for h in before.hits]
+    assert "BUCKET-40" in [h.incident_id for h in after.hits]
