@@ -124,6 +124,7 @@ class Embedding(SQLModel, table=True):
     """The vector of one analysis; the vector index is always rebuildable from these rows."""
 
     __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_embedder", "embedder", "dimension"),)
 
     analysis_pk: int = Field(
         sa_column=Column(

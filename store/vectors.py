@@ -175,11 +175,15 @@ class VectorService:
         """Refuse to mix vectors: the stored ones must come from the configured embedder."""
         embedder = self.embedder
         with read_connection(self.engine) as connection:
-            others = connection.execute(
-                select(Embedding.embedder, Embedding.dimension)
-                .where(Embedding.embedder != embedder.name)
-                .limit(1)
-            ).first()
+            # Two range seeks on the embedder index instead of a scan of every vector row.
+            below, above = (
+                connection.execute(
+                    select(Embedding.embedder, Embedding.dimension).where(condition).limit(1)
+                ).first()
+                for condition in (Embedding.embedder < embedder.name,
+                                  Embedding.embedder > embedder.name)
+            )
+            others = below or above
         if others is not None:
             raise EmbedderMismatch(
                 f"the store's vectors were made by {others[0]!r} (dimension {others[1]}), but "
