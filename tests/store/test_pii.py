@@ -20,7 +20,7 @@ from store.settings import Settings
 
 TEST_KEY = b"test-only-pseudonym-key-0123456789abcdef"
 OTHER_KEY = b"another-test-pseudonym-key-fedcba9876543210"
-TAG = re.compile(r"<[A-Z_]+_[0-9a-f]{8}>")
+TAG = re.compile(r"<[A-Z_]+_[0-9a-f]{12}>")
 
 # (kind, text, raw values that must disappear)
 CASES = [
@@ -293,7 +293,7 @@ FRAGMENTS = (
         "+1 415 555 0132",
         "John Smith",
         "Smith",
-        "<EMAIL_0123abcd>",
+        "<EMAIL_0123456789ab>",
     ]
 )
 
