@@ -31,9 +31,9 @@ from store.store import Store  # noqa: E402
 from tui.headless import save_stream  # noqa: E402
 
 
-def incidex_rate(data_dir: Path, source: Path) -> float:
+def incidex_rate(data_dir: Path, source: Path, embed: bool = True) -> float:
     """Records per second for one `incidex --save source` into data_dir (store opened first)."""
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, embed_on_save=embed)
     with Store.open(settings) as store:
         started = time.perf_counter()
         with source.open("rb") as stream:
@@ -110,10 +110,13 @@ def main() -> None:
     source = write_jsonl(root / "records.jsonl", args.records, prefix="N")
     print(f"{args.records:,} records, {source.stat().st_size / 1e6:.1f} MB JSONL, in {root}")
 
+    os.environ.setdefault("INCIDEX_SECRETS_DIR", str(root / "secrets"))
+    bulk = [incidex_rate(root / f"bulk-{n}", source, embed=False) for n in range(args.repeat)]
     empty = [incidex_rate(root / f"empty-{n}", source) for n in range(args.repeat)]
     seed_empty = [seed_way_rate(root / f"seed-empty-{n}", source, args.seed_records)
                   for n in range(args.repeat)]
     print(f"incidex --save, empty store:          {median_rate(empty)}")
+    print(f"  same, INCIDEX_EMBED_ON_SAVE=false:  {median_rate(bulk)}")
     print(f"seed's way, empty store:              {median_rate(seed_empty)}")
 
     large = root / "large"

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default="hashed-concepts-v1",
         description="Embedder for similar-incident search: an offline name or 'openai:<model>'.",
     )
+    embed_on_save: bool = Field(
+        default=True,
+        description="Embed each analysis as it is saved; false leaves vectors pending for "
+        "`incidex reindex --pending` (fast bulk imports).",
+    )
     openai_base_url: str | None = Field(
         default=None,
         description="Base URL of an OpenAI-compatible API (OpenAI, vLLM, Ollama, LM Studio).",

@@ -80,6 +80,10 @@ class VectorService:
         if not prepared:
             return []
         embedder = self.embedder
+        if not self.settings.embed_on_save:
+            for item in prepared:
+                item.embedder, item.dimension, item.vector = embedder.name, 0, None
+            return []
         texts = [self.clean_text(p.record.incident.title, p.record.incident.description,
                                  p.record.incident.initial_findings, p.record.analysis)
                  for p in prepared]

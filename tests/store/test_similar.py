@@ -243,3 +243,16 @@ def test_an_open_index_sees_another_process_saves(settings: Settings) -> None:
         after = reader.similar(text="public storage bucket world readable")
     assert "BUCKET-40" not in [h.incident_id for h in before.hits]
     assert "BUCKET-40" in [h.incident_id for h in after.hits]
+
+
+def test_bulk_import_without_embedding_then_fill(settings: Settings) -> None:
+    from store.maintenance import pending_count
+
+    bulk = settings.model_copy(update={"embed_on_save": False})
+    with Store.open(bulk) as store:
+        fill(store, per_family=2)
+        assert pending_count(store) == 6
+    with Store.open(settings) as store:
+        assert reindex(store, pending_only=True) == 6
+        assert pending_count(store) == 0 and verify(store).in_step
+        assert store.similar(incident_id="PHISH-1").hits
