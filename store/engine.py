@@ -81,9 +81,11 @@ def _sqlite_engine(url: str, busy_timeout_seconds: float) -> Engine:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction meant to write: all of it commits, or none of it."""
     try:
-        with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
-            with connection.begin():
-                yield connection
+        with (
+            engine.connect().execution_options(**{WRITE_OPTION: True}) as connection,
+            connection.begin(),
+        ):
+            yield connection
     except OperationalError as error:
         raise StoreUnavailable(f"database write failed: {_first_line(error)}") from None
 

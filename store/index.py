@@ -48,7 +48,7 @@ class VectorIndex:
         self.high_water_mark = high_water_mark
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
-        self.dirty = False
+        self.unsaved = 0  # vectors changed since the last snapshot
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -69,13 +69,13 @@ class VectorIndex:
             self._index.add_with_ids(vectors, ids)
             if high_water_mark is not None:
                 self.high_water_mark = max(self.high_water_mark, high_water_mark)
-            self.dirty = True
+            self.unsaved += len(ids)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove vectors by analysis id; returns how many were there."""
         with self._lock:
             removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
-            self.dirty = self.dirty or removed > 0
+            self.unsaved += removed
             return removed
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +122,7 @@ class VectorIndex:
             if kind == "flat" and len(ids):
                 self._index.add_with_ids(vectors, ids)
             self.kind = kind
-            self.dirty = True
+            self.unsaved = max(len(ids), 1)
 
     def set_nprobe(self, nprobe: int) -> None:
         """How many inverted lists an approximate search visits (more: slower, better recall)."""
@@ -141,7 +141,7 @@ class VectorIndex:
         with self._lock:
             meta = self.meta()
             serialized = faiss.serialize_index(self._index)
-            self.dirty = False
+            self.unsaved = 0
         suffix = f".tmp-{os.getpid()}-{threading.get_ident()}"
         index_temp = directory / (SNAPSHOT_INDEX + suffix)
         meta_temp = directory / (SNAPSHOT_META + suffix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -221,10 +221,19 @@ class Store:
             "detail": stats.as_dict(),
         }
 
+    def refresh_index_snapshot(self) -> bool:
+        """Rewrite the vector index snapshot if enough changed (for a background timer)."""
+        return self.vectors.snapshot()
+
     def latest_analysis_pk(self) -> int:
         """The highest analysis id: a cheap way to notice other processes' saves."""
         with read_connection(self.engine) as connection:
             return queries.latest_analysis_pk(connection)
+
+    def usage_by_day_ending(self, today: date, days: int = 30) -> list[UsageByDay]:
+        """Tokens and cost per UTC day over the `days` days ending on `today` (a given clock)."""
+        with read_connection(self.engine) as connection:
+            return queries.usage_by_day(connection, days, today=today)
 
     def summary(self) -> StoreSummary:
         """Counts for the headless summary."""

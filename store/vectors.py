@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("incidex.vectors")
 CATCH_UP_CHUNK = 20_000
+SNAPSHOT_MIN_CHANGES = 1000
 EMBED_NAMESPACE = "embed"
 
 
@@ -228,9 +229,15 @@ class VectorService:
             index.add(ids, matrix)
 
     def snapshot(self, force: bool = False) -> bool:
-        """Write the index snapshot if it changed since the last one; True when written."""
+        """Write the index snapshot when enough changed since the last one; True if written.
+
+        Opening adds the vectors saved after the snapshot from the database, so a snapshot
+        is only worth its full rewrite once that catch-up would cost more than a moment.
+        """
         index = self._index
-        if index is None or not (index.dirty or force):
+        if index is None or index.unsaved == 0:
+            return False
+        if not force and index.unsaved < max(SNAPSHOT_MIN_CHANGES, len(index) // 100):
             return False
         index.save_snapshot(index_directory(self.settings))
         return True

@@ -228,6 +228,8 @@ def test_snapshot_is_reused_on_open(settings: Settings) -> None:
     with Store.open(settings) as store:
         fill(store, per_family=2)
         store.vectors.index()
+        assert not store.vectors.snapshot()  # six new vectors are not worth a rewrite
+        assert store.vectors.snapshot(force=True)
     directory = index_directory(settings)
     assert (directory / "vectors.faiss").exists()
     embedder = Store.open(settings).vectors.embedder

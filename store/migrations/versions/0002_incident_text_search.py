@@ -59,7 +59,9 @@ def upgrade() -> None:
                 op.execute(statement + "END;")
         op.execute("INSERT INTO incidents_fts(incidents_fts) VALUES ('rebuild')")
     elif bind.dialect.name == "postgresql":
-        op.execute(f"CREATE INDEX ix_incidents_search ON incidents USING gin (({PG_SEARCH_VECTOR}))")
+        op.execute(
+            f"CREATE INDEX ix_incidents_search ON incidents USING gin (({PG_SEARCH_VECTOR}))"
+        )
 
 
 def downgrade() -> None:
