@@ -1,4 +1,4 @@
-"""Several writers, a held lock, a killed process, an old schema: nothing lost, nothing half-written."""
+"""Several writers, a held lock, a killed process, an old schema: nothing lost or half-written."""
 
 from __future__ import annotations
 
