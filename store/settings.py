@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         default=96, description="Inverted lists an approximate search visits."
     )
     similar_seen_min_score: float = Field(
-        default=0.5,
+        default=0.65,
         description="Score from which a past incident counts as 'seen before' in the list.",
     )
     max_text_chars: int = Field(
