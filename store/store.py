@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from store import queries, store_similar
 from store.backups import BackupItem, write_backups
 from store.engine import make_engine, read_connection
 from store.errors import RecordError, StoreUnavailable
+from store.ingest import chunked
 from store.locations import backups_directory, database_url
 from store.migrate import upgrade
 from store.records import Limits, PreparedSave, prepare, utc_now
@@ -102,7 +103,7 @@ class Store:
     def save_many(self, records: Iterable[tuple[str, AnalysisIn]]) -> list[SaveResult]:
         """Save records in batches; each is saved whole, reported a duplicate, or refused."""
         results: list[SaveResult] = []
-        for chunk in _chunks(records, self.settings.save_batch_size):
+        for chunk in chunked(records, self.settings.save_batch_size):
             results.extend(self._save_chunk(chunk))
         return results
 
@@ -254,18 +255,6 @@ def _backup_item(prepared: PreparedSave) -> BackupItem:
         "created_at": prepared.event_time.isoformat(),
     }
     return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
-
-
-def _chunks(items: Iterable[tuple[str, AnalysisIn]], size: int
-            ) -> Iterator[list[tuple[str, AnalysisIn]]]:
-    chunk: list[tuple[str, AnalysisIn]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _redacted(url: str) -> str:

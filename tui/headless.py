@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, TextIO
 
 from store.errors import RecordError
-from store.ingest import RawRecord, read_records
+from store.ingest import RawRecord, chunked, read_records
 from store.records import validate_record
 from store.schemas import AnalysisIn, SaveResult
 from store.store import Store
@@ -20,7 +19,7 @@ def save_stream(
 ) -> tuple[int, int]:
     """Save every record of the stream; print a JSON line per record. Returns (ok, failed)."""
     ok = failed = 0
-    for chunk in _chunks(read_records(stream), batch_size):
+    for chunk in chunked(read_records(stream), batch_size):
         for label, result in _save_chunk(store, chunk):
             out.write(json.dumps(_result_line(label, result), ensure_ascii=False) + "\n")
             if result.status == "error":
@@ -64,17 +63,6 @@ def _result_line(label: str, result: SaveResult) -> dict[str, Any]:
         "status": result.status,
         "error": result.error,
     }
-
-
-def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
-    chunk: list[RawRecord] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def fill_demo(store: Store, count: int, seed: int, *, offset: int = 0, batch_size: int = 2000,
