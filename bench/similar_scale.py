@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from store.index import VectorIndex  # noqa: E402
 
@@ -102,32 +103,48 @@ def run_size(ids: np.ndarray, vectors: np.ndarray, nprobes: list[int], kinds: li
 
 
 def snapshot_open(index: VectorIndex) -> None:
+    """Load time and resident memory of a snapshot, in a fresh process (no reused pages)."""
+    import subprocess
+
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as scratch:
         index.save_snapshot(Path(scratch))
-        before = rss_mb()
-        started = time.perf_counter()
-        loaded = VectorIndex.load_snapshot(Path(scratch), "bench", index.dimension)
-        elapsed = time.perf_counter() - started
-        assert loaded is not None
-        print(f"  snapshot load: {elapsed:.2f} s, +{rss_mb() - before:,.0f} MB resident, "
-              f"file {(Path(scratch) / 'vectors.faiss').stat().st_size / 1e6:,.0f} MB")
+        probe = (
+            "import sys, time; sys.path.insert(0, sys.argv[2])\n"
+            "from bench.similar_scale import rss_mb\nfrom store.index import VectorIndex\n"
+            "from pathlib import Path\nbefore = rss_mb(); started = time.perf_counter()\n"
+            "index = VectorIndex.load_snapshot(Path(sys.argv[1]), 'bench', int(sys.argv[3]))\n"
+            "print(f'{time.perf_counter() - started:.2f} {rss_mb() - before:.0f}')\n"
+        )
+        output = subprocess.run([sys.executable, "-c", probe, scratch, str(ROOT),
+                                 str(index.dimension)], capture_output=True, text=True,
+                                check=True).stdout.split()
+        size = (Path(scratch) / "vectors.faiss").stat().st_size / 1e6
+        print(f"  snapshot load (fresh process): {output[0]} s, +{output[1]} MB resident, "
+              f"file {size:,.0f} MB")
 
 
 def open_store(data_dir: Path) -> None:
-    """Store.open + an index ready to search, twice: cold-ish (first) and warm."""
-    from store.settings import Settings
-    from store.store import Store
+    """Store.open + an index ready to search, each in a fresh process, twice."""
+    import subprocess
 
+    probe = (
+        "import sys, time; sys.path.insert(0, sys.argv[2])\n"
+        "from bench.similar_scale import rss_mb\nbefore = rss_mb()\n"
+        "started = time.perf_counter()\n"
+        "from pathlib import Path\nfrom store.settings import Settings\n"
+        "from store.store import Store\n"
+        "store = Store.open(Settings(data_dir=Path(sys.argv[1])))\n"
+        "index = store.vectors.index()\nelapsed = time.perf_counter() - started\n"
+        "hit = store.similar(text='ransomware encrypted the file server')\n"
+        "print(f'{elapsed:.2f} {rss_mb() - before:.0f} {index.kind} {len(index)} '\n"
+        "      f'{hit.elapsed_ms:.1f}')\nstore.close()\n"
+    )
     for attempt in ("first open", "second open"):
-        before = rss_mb()
-        started = time.perf_counter()
-        store = Store.open(Settings(data_dir=data_dir))
-        index = store.vectors.index()
-        elapsed = time.perf_counter() - started
-        print(f"store {attempt}: {elapsed:.2f} s to a searchable {index.kind} index of "
-              f"{len(index):,} vectors, +{rss_mb() - before:,.0f} MB resident")
-        store.close()
-        del store, index
+        out = subprocess.run([sys.executable, "-c", probe, str(data_dir), str(ROOT)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        print(f"store {attempt} (fresh process, imports included): {out[0]} s to a "
+              f"searchable {out[2]} index of {int(out[3]):,} vectors, +{out[1]} MB resident; "
+              f"then one text query {out[4]} ms")
 
 
 def main() -> None:
@@ -153,5 +170,13 @@ def main() -> None:
         open_store(args.data_dir)
 
 
+def only_open() -> None:
+    """`--only-open DIR`: just the store-open figures."""
+    open_store(Path(sys.argv[sys.argv.index("--only-open") + 1]))
+
+
 if __name__ == "__main__":
-    main()
+    if "--only-open" in sys.argv:
+        only_open()
+    else:
+        main()
