@@ -105,13 +105,13 @@ class Settings(BaseSettings):
     index_kind: Literal["auto", "flat", "ivf", "ivf-sq8"] = Field(
         default="auto",
         description="Vector index: exact 'flat', approximate 'ivf' or 'ivf-sq8' (8-bit codes), "
-        "or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, 'ivf' above.",
+        "or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, 'ivf-sq8' above.",
     )
     index_approximate_from: int = Field(
         default=200_000, description="Vector count from which 'auto' switches to 'ivf'."
     )
     index_nprobe: int = Field(
-        default=96, description="Inverted lists an approximate search visits."
+        default=32, description="Inverted lists an approximate search visits."
     )
     similar_seen_min_score: float = Field(
         default=0.65,

@@ -161,7 +161,9 @@ class VectorService:
         kind = self.settings.index_kind
         if kind != "auto":
             return kind
-        return "ivf" if count >= self.settings.index_approximate_from else "flat"
+        # Measured at 1M (bench/similar_scale.py): 8-bit codes keep recall@10 at 0.96 with a
+        # quarter of the memory and a snapshot that loads in well under a second.
+        return "ivf-sq8" if count >= self.settings.index_approximate_from else "flat"
 
     def _fit_kind(self, index: VectorIndex) -> None:
         """Switch exact and approximate as the settings and the size ask, once, at load."""
