@@ -198,24 +198,30 @@ class VectorService:
                 "them, or set INCIDEX_EMBEDDER back")
 
     def catch_up(self, index: VectorIndex) -> int:
-        """Add every ready vector written since the index's high-water mark; returns how many."""
+        """Add every ready vector written since the index's high-water mark; returns how many.
+
+        The query walks the seq index alone (the planner would otherwise scan every vector
+        row by status or embedder); pending rows and other embedders' are skipped here.
+        """
         added = 0
         while True:
             with read_connection(self.engine) as connection:
                 rows = connection.execute(
-                    select(Embedding.analysis_pk, Embedding.vector, Embedding.seq)
-                    .where(Embedding.seq > index.high_water_mark,
-                           Embedding.status == "ready", Embedding.embedder == index.embedder)
+                    select(Embedding.analysis_pk, Embedding.vector, Embedding.seq,
+                           Embedding.status, Embedding.embedder)
+                    .where(Embedding.seq > index.high_water_mark)
                     .order_by(Embedding.seq)
                     .limit(CATCH_UP_CHUNK)
                 ).all()
             if not rows:
                 return added
-            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-            index.add(ids, matrix.reshape(len(rows), index.dimension),
-                      high_water_mark=int(rows[-1][2]))
-            added += len(rows)
+            ready = [row for row in rows
+                     if row.status == "ready" and row.embedder == index.embedder and row.vector]
+            ids = np.fromiter((row[0] for row in ready), dtype=np.int64, count=len(ready))
+            matrix = np.frombuffer(b"".join(row[1] for row in ready), dtype=np.float32)
+            index.add(ids, matrix.reshape(len(ready), index.dimension),
+                      high_water_mark=int(rows[-1].seq))
+            added += len(ready)
 
     def added(self, saved: Sequence[tuple[int, PreparedSave]]) -> None:
         """Put freshly saved vectors into the loaded index at once (no-op without one)."""
