@@ -1,0 +1,173 @@
+"""The incident list: order, filter, sort, moving, opening, theme, help and palette."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.tui.conftest import SIZE, make_app, settle
+from tui.screens.incident_list import IncidentListScreen
+
+
+def listed_ids(app: Any) -> list[str]:
+    return [row.incident_id for row in app.screen.table.rows]
+
+
+async def test_the_list_shows_incidents_newest_first(filled_store: Any, tui_settings: Any
+                                                     ) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        ids = listed_ids(app)
+        assert ids[:3] == ["INC-0001", "INC-0002", "INC-0003"]
+        assert ids[-1] == "INC-0010"
+        second = app.screen.table.rows[1]
+        assert (second.latest_severity, second.analysis_count) == ("critical", 2)
+        status = str(app.screen.query_one("#list-status").render())
+        assert "row 1 of 10" in status and "last update" in status
+
+
+async def test_slash_filters_by_text_and_escape_clears(filled_store: Any, tui_settings: Any
+                                                       ) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"ransomware", "enter")
+        await settle(pilot)
+        assert sorted(listed_ids(app)) == ["INC-0002", "INC-0009"]
+        assert app.focused is app.screen.table
+        assert "matching “ransomware”" in str(app.screen.query_one("#list-status").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(listed_ids(app)) == 10
+
+
+async def test_a_filter_matching_nothing_says_so(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"zzzqqq", "enter")
+        await settle(pilot)
+        assert listed_ids(app) == []
+        assert "no incident matches" in str(app.screen.query_one("#list-status").render())
+        assert not app.screen.query_one("#empty").display
+
+
+async def test_s_cycles_the_sort(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.sort == "created"
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.sort == "incident_id"
+        assert listed_ids(app)[0] == "INC-0010"
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.sort == "updated"
+
+
+async def test_j_k_g_and_capital_g_move_the_cursor(filled_store: Any, tui_settings: Any
+                                                   ) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.table
+        await pilot.press("j", "j", "k")
+        assert table.cursor == 1
+        await pilot.press("G")
+        await settle(pilot)
+        assert table.selected.incident_id == "INC-0010"
+        await pilot.press("g")
+        await settle(pilot)
+        assert table.cursor == 0
+
+
+async def test_enter_opens_the_analysis_and_escape_returns(filled_store: Any,
+                                                           tui_settings: Any) -> None:
+    from tui.screens.analysis import AnalysisScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("j", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen)
+        assert app.screen.incident_id == "INC-0002"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        assert app.screen.table.cursor == 1
+
+
+async def test_t_toggles_dark_and_light(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        dark = app.current_theme.dark
+        await pilot.press("t")
+        assert app.current_theme.dark is not dark
+        await pilot.press("t")
+        assert app.current_theme.dark is dark
+
+
+async def test_question_mark_lists_every_screen_s_keys(filled_store: Any, tui_settings: Any
+                                                      ) -> None:
+    from tui.screens.help import HelpScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        titles = [title for title, _bindings in app.screen.sections]
+        assert titles == ["Everywhere", "Incident list", "Analysis", "Similar", "Usage"]
+        await pilot.press("escape")
+        assert isinstance(app.screen, IncidentListScreen)
+
+
+async def test_the_palette_reaches_the_screen_s_actions(filled_store: Any, tui_settings: Any
+                                                        ) -> None:
+    from tui.commands import screen_commands
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = {command.name for command in screen_commands(app.screen, app)}
+        assert {"Filter", "Sort", "Similar", "Import", "Usage", "Keys", "Quit", "Open",
+                "Dark/light theme", "Search similar incidents by text"} <= names
+        usage = next(c for c in screen_commands(app.screen, app) if c.name == "Usage")
+        await usage.run()
+        await settle(pilot)
+        assert type(app.screen).__name__ == "UsageScreen"
+
+
+async def test_keys_typed_after_q_open_nothing(filled_store: Any, tui_settings: Any) -> None:
+    from textual import events
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # Queued at once, as a fast typist's keys are: q is handled before u opens a screen.
+        for key, character in (("q", "q"), ("u", "u"), ("question_mark", "?")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_ctrl_p_runs_an_action_by_name(filled_store: Any, tui_settings: Any) -> None:
+    from textual.command import CommandPalette
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"filter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        assert app.focused is app.screen.query_one("#filter")

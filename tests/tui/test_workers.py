@@ -1,0 +1,187 @@
+"""Background work: import with bad records, demo fill, usage, new analyses from elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from tests.conftest import make_record
+from tests.tui.conftest import SIZE, fixed_record, make_app, save_records, settle
+from tui.screens.import_file import ImportErrorsScreen, ImportPathScreen, complete_path
+from tui.screens.incident_list import IncidentListScreen
+from tui.screens.usage import UsageScreen
+from widgets.usage_chart import UsageChart
+
+
+def write_import_file(path: Path) -> Path:
+    lines = [json.dumps(make_record("IMP-1")), json.dumps(make_record("IMP-2")),
+             json.dumps({"incident": {"incident_id": "IMP-BAD"}, "analysis": {},
+                         "model_name": ""}),
+             "{not json",
+             json.dumps(make_record("IMP-3"))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_import_saves_good_records_and_lists_the_bad(filled_store: Any,
+                                                           tui_settings: Any,
+                                                           tmp_path: Path) -> None:
+    source = write_import_file(tmp_path / "batch.jsonl")
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        list_screen: Any = app.screen
+        await pilot.press("i")
+        assert isinstance(app.screen, ImportPathScreen)
+        app.screen.query_one("#path", Input).value = str(source)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ImportErrorsScreen)
+        errors = app.screen.errors
+        assert len(errors) == 2
+        assert errors[0].startswith("line 3") and "model_name" in errors[0]
+        assert errors[1].startswith("line 4") and "invalid JSON" in errors[1]
+        assert any("3 saved" in n.message and "2 failed" in n.message
+                   for n in app._notifications)
+        await pilot.press("escape")
+        back_on_the_list = app.screen is list_screen
+        assert back_on_the_list
+        ids = {row.incident_id for row in list_screen.table.rows}
+        assert {"IMP-1", "IMP-2", "IMP-3"} <= ids and "IMP-BAD" not in ids
+    assert filled_store.count_incidents() == 13
+
+
+async def test_importing_a_missing_file_is_a_notification(filled_store: Any, tui_settings: Any,
+                                                          tmp_path: Path) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#path", Input).value = str(tmp_path / "nope.jsonl")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        assert not app.screen.query_one("#task-progress").display
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert errors and "no such file" in errors[-1].message
+
+
+def test_the_path_suggester_completes_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "analyses.jsonl").write_text("")
+    assert complete_path(str(tmp_path / "ana")) == str(tmp_path / "analyses.jsonl")
+    assert complete_path(str(tmp_path / "exp")) == str(tmp_path / "exports") + "/"
+    assert complete_path(str(tmp_path / "zzz")) is None
+
+
+async def test_an_empty_store_says_how_to_add_data_and_d_fills_it(empty_store: Any,
+                                                                  tui_settings: Any) -> None:
+    app = make_app(empty_store, tui_settings, demo_count=40)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        message = str(screen.query_one("#empty-message").render())
+        assert "incidex demo --count 1000" in message and "incidex --save FILE" in message
+        assert screen.query_one("#empty").display and not screen.table.display
+        await pilot.press("d")
+        await settle(pilot)
+        assert not screen.query_one("#empty").display and screen.table.display
+        assert len(screen.table.rows) > 0
+        assert empty_store.summary().analyses == 40
+        assert screen.check_action("fill_demo", ()) is False
+
+
+async def test_usage_shows_models_days_and_incidents(filled_store: Any, tui_settings: Any
+                                                     ) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, UsageScreen)
+        models = screen.query_one("#usage-models", DataTable)
+        keys = {row.value for row in models.rows}
+        assert {"gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "llama3.1:8b"} == keys
+        incidents = screen.query_one("#usage-incidents", DataTable)
+        assert incidents.row_count == 10
+        totals = str(screen.query_one("#usage-totals").render())
+        assert "11 calls" in totals and "Cache" in totals
+        chart = screen.query_one("#usage-chart", UsageChart)
+        assert len(chart.shown_days) == 30
+        assert chart.shown_days[-1][0] == date(2026, 11, 21)
+        assert sum(tokens for _day, tokens, _cost in chart.shown_days) > 0
+        await pilot.press("d")
+        await settle(pilot)
+        assert screen.days == 90 and len(chart.shown_days) == 90
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "AnalysisScreen"
+
+
+async def test_an_analysis_saved_by_another_process_appears(filled_store: Any,
+                                                            tui_settings: Any) -> None:
+    from store.store import Store
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("j", "j")
+        assert screen.table.selected.incident_id == "INC-0003"
+        with Store.open(tui_settings) as other:
+            save_records(other, [make_record("NEW-1", usage={
+                "input_tokens": 10, "output_tokens": 5, "start_time": "2026-11-21T11:58:00Z",
+                "end_time": "2026-11-21T11:59:00Z"})])
+        screen.check_for_new_analyses()
+        await settle(pilot)
+        assert screen.table.rows[0].incident_id == "NEW-1"
+        assert screen.table.selected.incident_id == "INC-0003"
+        assert "of 11" in str(screen.query_one("#list-status").render())
+
+
+async def test_the_poll_timer_notices_new_analyses_by_itself(
+        filled_store: Any, tui_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    noticed = asyncio.Event()
+    original = IncidentListScreen.on_new_analyses_noticed
+
+    def spy(screen: IncidentListScreen, message: Any) -> None:
+        original(screen, message)
+        noticed.set()
+
+    monkeypatch.setattr(IncidentListScreen, "on_new_analyses_noticed", spy)
+    app = make_app(filled_store, tui_settings, poll_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        save_records(filled_store, [fixed_record(4, hours_earlier=-49, summary_suffix=" Again.")])
+        await asyncio.wait_for(noticed.wait(), timeout=10)
+        await settle(pilot)
+        assert screen.table.rows[0].incident_id == "INC-0005"
+        assert screen.table.rows[0].analysis_count == 2
+
+
+async def test_quitting_during_a_demo_fill_stops_it(empty_store: Any, tui_settings: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    progressed = asyncio.Event()
+    original = IncidentListScreen.on_demo_fill_progressed
+
+    def spy(screen: IncidentListScreen, message: Any) -> None:
+        original(screen, message)
+        progressed.set()
+
+    monkeypatch.setattr(IncidentListScreen, "on_demo_fill_progressed", spy)
+    app = make_app(empty_store, tui_settings, demo_count=200_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("d")
+        await asyncio.wait_for(progressed.wait(), timeout=60)
+        assert app.screen.query_one("#task-progress").display
+        await pilot.press("q")
+    assert 0 < empty_store.summary().analyses < 200_000

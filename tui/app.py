@@ -1,0 +1,157 @@
+"""The incidex terminal app: global keys, screen navigation and the worker-error handler."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import Worker
+
+from store.errors import StoreError, StoreUnavailable
+from store.locations import data_directory
+from store.settings import Settings
+from store.store import Store
+from tui.commands import IncidexCommands, PaletteCommand
+from tui.exit_codes import ExitCode
+from tui.importing import UserFacingError
+from tui.screens.incident_list import IncidentListScreen
+
+if TYPE_CHECKING:
+    from tui.screens.help import Section
+
+# The other screens (and pygments, plotext) are imported when first opened: incidex paints
+# its list sooner.
+
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+class IncidexApp(App[ExitCode]):
+    """Incidents, analyses, similar incidents and costs, keyboard first."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "incidex"
+    COMMANDS = App.COMMANDS | {IncidexCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("u", "usage", "Usage", id="app.usage"),
+        Binding("t", "toggle_theme", "Dark/light theme", show=False, id="app.theme"),
+    ]
+
+    def __init__(self, store: Store, settings: Settings, *,
+                 now: Callable[[], datetime] | None = None, poll_seconds: float | None = 2.0,
+                 warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
+                 demo_count: int = 1000, data_dir: Path | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self.now = now or (lambda: datetime.now(UTC))
+        self.poll_seconds = poll_seconds
+        self.warm_cache = warm_cache
+        self.page_size = page_size
+        self.cursor_blink = cursor_blink
+        self.demo_count = demo_count
+        self.data_dir = data_dir or data_directory(settings)
+        self.exiting = False
+
+    def on_mount(self) -> None:
+        """Open on the incident list."""
+        self.push_screen(IncidentListScreen())
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Quit; keys already typed after the quit no longer open screens."""
+        self.exiting = True
+        super().exit(*args, **kwargs)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Nothing but quitting once the app is quitting."""
+        return action == "quit" or not self.exiting
+
+    def open_analysis(self, incident_id: str) -> None:
+        """Show an incident and its analyses."""
+        from tui.screens.analysis import AnalysisScreen
+
+        if not self.exiting:
+            self.push_screen(AnalysisScreen(incident_id))
+
+    def open_similar(self, *, incident_id: str | None = None, title: str | None = None) -> None:
+        """Show incidents similar to one incident (or an empty query)."""
+        from tui.screens.similar import SimilarScreen
+
+        if not self.exiting:
+            self.push_screen(SimilarScreen(incident_id, title))
+
+    def action_help(self) -> None:
+        """Show every key."""
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(help_sections()))
+
+    def action_usage(self) -> None:
+        """Show tokens and costs."""
+        from tui.screens.usage import UsageScreen
+
+        if not any(isinstance(screen, UsageScreen) for screen in self.screen_stack):
+            self.push_screen(UsageScreen())
+
+    def action_toggle_theme(self) -> None:
+        """Switch between the dark and the light theme."""
+        self.theme = LIGHT if self.current_theme.dark else DARK
+
+    def action_similar_query(self) -> None:
+        """Search similar incidents by a typed description."""
+        self.open_similar()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """Commands with no key of their own."""
+        return [PaletteCommand("Search similar incidents by text", "type a description or IOCs",
+                               self.action_similar_query)]
+
+    def report_worker_error(self, worker: Worker[object]) -> None:
+        """Turn a failed worker into a notification; the app carries on."""
+        error = worker.error
+        if isinstance(error, UserFacingError | StoreError):
+            message = str(error)
+        else:
+            message = f"{type(error).__name__}: {error}"
+        self.notify(message, title=f"{worker.group or worker.name} failed", severity="error",
+                    timeout=8)
+
+
+def help_sections() -> list[Section]:
+    """Every screen's keys, for the help screen."""
+    from tui.screens.analysis import AnalysisScreen
+    from tui.screens.similar import SimilarScreen
+    from tui.screens.usage import UsageScreen
+    from widgets.filter_bar import FilterBar
+    from widgets.incident_table import IncidentTable
+
+    return [
+        ("Everywhere", [*IncidexApp.BINDINGS, Binding("ctrl+p", "", "Command palette")]),
+        ("Incident list", [*IncidentListScreen.BINDINGS, *IncidentTable.BINDINGS,
+                           *FilterBar.BINDINGS]),
+        ("Analysis", AnalysisScreen.BINDINGS),
+        ("Similar", SimilarScreen.BINDINGS),
+        ("Usage", UsageScreen.BINDINGS),
+    ]
+
+
+def run_app(settings: Settings) -> ExitCode:
+    """Open the store, run the app until the analyst quits, close the store."""
+    try:
+        store = Store.open(settings)
+    except StoreUnavailable as error:
+        print(f"incidex: {error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
+    try:
+        app = IncidexApp(store, settings)
+        app.run()
+    finally:
+        store.close()
+    return ExitCode.OK if not app.return_code else ExitCode.INTERNAL_ERROR

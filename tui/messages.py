@@ -1,0 +1,143 @@
+"""Messages that workers post and screens handle: each says, in the past tense, what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from textual.message import Message
+
+from store.schemas import (
+    AnalysisRecord,
+    IncidentDetail,
+    IncidentPage,
+    SimilarResult,
+    UsageByDay,
+    UsageTotal,
+)
+
+PageDirection = Literal["first", "last", "next", "previous", "reload"]
+
+
+@dataclass
+class IncidentsPageLoaded(Message):
+    """One or more consecutive pages of the incident list arrived."""
+
+    generation: int
+    direction: PageDirection
+    pages: list[IncidentPage]
+    latest_pk: int | None = None
+
+
+@dataclass
+class IncidentsCounted(Message):
+    """The number of incidents (matching the filter) was counted."""
+
+    generation: int
+    total: int
+
+
+@dataclass
+class SimilarCountsLoaded(Message):
+    """Cached similar-incident counts arrived for some listed incidents."""
+
+    counts: dict[str, int]
+
+
+@dataclass
+class NewAnalysesNoticed(Message):
+    """The store's newest analysis id grew: another process (or this one) saved analyses."""
+
+    latest_pk: int
+    previous_pk: int
+
+
+@dataclass
+class CacheWarmed(Message):
+    """A cache warming run over the listed incidents ended."""
+
+    incident_ids: list[str]
+    stopped: bool
+
+
+@dataclass
+class IncidentLoaded(Message):
+    """An incident and every analysis of it arrived."""
+
+    incident_id: str
+    detail: IncidentDetail | None
+    analyses: list[AnalysisRecord]
+
+
+@dataclass
+class AnalysisExported(Message):
+    """An analysis was written to a file."""
+
+    path: Path
+
+
+@dataclass
+class SimilarFound(Message):
+    """Similar incidents were found for one query."""
+
+    generation: int
+    result: SimilarResult
+
+
+@dataclass
+class UsageTotalsLoaded(Message):
+    """Tokens and cost per model arrived, with the cache's statistics."""
+
+    by_model: list[UsageTotal]
+    cache: dict[str, Any] | None
+
+
+@dataclass
+class UsageByDayLoaded(Message):
+    """Tokens and cost per day arrived."""
+
+    by_day: list[UsageByDay]
+
+
+@dataclass
+class UsageByIncidentLoaded(Message):
+    """The most expensive incidents arrived."""
+
+    by_incident: list[UsageTotal]
+
+
+@dataclass
+class ImportProgressed(Message):
+    """An import read further into its file."""
+
+    done_bytes: int
+    total_bytes: int
+    saved: int
+    failed: int
+
+
+@dataclass
+class ImportFinished(Message):
+    """An import ended: counts and one line per record that could not be saved."""
+
+    path: Path
+    saved: int
+    duplicates: int
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DemoFillProgressed(Message):
+    """The demo fill saved another batch."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class DemoFillFinished(Message):
+    """The demo fill ended."""
+
+    saved: int
+    total: int

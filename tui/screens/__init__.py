@@ -1,0 +1,1 @@
+"""The screens of the incidex app, one per file."""

@@ -1,0 +1,186 @@
+"""One incident: its text, every analysis of it, and the chosen analysis as a tree or as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker
+
+from store.schemas import AnalysisRecord, IncidentDetail
+from tui.importing import safe_file_name, write_export
+from tui.messages import AnalysisExported, IncidentLoaded
+from tui.screens.base import IncidexScreen
+from tui.screens.import_file import PathPromptScreen
+from widgets.format import money, severity_style, timestamp, tokens
+from widgets.json_view import JsonView
+
+
+class AnalysisScreen(IncidexScreen):
+    """The incident header, the list of its analyses, and one analysis' JSON."""
+
+    SUB_TITLE = "analysis"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="analysis.back"),
+        Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
+        Binding("y", "copy", "Copy JSON", id="analysis.copy"),
+        Binding("e", "export", "Export", id="analysis.export"),
+        Binding("f", "similar", "Similar", id="analysis.similar"),
+        Binding("n,right_square_bracket", "step(1)", "Next analysis", show=False,
+                id="analysis.next"),
+        Binding("p,left_square_bracket", "step(-1)", "Previous analysis", show=False,
+                id="analysis.previous"),
+    ]
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__()
+        self.incident_id = incident_id
+        self.detail: IncidentDetail | None = None
+        self.analyses: list[AnalysisRecord] = []
+        self.current: AnalysisRecord | None = None
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        """Header, incident text, analyses beside the JSON view, footer."""
+        yield Header()
+        with VerticalScroll(id="incident-header"):
+            yield Static(Text(self.incident_id, style="bold"), id="incident-text")
+        with Horizontal(id="analysis-body"):
+            yield OptionList(id="analyses")
+            yield JsonView(id="analysis-json")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Load the incident in the background."""
+        self.show_loading_after(self.query_one("#analysis-body"), lambda: not self.loaded)
+        self.query_one("#analyses", OptionList).border_title = "Analyses"
+        self._load(self.incident_id)
+
+    def on_incident_loaded(self, message: IncidentLoaded) -> None:
+        """Show the incident and its newest analysis."""
+        self.loaded = True
+        self.query_one("#analysis-body").loading = False
+        self.detail, self.analyses = message.detail, message.analyses
+        self.query_one("#incident-text", Static).update(_header(self.incident_id, self.detail))
+        options = self.query_one("#analyses", OptionList)
+        options.clear_options()
+        options.add_options([Option(_analysis_label(record), id=record.analysis_id)
+                             for record in self.analyses])
+        options.border_title = f"Analyses ({len(self.analyses)})"
+        if self.analyses:
+            options.highlighted = 0
+            self._show(self.analyses[0])
+            self.query_one(JsonView).focus_view()
+        else:
+            self.query_one(JsonView).update({}, label="no analysis")
+
+    def worker_ended_early(self, worker: Worker[object]) -> None:
+        """Stop the loading indicator."""
+        self.loaded = True
+        self.query_one("#analysis-body").loading = False
+
+    @on(OptionList.OptionHighlighted, "#analyses")
+    def _analysis_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_index < len(self.analyses):
+            self._show(self.analyses[event.option_index])
+
+    def _show(self, record: AnalysisRecord) -> None:
+        if record is self.current:
+            return
+        self.current = record
+        self.query_one(JsonView).update(record.analysis, label=f"{record.model_name} analysis")
+        self.sub_title = (f"{self.incident_id} · {record.model_name} · "
+                          f"{timestamp(record.created_at)}")
+
+    def action_back(self) -> None:
+        """Return to where the analyst came from."""
+        self.dismiss()
+
+    def action_toggle_view(self) -> None:
+        """Flip between the tree and the highlighted JSON."""
+        self.query_one(JsonView).toggle()
+
+    def action_step(self, delta: int) -> None:
+        """Show the next or previous analysis."""
+        options = self.query_one("#analyses", OptionList)
+        if self.analyses:
+            current = options.highlighted or 0
+            options.highlighted = max(0, min(len(self.analyses) - 1, current + delta))
+
+    def action_copy(self) -> None:
+        """Copy the shown analysis as JSON to the clipboard (OSC 52)."""
+        if self.current is None:
+            self.notify("No analysis to copy", severity="warning")
+            return
+        view = self.query_one(JsonView)
+        self.app.copy_to_clipboard(view.text)
+        self.notify(f"Copied {len(view.text):,} characters of JSON", title="Clipboard")
+
+    def action_export(self) -> None:
+        """Ask where to write the analysis, then write it in the background."""
+        if self.current is None:
+            self.notify("No analysis to export", severity="warning")
+            return
+        name = f"{safe_file_name(self.incident_id)}-{self.current.analysis_id}.json"
+        default = self.incidex.data_dir / "exports" / name
+        prompt = PathPromptScreen("Export analysis", "Enter writes the JSON there, Esc cancels.",
+                                  str(default))
+        text = self.query_one(JsonView).text
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self._export(path, text)
+
+        self.app.push_screen(prompt, chosen)
+
+    def on_analysis_exported(self, message: AnalysisExported) -> None:
+        """Say where the file went."""
+        self.notify(f"Wrote {message.path}", title="Exported")
+
+    def action_similar(self) -> None:
+        """Find incidents similar to this one."""
+        title = self.detail.title if self.detail else None
+        self.incidex.open_similar(incident_id=self.incident_id, title=title)
+
+    @work(thread=True, exclusive=True, group="analysis", exit_on_error=False)
+    def _load(self, incident_id: str) -> None:
+        store = self.incidex.store
+        detail = store.incident(incident_id)
+        analyses = store.analyses(incident_id) if detail is not None else []
+        self.post_message(IncidentLoaded(incident_id, detail, analyses))
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, path: Path, text: str) -> None:
+        self.post_message(AnalysisExported(write_export(path, text + "\n")))
+
+
+def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
+    if detail is None:
+        return Group(Text(f"{incident_id}: no such incident in this store", style="bold red"))
+    title = Text.assemble((detail.incident_id, "bold"), "  ", (detail.title, "bold"))
+    dates = Text(f"created {timestamp(detail.created_at)} · updated "
+                 f"{timestamp(detail.updated_at)}", style="dim")
+    parts = [title, dates, Text(detail.description or "(no description)")]
+    if detail.initial_findings:
+        parts.append(Text.assemble(("Findings: ", "bold"), detail.initial_findings))
+    return Group(*parts)
+
+
+def _analysis_label(record: AnalysisRecord) -> Text:
+    severity = record.severity or "–"
+    used = None
+    if record.input_tokens is not None or record.output_tokens is not None:
+        used = (record.input_tokens or 0) + (record.output_tokens or 0)
+    return Text.assemble(
+        (record.model_name, "bold"), "  ", (severity, severity_style(severity)), "\n",
+        (timestamp(record.created_at), "dim"), "\n",
+        f"{tokens(used)} tok · {money(record.cost_usd)}",
+    )

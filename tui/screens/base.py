@@ -1,0 +1,46 @@
+"""The base of incidex's screens: failed workers become notifications, never crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState
+
+if TYPE_CHECKING:
+    from tui.app import IncidexApp
+
+
+class IncidexScreen(Screen[None]):
+    """A screen that reports its workers' errors and lets subclasses tidy up after them."""
+
+    @property
+    def incidex(self) -> IncidexApp:
+        """The app, typed."""
+        return cast("IncidexApp", self.app)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No screen action runs once the app is quitting (keys typed after q)."""
+        return not self.incidex.exiting
+
+    def show_loading_after(self, widget: Widget, still_waiting: Callable[[], bool],
+                           delay: float = 0.3) -> None:
+        """Cover widget with a loading indicator if the answer takes longer than delay."""
+
+        def cover() -> None:
+            if still_waiting():
+                widget.loading = True
+
+        self.set_timer(delay, cover)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Report a failed worker and let the screen hide its loading indicators."""
+        if event.state == WorkerState.ERROR:
+            self.incidex.report_worker_error(event.worker)
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.worker_ended_early(event.worker)
+
+    def worker_ended_early(self, worker: Worker[object]) -> None:
+        """Called when a worker failed or was cancelled; hide what it was loading."""
