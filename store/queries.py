@@ -47,10 +47,35 @@ def text_condition(connection: Connection, query: str | None) -> ColumnElement[b
         return text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)").bindparams(
             tsquery=tsquery
         )
-    match = " ".join(f'"{word}"*' for word in words)
     return text(
         "incidents.id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH :match)"
-    ).bindparams(match=match)
+    ).bindparams(match=_fts_match(words))
+
+
+def _fts_match(words: list[str]) -> str:
+    return " ".join(f'"{word}"*' for word in words)
+
+
+BROAD_MATCH = 2000
+SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created"}
+
+
+def _broad_filter(connection: Connection, query: str | None, sort: str) -> str | None:
+    """The sort index to walk when a SQLite filter matches many incidents, else None.
+
+    A rare term is fastest from the text index outward; a common one (a fifth of a
+    million incidents match "phishing") is fastest walking the sort order newest first
+    and stopping at a page: 29 ms instead of 5 s at a million incidents.
+    """
+    words = _WORD.findall(query or "")[:16]
+    if not words or connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
+        return None
+    found = connection.execute(
+        text("SELECT count(*) FROM (SELECT rowid FROM incidents_fts "
+             "WHERE incidents_fts MATCH :match LIMIT :cap)"),
+        {"match": _fts_match(words), "cap": BROAD_MATCH},
+    ).scalar_one()
+    return SORT_INDEXES[sort] if found >= BROAD_MATCH else None
 
 
 def incidents_page(
@@ -70,6 +95,9 @@ def incidents_page(
     condition = text_condition(connection, query)
     if condition is not None:
         statement = statement.where(condition)
+        walk = _broad_filter(connection, query, sort)
+        if walk is not None:
+            statement = statement.with_hint(Incident.__table__, f"INDEXED BY {walk}", "sqlite")
     backwards = before is not None or from_end
     if after is not None:
         statement = statement.where(row(column, incidents.incident_id) < _key(after))

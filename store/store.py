@@ -222,6 +222,14 @@ class Store:
             "detail": stats.as_dict(),
         }
 
+    def prepare_text_search(self) -> None:
+        """Load the PII scrubber and the embedder (their word lists take about a second)."""
+        from store.matching import embedding_text
+
+        self.vectors.clean_text("warm up", "", "", {})
+        if not getattr(self.vectors.embedder, "remote", True):
+            self.vectors.embed_texts([embedding_text("warm up", "", "", {})])
+
     def refresh_index_snapshot(self) -> bool:
         """Rewrite the vector index snapshot if enough changed (for a background timer)."""
         return self.vectors.snapshot()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 # its list sooner.
 
 DARK, LIGHT = "textual-dark", "textual-light"
+SNAPSHOT_SECONDS = 300.0
 
 
 class IncidexApp(App[ExitCode]):
@@ -60,8 +62,21 @@ class IncidexApp(App[ExitCode]):
         self.exiting = False
 
     def on_mount(self) -> None:
-        """Open on the incident list."""
+        """Open on the incident list; keep the vector index snapshot fresh in the background."""
         self.push_screen(IncidentListScreen())
+        if self.warm_cache:
+            self.prepare_search()
+        self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
+
+    @work(thread=True, exit_on_error=False, group="prepare")
+    def prepare_search(self) -> None:
+        """Load the PII scrubber and the embedder now, so the first typed query is quick."""
+        self.store.prepare_text_search()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="snapshot")
+    def refresh_index_snapshot(self) -> None:
+        """Rewrite the index snapshot when enough changed (it is also written at exit)."""
+        self.store.refresh_index_snapshot()
 
     def exit(self, *args: Any, **kwargs: Any) -> None:
         """Quit; keys already typed after the quit no longer open screens."""
