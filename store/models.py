@@ -99,9 +99,12 @@ class RunMetadata(SQLModel, table=True):
 
     __tablename__ = "run_metadata"
     __table_args__ = (
-        Index("ix_run_metadata_start", "start_time"),
-        Index("ix_run_metadata_incident", "incident_id"),
-        Index("ix_run_metadata_model", "model_name"),
+        # Covering indexes (migration 0005): usage totals never touch the table rows.
+        Index("ix_run_metadata_start", "start_time", "total_tokens", "cost_usd"),
+        Index("ix_run_metadata_incident", "incident_id", "input_tokens", "output_tokens",
+              "total_tokens", "cost_usd"),
+        Index("ix_run_metadata_model", "model_name", "start_time", "input_tokens",
+              "output_tokens", "total_tokens", "cost_usd"),
     )
 
     id: int | None = _pk()
