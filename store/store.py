@@ -181,10 +181,10 @@ class Store:
         with read_connection(self.engine) as connection:
             return queries.usage_totals(connection, "incident", since=since, limit=limit)
 
-    def usage_by_day(self, days: int = 30) -> list[UsageByDay]:
-        """Tokens and cost per UTC day over the last `days` days."""
+    def usage_by_day(self, days: int = 30, today: date | None = None) -> list[UsageByDay]:
+        """Tokens and cost per UTC day over the `days` days ending today (or `today`)."""
         with read_connection(self.engine) as connection:
-            return queries.usage_by_day(connection, days)
+            return queries.usage_by_day(connection, days, today=today)
 
     def similar(self, text: str | None = None, incident_id: str | None = None, k: int = 10,
                 severity: list[str] | None = None, since: datetime | None = None,
@@ -238,11 +238,6 @@ class Store:
         """The highest analysis id: a cheap way to notice other processes' saves."""
         with read_connection(self.engine) as connection:
             return queries.latest_analysis_pk(connection)
-
-    def usage_by_day_ending(self, today: date, days: int = 30) -> list[UsageByDay]:
-        """Tokens and cost per UTC day over the `days` days ending on `today` (a given clock)."""
-        with read_connection(self.engine) as connection:
-            return queries.usage_by_day(connection, days, today=today)
 
     def summary(self) -> StoreSummary:
         """Counts for the headless summary."""

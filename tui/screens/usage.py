@@ -133,7 +133,7 @@ class UsageScreen(IncidexScreen):
     @work(thread=True, exclusive=True, group="usage-days", exit_on_error=False)
     def _load_days(self, days: int) -> None:
         today = self.incidex.now().date()
-        by_day = self.incidex.store.usage_by_day_ending(today, days)
+        by_day = self.incidex.store.usage_by_day(days, today=today)
         if not get_current_worker().is_cancelled:
             self.post_message(UsageByDayLoaded(by_day))
 
