@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store import queries, store_similar
+from store import queries
 from store.backups import BackupItem, write_backups
 from store.engine import make_engine, read_connection
 from store.errors import RecordError, StoreUnavailable
@@ -34,10 +34,10 @@ from store.schemas import (
     UsageTotal,
 )
 from store.settings import Settings
-from store.vectors import VectorService
 
 if TYPE_CHECKING:
     from store.cache import Cache
+    from store.vectors import VectorService
 
 log = logging.getLogger("incidex.store")
 
@@ -52,7 +52,7 @@ class Store:
         self.backups = backups_directory(settings)
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
-        self.vectors = VectorService(settings, engine, cache=None)
+        self._vectors: VectorService | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -68,6 +68,16 @@ class Store:
         return cls(settings, engine)
 
     @property
+    def vectors(self) -> VectorService:
+        """Embedding and the vector index, set up on first use (numpy and FAISS load then)."""
+        with self._cache_lock:
+            if self._vectors is None:
+                from store.vectors import VectorService
+
+                self._vectors = VectorService(self.settings, self.engine, cache=self._cache)
+            return self._vectors
+
+    @property
     def cache(self) -> Cache:
         """The cache in front of paid and slow calls (memory, then Redis or disk)."""
         with self._cache_lock:
@@ -75,13 +85,15 @@ class Store:
                 from store.cache import make_cache
 
                 self._cache = make_cache(self.settings)
-                self.vectors.cache = self._cache
+                if self._vectors is not None:
+                    self._vectors.cache = self._cache
             return self._cache
 
     def close(self) -> None:
         """Write the index snapshot if it changed, flush cache stats, release connections."""
         try:
-            self.vectors.snapshot()
+            if self._vectors is not None:
+                self._vectors.snapshot()
         except OSError as error:
             log.warning("index snapshot not written: %s", error.strerror)
         if self._cache is not None:
@@ -190,15 +202,21 @@ class Store:
                 severity: list[str] | None = None, since: datetime | None = None,
                 until: datetime | None = None) -> SimilarResult:
         """Incidents like a typed text or a stored incident: best first, one row each."""
+        from store import store_similar
+
         return store_similar.similar(self, text, incident_id, k, severity, since, until)
 
     def known_similar_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """How many similar incidents each one has, where that is already known (cached)."""
+        from store import store_similar
+
         return store_similar.known_similar_counts(self, incident_ids,
                                                   self.settings.similar_seen_min_score)
 
     def warm_similar(self, incident_ids: list[str], stop: threading.Event | None = None) -> int:
         """Fill the cache with similar results for these incidents until `stop` is set."""
+        from store import store_similar
+
         return store_similar.warm_similar(self, incident_ids, stop)
 
     def cache_stats(self) -> dict[str, Any]:

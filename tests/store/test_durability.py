@@ -155,3 +155,9 @@ def test_an_older_database_upgrades_without_losing_rows(settings: Any) -> None:
         assert store.summary().analyses == 1
         assert [r.incident_id for r in store.incidents_page(query="beaconing").rows] == ["OLD-1"]
         assert store.analyses("OLD-1")[0].analysis == {"a": 1}
+
+
+def test_the_fast_head_check_matches_alembic() -> None:
+    from store.migrate import HEAD_REVISION, head_revision
+
+    assert head_revision() == HEAD_REVISION  # bump HEAD_REVISION with every new migration
