@@ -45,14 +45,15 @@ class BackupItem:
 
 
 def backup_path(directory: Path, item: BackupItem) -> Path:
-    """Where the backup of one analysis lives: a month folder, then incident and analysis ids."""
-    month = item.created_at.strftime("%Y-%m")
+    """Where the backup of one analysis lives: a folder per day (so no folder grows past a
+    day's analyses), then incident and analysis ids."""
+    day = item.created_at.strftime("%Y-%m/%d")
     name = f"{safe_name(item.incident_id)}.{safe_name(item.analysis_id)}.json"
     # safe_name() leaves no separator and no leading dot; this keeps the promise explicit
     # without a filesystem call per file.
     if os.sep in name or name.startswith("."):
         raise ValueError(f"unsafe backup name {name!r}")
-    return directory / month / name
+    return directory / day / name
 
 
 def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
