@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         default=0.65,
         description="Score from which a past incident counts as 'seen before' in the list.",
     )
+    keymap: dict[str, str] = Field(
+        default_factory=dict,
+        description='Remapped keys of the app: binding id -> keys, e.g. {"list.down": "down,n"} '
+        "(the ? screen lists every binding id).",
+    )
     max_text_chars: int = Field(
         default=1_000_000,
         description="Largest incident title, description or findings accepted, in characters.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,6 +64,8 @@ class IncidexApp(App[ExitCode]):
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
         self.push_screen(IncidentListScreen())
         if self.warm_cache:
             self.prepare_search()
@@ -106,7 +109,7 @@ class IncidexApp(App[ExitCode]):
         from tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(help_sections()))
+            self.push_screen(HelpScreen(help_sections(self.settings.keymap)))
 
     def action_usage(self) -> None:
         """Show tokens and costs."""
@@ -139,8 +142,20 @@ class IncidexApp(App[ExitCode]):
                     timeout=8)
 
 
-def help_sections() -> list[Section]:
-    """Every screen's keys, for the help screen."""
+def help_sections(keymap: dict[str, str] | None = None) -> list[Section]:
+    """Every screen's keys, for the help screen, with the analyst's remapped keys."""
+    return [(where, [_remapped(binding, keymap or {}) for binding in bindings])
+            for where, bindings in _default_sections()]
+
+
+def _remapped(binding: BindingType, keymap: dict[str, str]) -> BindingType:
+    if isinstance(binding, Binding) and binding.id in keymap:
+        return dataclasses.replace(binding, key=keymap[binding.id])
+    return binding
+
+
+def _default_sections() -> list[Section]:
+    """Every screen's keys as the code defines them."""
     from tui.screens.analysis import AnalysisScreen
     from tui.screens.similar import SimilarScreen
     from tui.screens.usage import UsageScreen

@@ -171,3 +171,21 @@ async def test_ctrl_p_runs_an_action_by_name(filled_store: Any, tui_settings: An
         await settle(pilot)
         assert isinstance(app.screen, IncidentListScreen)
         assert app.focused is app.screen.query_one("#filter")
+
+
+async def test_a_keymap_setting_remaps_keys_and_the_help_shows_them(filled_store: Any,
+                                                                   tui_settings: Any) -> None:
+    from tui.app import help_sections
+
+    remapped = tui_settings.model_copy(update={"keymap": {"app.usage": "U"}})
+    app = make_app(filled_store, remapped)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "IncidentListScreen"
+        await pilot.press("U")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "UsageScreen"
+    everywhere = dict(help_sections({"app.usage": "U"}))["Everywhere"]
+    assert [b.key for b in everywhere if getattr(b, "id", None) == "app.usage"] == ["U"]
