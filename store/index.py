@@ -145,7 +145,7 @@ class VectorIndex:
         suffix = f".tmp-{os.getpid()}-{threading.get_ident()}"
         index_temp = directory / (SNAPSHOT_INDEX + suffix)
         meta_temp = directory / (SNAPSHOT_META + suffix)
-        _write_synced(index_temp, memoryview(serialized))
+        _write_synced(index_temp, serialized.data)
         _write_synced(meta_temp, json.dumps(asdict(meta), indent=2).encode())
         # The index file goes first: metadata names a high-water mark the index reaches.
         os.replace(index_temp, directory / SNAPSHOT_INDEX)
@@ -217,6 +217,7 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
     count, dimension = vectors.shape
     nlist = int(min(16384, max(64, 2 ** round(np.log2(4 * np.sqrt(count))))))
     quantizer = faiss.IndexFlatIP(dimension)
+    index: faiss.IndexIVF
     if kind == "ivf":
         index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
     elif kind == "ivf-sq8":
@@ -229,8 +230,10 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
     sample = np.random.default_rng(seed).choice(count, size=sample_size, replace=False)
     index.cp.seed = seed
     index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
-    index.quantizer_trains_alone = 0
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    # faiss exposes this C char as a one-character string.
+    index.quantizer_trains_alone = "\x00"
+    # faiss's bundled stub omits DirectMap, which the module does export.
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids, np.int64))
     index.nprobe = nprobe
     return index

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
 from store.engine import read_connection, write_transaction
 from store.index import VectorIndex
 from store.locations import index_directory
-from store.models import Analysis, Embedding, Incident, RunMetadata
+from store.models import Analysis, Embedding, Incident, RunMetadata, table_of
 from store.records import utc_now
 from store.saving import insert_embedding_rows
 from store.vectors import embedding_run_row
@@ -87,27 +88,28 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
     service.catch_up(index)
     with read_connection(store.engine) as connection:
         ready = np.fromiter(connection.execute(
-            select(Embedding.analysis_pk).where(Embedding.status == "ready",
-                                                Embedding.embedder == embedder.name)
+            select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
+                                                col(Embedding.embedder) == embedder.name)
         ).scalars(), dtype=np.int64)
         report = VerifyReport(
             embedder=embedder.name, dimension=embedder.dimension, index_vectors=len(index),
             database_vectors=len(ready),
             analyses=connection.execute(select(func.count()).select_from(Analysis)).scalar_one(),
             pending=connection.execute(select(func.count()).select_from(Embedding)
-                                       .where(Embedding.status == "pending")).scalar_one())
+                                       .where(col(Embedding.status) == "pending")).scalar_one())
+        analysis_pk = table_of(Analysis).c.id
         report.without_vector = list(connection.execute(
-            select(Analysis.id).outerjoin(Embedding, Embedding.analysis_pk == Analysis.id)
-            .where(Embedding.analysis_pk.is_(None)).order_by(Analysis.id)).scalars())
+            select(analysis_pk).outerjoin(Embedding, col(Embedding.analysis_pk) == analysis_pk)
+            .where(col(Embedding.analysis_pk).is_(None)).order_by(analysis_pk)).scalars())
         report.other_embedders = {f"{name} (dimension {dim})": count for name, dim, count in
                                   connection.execute(
-            select(Embedding.embedder, Embedding.dimension, func.count())
-            .where(Embedding.embedder != embedder.name)
-            .group_by(Embedding.embedder, Embedding.dimension))}
+            select(col(Embedding.embedder), col(Embedding.dimension), func.count())
+            .where(col(Embedding.embedder) != embedder.name)
+            .group_by(col(Embedding.embedder), col(Embedding.dimension)))}
         report.wrong_dimension = connection.execute(
             select(func.count()).select_from(Embedding)
-            .where(Embedding.embedder == embedder.name, Embedding.status == "ready",
-                   Embedding.dimension != embedder.dimension)).scalar_one()
+            .where(col(Embedding.embedder) == embedder.name, col(Embedding.status) == "ready",
+                   col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
         report.missing_from_index = np.setdiff1d(ready, held).tolist()
         report.foreign_in_index = np.setdiff1d(held, ready).tolist()
@@ -120,8 +122,8 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
     if len(ready) == 0:
         return []
     picks = np.random.default_rng(0).choice(ready, size=min(sample, len(ready)), replace=False)
-    rows = connection.execute(select(Embedding.analysis_pk, Embedding.vector)
-                              .where(Embedding.analysis_pk.in_(picks.tolist()))).all()
+    rows = connection.execute(select(col(Embedding.analysis_pk), col(Embedding.vector))
+                              .where(col(Embedding.analysis_pk).in_(picks.tolist()))).all()
     changed = []
     for pk, blob in rows:
         held = index.vector(pk)
@@ -156,11 +158,12 @@ def reindex(store: Store, pending_only: bool = False, progress: Progress | None 
 
 def _analyses_to_embed(store: Store, pending_only: bool) -> list[int]:
     with read_connection(store.engine) as connection:
-        statement = select(Analysis.id).order_by(Analysis.id)
+        analysis_pk = table_of(Analysis).c.id
+        statement = select(analysis_pk).order_by(analysis_pk)
         if pending_only:
             statement = statement.outerjoin(
-                Embedding, Embedding.analysis_pk == Analysis.id
-            ).where((Embedding.status == "pending") | Embedding.analysis_pk.is_(None))
+                Embedding, col(Embedding.analysis_pk) == analysis_pk
+            ).where((col(Embedding.status) == "pending") | col(Embedding.analysis_pk).is_(None))
         return list(connection.execute(statement).scalars())
 
 
@@ -168,10 +171,10 @@ def _reembed(store: Store, analysis_pks: list[int]) -> int:
     service = store.vectors
     with read_connection(store.engine) as connection:
         rows = connection.execute(
-            select(Analysis.id, Analysis.analysis_json, Incident.title, Incident.description,
-                   Incident.initial_findings)
-            .join(Incident, Incident.incident_id == Analysis.incident_id)
-            .where(Analysis.id.in_(analysis_pks)).order_by(Analysis.id)).all()
+            select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
+                   col(Incident.description), col(Incident.initial_findings))
+            .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
+            .where(col(Analysis.id).in_(analysis_pks)).order_by(col(Analysis.id))).all()
     texts = [service.clean_text(r.title, r.description, r.initial_findings,
                                 json.loads(r.analysis_json)) for r in rows]
     vectors, calls = service.embed_texts(texts)
@@ -181,12 +184,12 @@ def _reembed(store: Store, analysis_pks: list[int]) -> int:
                  "status": "ready", "vector": vectors[i].tobytes(), "updated_at": now}
                 for i, r in enumerate(rows)]
     with write_transaction(store.engine) as connection:
-        connection.execute(delete(Embedding).where(Embedding.analysis_pk.in_(
+        connection.execute(delete(Embedding).where(col(Embedding.analysis_pk).in_(
             [r.id for r in rows])))
         insert_embedding_rows(connection, new_rows)
         run_rows = [embedding_run_row(call) for call in calls]
         if run_rows:
-            connection.execute(RunMetadata.__table__.insert(), run_rows)
+            connection.execute(table_of(RunMetadata).insert(), run_rows)
     return len(new_rows)
 
 
@@ -194,4 +197,4 @@ def pending_count(store: Store) -> int:
     """How many analyses wait for a vector."""
     with read_connection(store.engine) as connection:
         return int(connection.execute(select(func.count()).select_from(Embedding)
-                                      .where(Embedding.status == "pending")).scalar_one())
+                                      .where(col(Embedding.status) == "pending")).scalar_one())

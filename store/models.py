@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -15,9 +15,11 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    inspect,
 )
 from sqlmodel import Field, SQLModel
 
@@ -141,3 +143,8 @@ class Embedding(SQLModel, table=True):
     updated_at: datetime = _utc()
     # Grows with every vector written or refilled: readers catch up on seq > what they hold.
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel table class, typed (SQLModel does not declare __table__)."""
+    return cast(Table, inspect(model).local_table)

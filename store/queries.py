@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, case, func, literal, select, text
+from sqlalchemy import Connection, Select, TextClause, case, func, literal, select, text
 from sqlalchemy import tuple_ as row
 
-from store.models import Analysis, Incident, RunMetadata
+from store.models import Analysis, Incident, RunMetadata, table_of
 from store.schemas import (
     AnalysisRecord,
     IncidentDetail,
@@ -31,13 +31,13 @@ PG_SEARCH_VECTOR = (
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 SORT_COLUMNS = {
-    "updated": Incident.__table__.c.updated_at,
-    "created": Incident.__table__.c.created_at,
-    "incident_id": Incident.__table__.c.incident_id,
+    "updated": table_of(Incident).c.updated_at,
+    "created": table_of(Incident).c.created_at,
+    "incident_id": table_of(Incident).c.incident_id,
 }
 
 
-def text_condition(connection: Connection, query: str | None) -> ColumnElement[bool] | None:
+def text_condition(connection: Connection, query: str | None) -> TextClause | None:
     """A WHERE clause matching incidents whose id or text hold every word of the query."""
     words = _WORD.findall(query or "")[:16]
     if not words:
@@ -89,15 +89,16 @@ def incidents_page(
     query: str | None = None,
 ) -> IncidentPage:
     """One page in the sort order, newest first; `before`/`from_end` walk backwards."""
-    incidents = Incident.__table__.c
+    table = table_of(Incident)
+    incidents = table.c
     column = SORT_COLUMNS[sort]
-    statement: Select[Any] = select(Incident.__table__)
+    statement: Select[Any] = select(table)
     condition = text_condition(connection, query)
     if condition is not None:
         statement = statement.where(condition)
         walk = _broad_filter(connection, query, sort)
         if walk is not None:
-            statement = statement.with_hint(Incident.__table__, f"INDEXED BY {walk}", "sqlite")
+            statement = statement.with_hint(table, f"INDEXED BY {walk}", "sqlite")
     backwards = before is not None or from_end
     if after is not None:
         statement = statement.where(row(column, incidents.incident_id) < _key(after))
@@ -151,7 +152,7 @@ def _summary(mapping: Any) -> IncidentSummary:
 
 def count_incidents(connection: Connection, query: str | None = None) -> int:
     """How many incidents there are, or how many match the text filter."""
-    statement = select(func.count()).select_from(Incident.__table__)
+    statement = select(func.count()).select_from(table_of(Incident))
     condition = text_condition(connection, query)
     if condition is not None:
         statement = statement.where(condition)
@@ -160,8 +161,9 @@ def count_incidents(connection: Connection, query: str | None = None) -> int:
 
 def incident_detail(connection: Connection, incident_id: str) -> IncidentDetail | None:
     """An incident's full text, or None when there is no such incident."""
+    table = table_of(Incident)
     found = connection.execute(
-        select(Incident.__table__).where(Incident.__table__.c.incident_id == incident_id)
+        select(table).where(table.c.incident_id == incident_id)
     ).mappings().first()
     if found is None:
         return None
@@ -177,8 +179,9 @@ def incident_detail(connection: Connection, incident_id: str) -> IncidentDetail 
 
 def analyses_of(connection: Connection, incident_id: str) -> list[AnalysisRecord]:
     """Every analysis of an incident, newest first, with the usage of the call behind it."""
-    analyses = Analysis.__table__.c
-    runs = RunMetadata.__table__.c
+    table = table_of(Analysis)
+    analyses = table.c
+    runs = table_of(RunMetadata).c
     usage = (
         select(
             runs.analysis_id,
@@ -191,7 +194,7 @@ def analyses_of(connection: Connection, incident_id: str) -> list[AnalysisRecord
         .subquery()
     )
     statement = (
-        select(analyses, usage.c.input_tokens, usage.c.output_tokens, usage.c.cost_usd)
+        select(table, usage.c.input_tokens, usage.c.output_tokens, usage.c.cost_usd)
         .outerjoin(usage, usage.c.analysis_id == analyses.analysis_id)
         .where(analyses.incident_id == incident_id)
         .order_by(analyses.created_at.desc(), analyses.id.desc())
@@ -221,7 +224,7 @@ def usage_totals(
     connection: Connection, by: str, *, since: datetime | None = None, limit: int | None = None
 ) -> list[UsageTotal]:
     """Tokens and cost summed by "model", "incident" or "kind", most expensive first."""
-    runs = RunMetadata.__table__.c
+    runs = table_of(RunMetadata).c
     key = {"model": runs.model_name, "incident": runs.incident_id, "kind": runs.kind}[by]
     cost = func.coalesce(func.sum(runs.cost_usd), 0)
     statement = (
@@ -252,7 +255,7 @@ def usage_totals(
 def usage_by_day(connection: Connection, days: int = 30, *, today: date | None = None
                  ) -> list[UsageByDay]:
     """Calls, tokens and cost per UTC day over the last `days` days, every day present."""
-    runs = RunMetadata.__table__.c
+    runs = table_of(RunMetadata).c
     end = today or datetime.now(UTC).date()
     first = end - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
@@ -278,9 +281,9 @@ def usage_by_day(connection: Connection, days: int = 30, *, today: date | None =
 
 def totals(connection: Connection) -> dict[str, Any]:
     """Counts of incidents, analyses, calls and the total cost."""
-    runs = RunMetadata.__table__.c
-    incidents = connection.execute(select(func.count()).select_from(Incident.__table__))
-    analyses = connection.execute(select(func.count()).select_from(Analysis.__table__))
+    runs = table_of(RunMetadata).c
+    incidents = connection.execute(select(func.count()).select_from(table_of(Incident)))
+    analyses = connection.execute(select(func.count()).select_from(table_of(Analysis)))
     calls, cost = connection.execute(
         select(func.count(), func.coalesce(func.sum(runs.cost_usd), 0))
     ).one()
@@ -294,5 +297,5 @@ def totals(connection: Connection) -> dict[str, Any]:
 
 def latest_analysis_pk(connection: Connection) -> int:
     """The highest analysis primary key, 0 for an empty store."""
-    found = connection.execute(select(func.max(Analysis.__table__.c.id))).scalar_one()
+    found = connection.execute(select(func.max(table_of(Analysis).c.id))).scalar_one()
     return int(found or 0)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store.engine import write_transaction
 from store.errors import StoreUnavailable
-from store.models import Analysis, Embedding, Incident, RunMetadata
+from store.models import Analysis, Embedding, Incident, RunMetadata, table_of
 from store.records import PreparedSave, utc_now
 from store.schemas import SaveResult
 
@@ -30,7 +30,7 @@ def write_batch(engine: Engine, batch: Sequence[PreparedSave],
     try:
         with write_transaction(engine) as connection:
             if extra_runs:
-                connection.execute(RunMetadata.__table__.insert(), list(extra_runs))
+                connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
             return _write(connection, batch)
     except (IntegrityError, DBAPIError) as error:
         if len(batch) == 1:
@@ -38,7 +38,7 @@ def write_batch(engine: Engine, batch: Sequence[PreparedSave],
         log.info("batch of %d failed (%s); retrying record by record", len(batch), error)
     if extra_runs:
         with write_transaction(engine) as connection:
-            connection.execute(RunMetadata.__table__.insert(), list(extra_runs))
+            connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
     results: list[SaveResult] = []
     for prepared in batch:
         try:
@@ -77,11 +77,12 @@ def _write(connection: Connection, batch: Sequence[PreparedSave]) -> list[SaveRe
 
 
 def _existing_pks(connection: Connection, analysis_ids: list[str]) -> dict[str, int]:
+    analyses = table_of(Analysis).c
     found: dict[str, int] = {}
     for start in range(0, len(analysis_ids), 500):
         chunk = analysis_ids[start : start + 500]
         rows = connection.execute(
-            select(Analysis.analysis_id, Analysis.id).where(Analysis.analysis_id.in_(chunk))
+            select(analyses.analysis_id, analyses.id).where(analyses.analysis_id.in_(chunk))
         )
         found.update({analysis_id: pk for analysis_id, pk in rows})
     return found
@@ -96,7 +97,7 @@ def _dialect_insert(connection: Connection, table: Any) -> Any:
 
 
 def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
-    table = Incident.__table__
+    table = table_of(Incident)
     statement = _dialect_insert(connection, table)
     excluded = statement.excluded
     current = table.c
@@ -142,7 +143,7 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
 
 
 def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> dict[str, int]:
-    table = Analysis.__table__
+    table = table_of(Analysis)
     statement = table.insert().returning(
         table.c.id, table.c.analysis_id, sort_by_parameter_order=True
     )
@@ -164,7 +165,7 @@ def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> d
 def _insert_runs(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
     rows = [p.run_row for p in fresh if p.run_row is not None]
     if rows:
-        connection.execute(RunMetadata.__table__.insert(), rows)
+        connection.execute(table_of(RunMetadata).insert(), rows)
 
 
 def _insert_embeddings(
@@ -189,7 +190,7 @@ def _insert_embeddings(
 
 def insert_embedding_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert embedding rows, each with a fresh write sequence number."""
-    table = Embedding.__table__
+    table = table_of(Embedding)
     if connection.dialect.name == "postgresql":
         statement = table.insert().values(seq=func.nextval("embeddings_seq_counter"))
         connection.execute(statement, rows)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 
 from store.index import VectorIndex
 from store.matching import indicators_in_text, iocs_of, techniques_of
-from store.models import Analysis, Incident
+from store.models import Analysis, Incident, table_of
 from store.schemas import SimilarHit, SimilarResult
 
 NEAR_DUPLICATE_COSINE = 0.97
@@ -112,14 +112,14 @@ def _collapse(index: VectorIndex, ranked: list[_Candidate], k: int) -> list[_Can
 def _rows(connection: Connection, pks: list[int]) -> dict[int, Any]:
     if not pks:
         return {}
-    analyses = Analysis.__table__.c
-    incidents = Incident.__table__.c
+    analyses = table_of(Analysis).c
+    incidents = table_of(Incident).c
     found: dict[int, Any] = {}
     for start in range(0, len(pks), 900):
         statement = (
             select(analyses.id, analyses.analysis_id, analyses.incident_id, analyses.severity,
                    analyses.created_at, analyses.analysis_json, incidents.title)
-            .join(Incident.__table__, incidents.incident_id == analyses.incident_id)
+            .join(table_of(Incident), incidents.incident_id == analyses.incident_id)
             .where(analyses.id.in_(pks[start : start + 900]))
         )
         found.update({row.id: row for row in connection.execute(statement)})

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlmodel import col
 
 from store.engine import read_connection
 from store.errors import StoreError
@@ -72,11 +73,11 @@ def _query_vector(store: Store, text: str | None, incident_id: str | None
         return vectors[0], None
     with read_connection(store.engine) as connection:
         row = connection.execute(
-            select(Analysis.id, Analysis.analysis_json, Incident.title, Incident.description,
-                   Incident.initial_findings)
-            .join(Incident, Incident.incident_id == Analysis.incident_id)
-            .where(Analysis.incident_id == incident_id)
-            .order_by(Analysis.created_at.desc(), Analysis.id.desc())
+            select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
+                   col(Incident.description), col(Incident.initial_findings))
+            .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
+            .where(col(Analysis.incident_id) == incident_id)
+            .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
             .limit(1)
         ).first()
     if row is None:

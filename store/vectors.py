@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from store.engine import read_connection
 from store.errors import EmbedderMismatch
@@ -185,10 +186,11 @@ class VectorService:
             # Two range seeks on the embedder index instead of a scan of every vector row.
             below, above = (
                 connection.execute(
-                    select(Embedding.embedder, Embedding.dimension).where(condition).limit(1)
+                    select(col(Embedding.embedder), col(Embedding.dimension))
+                    .where(condition).limit(1)
                 ).first()
-                for condition in (Embedding.embedder < embedder.name,
-                                  Embedding.embedder > embedder.name)
+                for condition in (col(Embedding.embedder) < embedder.name,
+                                  col(Embedding.embedder) > embedder.name)
             )
             others = below or above
         if others is not None:
@@ -207,10 +209,10 @@ class VectorService:
         while True:
             with read_connection(self.engine) as connection:
                 rows = connection.execute(
-                    select(Embedding.analysis_pk, Embedding.vector, Embedding.seq,
-                           Embedding.status, Embedding.embedder)
-                    .where(Embedding.seq > index.high_water_mark)
-                    .order_by(Embedding.seq)
+                    select(col(Embedding.analysis_pk), col(Embedding.vector), col(Embedding.seq),
+                           col(Embedding.status), col(Embedding.embedder))
+                    .where(col(Embedding.seq) > index.high_water_mark)
+                    .order_by(col(Embedding.seq))
                     .limit(CATCH_UP_CHUNK)
                 ).all()
             if not rows:
@@ -218,7 +220,7 @@ class VectorService:
             ready = [row for row in rows
                      if row.status == "ready" and row.embedder == index.embedder and row.vector]
             ids = np.fromiter((row[0] for row in ready), dtype=np.int64, count=len(ready))
-            matrix = np.frombuffer(b"".join(row[1] for row in ready), dtype=np.float32)
+            matrix = np.frombuffer(b"".join(row.vector for row in ready), dtype=np.float32)
             index.add(ids, matrix.reshape(len(ready), index.dimension),
                       high_water_mark=int(rows[-1].seq))
             added += len(ready)
