@@ -35,7 +35,7 @@ def texts(count: int) -> list[str]:
 
 def run(label: str, settings: Settings, server: OpenAIServer, items: list[str]) -> None:
     cache = make_cache(settings, prefix=f"bench{uuid.uuid4().hex[:8]}")
-    service = VectorService(settings, engine=None, cache=cache)  # type: ignore[arg-type]
+    service = VectorService(settings, engine=None, cache_provider=lambda: cache)  # type: ignore[arg-type]
     rows = []
     for name in ("cold", "warm"):
         server.reset_counts()

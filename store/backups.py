@@ -81,7 +81,7 @@ def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
             temp.unlink(missing_ok=True)
         raise
     for folder in folders:
-        _fsync_path(folder)
+        fsync_path(folder)
     return [target for _, target in pending]
 
 
@@ -108,7 +108,7 @@ def _flush_to_disk(directory: Path, files: list[Path]) -> None:
         finally:
             os.close(descriptor)
     for path in files:
-        _fsync_path(path)
+        fsync_path(path)
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +120,8 @@ def _syncfs() -> Callable[[int], int] | None:
         return None
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entry to disk."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
     descriptor = os.open(path, flags)
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from store.backups import fsync_path
 from store.errors import EmbedderMismatch
 
 SNAPSHOT_INDEX = "vectors.faiss"
@@ -150,7 +151,7 @@ class VectorIndex:
         # The index file goes first: metadata names a high-water mark the index reaches.
         os.replace(index_temp, directory / SNAPSHOT_INDEX)
         os.replace(meta_temp, directory / SNAPSHOT_META)
-        _fsync_directory(directory)
+        fsync_path(directory)
         return meta
 
     @classmethod
@@ -244,11 +245,3 @@ def _write_synced(path: Path, payload: memoryview | bytes) -> None:
         handle.write(payload)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -74,7 +74,8 @@ class Store:
             if self._vectors is None:
                 from store.vectors import VectorService
 
-                self._vectors = VectorService(self.settings, self.engine, cache=self._cache)
+                self._vectors = VectorService(self.settings, self.engine,
+                                              cache_provider=lambda: self.cache)
             return self._vectors
 
     @property
@@ -85,8 +86,6 @@ class Store:
                 from store.cache import make_cache
 
                 self._cache = make_cache(self.settings)
-                if self._vectors is not None:
-                    self._vectors.cache = self._cache
             return self._cache
 
     def close(self) -> None:
@@ -128,7 +127,6 @@ class Store:
             except RecordError as error:
                 outcomes.append(SaveResult(record.incident.incident_id, None, "error", str(error)))
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
-        _ = self.cache  # the embedder's cache must be in place before embedding
         embed_runs = self.vectors.attach_vectors(prepared)
         written = write_batch(self.engine, prepared, embed_runs)
         saved = [(result.pk, item) for result, item in zip(written, prepared, strict=True)

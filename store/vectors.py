@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from store.engine import read_connection
@@ -36,10 +36,12 @@ EMBED_NAMESPACE = "embed"
 class VectorService:
     """Owns the embedder, the PII scrubber and (once asked for) the process's vector index."""
 
-    def __init__(self, settings: Settings, engine: Engine, cache: Cache | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine,
+                 cache_provider: Callable[[], Cache] | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.cache = cache
+        # Asked for only when a remote embedder needs it: offline saves never open the cache.
+        self._cache_provider = cache_provider
         self._embedder: Embedder | None = None
         self._scrubber: PiiScrubber | None = None
         self._index: VectorIndex | None = None
@@ -107,7 +109,7 @@ class VectorService:
     def embed_texts(self, texts: list[str]) -> tuple[np.ndarray, list[EmbedCall]]:
         """Embed texts; a remote embedder's vectors are cached per text and embedder."""
         embedder = self.embedder
-        if self.cache is None or not getattr(embedder, "remote", embedder.name.startswith(
+        if self._cache_provider is None or not getattr(embedder, "remote", embedder.name.startswith(
                 "openai:")):
             result = embedder.embed(texts)
             return result.vectors, result.calls
@@ -116,13 +118,14 @@ class VectorService:
     def _embed_through_cache(self, texts: list[str]) -> tuple[np.ndarray, list[EmbedCall]]:
         from store.cache_stats import Savings
 
-        assert self.cache is not None
+        assert self._cache_provider is not None
+        cache = self._cache_provider()
         embedder = self.embedder
         keys = [hashlib.sha256(f"{embedder.name}\x00{text}".encode()).hexdigest()
                 for text in texts]
         found: dict[int, np.ndarray] = {}
         for position, key in enumerate(keys):
-            cached = self.cache.get(EMBED_NAMESPACE, key)
+            cached = cache.get(EMBED_NAMESPACE, key)
             if cached is not None:
                 found[position] = np.frombuffer(cached, dtype=np.float32)
         missing = [position for position in range(len(texts)) if position not in found]
@@ -135,7 +138,7 @@ class VectorService:
             for row, position in enumerate(missing):
                 vector = np.ascontiguousarray(result.vectors[row], dtype=np.float32)
                 found[position] = vector
-                self.cache.set(EMBED_NAMESPACE, keys[position], vector.tobytes(),
+                cache.set(EMBED_NAMESPACE, keys[position], vector.tobytes(),
                                savings=Savings(tokens=share, cost_usd=_embed_cost(calls, share)))
         matrix = np.vstack([found[position] for position in range(len(texts))])
         return matrix.astype(np.float32, copy=False), calls
@@ -251,13 +254,6 @@ class VectorService:
             return False
         index.save_snapshot(index_directory(self.settings))
         return True
-
-    def generation(self) -> int:
-        """The newest vector write sequence in the database: similar results older than it
-        are stale."""
-        with read_connection(self.engine) as connection:
-            found = connection.execute(select(func.max(Embedding.seq))).scalar_one()
-        return int(found or 0)
 
     def forget_index(self) -> None:
         """Drop the in-memory index (after a reindex replaced it on disk)."""

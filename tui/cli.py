@@ -165,11 +165,7 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
     with _open_store(settings) as store:
         saved = fill_demo(store, count, seed, offset=offset, show_progress=sys.stderr.isatty())
-        click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there); "
-                   "building the similar-incident index", err=True)
-        # So that the first similar search in the app does not build it.
-        store.vectors.index()
-        store.vectors.snapshot(force=True)
+    click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
 
 
 def _register_commands() -> None:

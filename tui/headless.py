@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from datetime import UTC, datetime
 from typing import IO, Any, TextIO
 
 from store.errors import RecordError
@@ -65,37 +63,18 @@ def _result_line(label: str, result: SaveResult) -> dict[str, Any]:
     }
 
 
-def fill_demo(store: Store, count: int, seed: int, *, offset: int = 0, batch_size: int = 2000,
+def fill_demo(store: Store, count: int, seed: int, *, offset: int = 0,
               show_progress: bool = True) -> int:
-    """Generate demo records offset..offset+count-1 and save them in batches, with a progress
-    bar. The data is relative to today (midnight UTC), so it is the same all day long."""
+    """store.demo_fill.fill_store with a progress bar on stderr."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from store.demo import generate_records
+    from store.demo_fill import fill_store
 
-    saved = 0
-    batch: list[tuple[str, AnalysisIn]] = []
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(),
-                        disable=not show_progress, transient=False)
+                        console=Console(stderr=True), disable=not show_progress)
     with progress:
         task = progress.add_task("demo records", total=count)
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        records = generate_records(offset + count, seed, now=today, start=offset)
-        for index, record in enumerate(records, start=offset):
-            batch.append((f"demo {index}", AnalysisIn.model_validate(record)))
-            if len(batch) >= batch_size:
-                saved += _count_saved(store.save_many(batch))
-                progress.advance(task, len(batch))
-                batch = []
-        if batch:
-            saved += _count_saved(store.save_many(batch))
-            progress.advance(task, len(batch))
-    return saved
-
-
-def _count_saved(results: list[SaveResult]) -> int:
-    for result in results:
-        if result.status == "error":
-            sys.stderr.write(f"incidex: {result.error}\n")
-    return sum(result.status == "saved" for result in results)
+        return fill_store(store, count, seed, offset=offset,
+                          on_progress=lambda done, _total: progress.update(task, completed=done))

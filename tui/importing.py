@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
 
-from store.errors import RecordError
-from store.records import validate_record
-from store.schemas import AnalysisIn
 from store.store import Store
 from tui.headless import save_stream
 
@@ -104,32 +100,11 @@ def _position(stream: io.BufferedReader) -> int:
 
 def fill_demo(store: Store, count: int, seed: int, stop: threading.Event,
               on_progress: Callable[[int, int], None], batch_size: int = 100) -> int:
-    """Save `count` demo records in batches; returns how many were new."""
-    from store.demo import generate_records
+    """The app's demo fill: small batches, so progress moves and `stop` answers quickly."""
+    from store.demo_fill import fill_store
 
-    saved = 0
-    batch: list[tuple[str, AnalysisIn]] = []
-    for index, record in enumerate(generate_records(count, seed)):
-        if stop.is_set():
-            break
-        try:
-            batch.append((f"demo {index}", validate_record(record, f"demo {index}")))
-        except RecordError:
-            continue
-        if len(batch) >= batch_size:
-            saved += sum(r.status == "saved" for r in store.save_many(batch))
-            batch = []
-            on_progress(index + 1, count)
-    if batch:
-        saved += sum(r.status == "saved" for r in store.save_many(batch))
-    on_progress(count, count)
-    return saved
-
-
-def safe_file_name(text: str) -> str:
-    """A file name part made of letters, digits, dots, dashes and underscores only."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
-    return cleaned[:80] or "incident"
+    return fill_store(store, count, seed, batch_size=batch_size, stop=stop,
+                      on_progress=on_progress)
 
 
 def write_export(path: Path, text: str) -> Path:

@@ -15,8 +15,9 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
+from store.backups import safe_name
 from store.schemas import AnalysisRecord, IncidentDetail
-from tui.importing import safe_file_name, write_export
+from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import PathPromptScreen
@@ -129,7 +130,7 @@ class AnalysisScreen(IncidexScreen):
         if self.current is None:
             self.notify("No analysis to export", severity="warning")
             return
-        name = f"{safe_file_name(self.incident_id)}-{self.current.analysis_id}.json"
+        name = f"{safe_name(self.incident_id)}-{self.current.analysis_id}.json"
         default = self.incidex.data_dir / "exports" / name
         prompt = PathPromptScreen("Export analysis", "Enter writes the JSON there, Esc cancels.",
                                   str(default))
