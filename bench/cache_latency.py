@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 import redis  # noqa: E402
 
 from store.cache import JSON_CODEC, VECTOR_CODEC, Cache, cached  # noqa: E402
-from store.cache_backends import Backend, MemoryBackend, RedisBackend  # noqa: E402
-from store.cache_disk import DiskBackend  # noqa: E402
+from store.cache.backends import Backend, MemoryBackend, RedisBackend  # noqa: E402
+from store.cache.disk import DiskBackend  # noqa: E402
 
 KEYS = [f"k{index:03d}" for index in range(100)]
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from store.cache import make_cache  # noqa: E402
 from store.settings import Settings  # noqa: E402
-from store.vectors import VectorService  # noqa: E402
+from store.vectors.service import VectorService  # noqa: E402
 from tests.support.openai_server import OpenAIServer  # noqa: E402
 
 WORDS = ("phishing invoice macro ransomware lockbit beacon cobalt strike exfiltration bucket "

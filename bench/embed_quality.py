@@ -133,7 +133,7 @@ def tfidf_fitted(texts_to_fit: list[str]) -> EmbedFunction:
 
 def offline(**options: float) -> EmbedFunction:
     """A fresh HashedConceptEmbedder with the given options, as an embed function."""
-    from store.embed_offline import HashedConceptEmbedder
+    from store.vectors.offline import HashedConceptEmbedder
 
     embedder = HashedConceptEmbedder(**options)  # type: ignore[arg-type]
     return lambda texts: embedder.embed(texts).vectors
@@ -206,7 +206,7 @@ def print_ann_recall(texts: list[str], count: int, queries: int = 500) -> None:
     """Recall@10 of faiss IVF-Flat and HNSW-Flat against exact IndexFlatIP on synthetic texts."""
     import faiss
 
-    from store.embed_offline import HashedConceptEmbedder
+    from store.vectors.offline import HashedConceptEmbedder
 
     faiss.omp_set_num_threads(2)
     embedder = HashedConceptEmbedder()

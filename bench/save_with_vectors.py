@@ -44,8 +44,8 @@ def seed_way_rate(directory: Path, history: int, saves: int) -> float:
     from langchain_community.vectorstores import FAISS
     from langchain_core.embeddings import Embeddings
 
-    from store.embed_offline import HashedConceptEmbedder
-    from store.matching import embedding_text
+    from store.vectors.offline import HashedConceptEmbedder
+    from store.vectors.text import embedding_text
 
     embedder = HashedConceptEmbedder()
 

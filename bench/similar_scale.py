@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from store.index import VectorIndex  # noqa: E402
+from store.vectors.index import VectorIndex  # noqa: E402
 
 QUERIES = 1000
 
@@ -48,9 +48,9 @@ def vectors_from_store(data_dir: Path, limit: int) -> tuple[np.ndarray, np.ndarr
 
 
 def synthetic_vectors(count: int) -> tuple[np.ndarray, np.ndarray]:
-    from store.demo import generate_records
-    from store.embed_offline import HashedConceptEmbedder
-    from store.matching import embedding_text
+    from store.demo.generator import generate_records
+    from store.vectors.offline import HashedConceptEmbedder
+    from store.vectors.text import embedding_text
 
     embedder = HashedConceptEmbedder()
     texts = [embedding_text(r["incident"]["title"], r["incident"]["description"],
@@ -110,7 +110,7 @@ def snapshot_open(index: VectorIndex) -> None:
         index.save_snapshot(Path(scratch))
         probe = (
             "import sys, time; sys.path.insert(0, sys.argv[2])\n"
-            "from bench.similar_scale import rss_mb\nfrom store.index import VectorIndex\n"
+            "from bench.similar_scale import rss_mb\nfrom store.vectors.index import VectorIndex\n"
             "from pathlib import Path\nbefore = rss_mb(); started = time.perf_counter()\n"
             "index = VectorIndex.load_snapshot(Path(sys.argv[1]), 'bench', int(sys.argv[3]))\n"
             "print(f'{time.perf_counter() - started:.2f} {rss_mb() - before:.0f}')\n"

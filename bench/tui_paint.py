@@ -196,8 +196,8 @@ def terminal_first_paint(data_dir: Path, runs: int) -> list[float] | None:
 
 def build_store(incidents: int, directory: Path) -> None:
     """Save demo records until the store holds at least `incidents` incidents."""
-    from store.demo import generate_records
-    from store.records import validate_record
+    from store.demo.generator import generate_records
+    from store.ingest.records import validate_record
 
     started = time.perf_counter()
     saved = 0

@@ -1,3 +1,118 @@
-"""incidex's persistent layer: a plain Python library with no terminal dependencies."""
+"""incidex's store: everything persistent and every outside service, with no terminal at all.
+
+This module is the public door: tui/ and widgets/ import from `store` only, never from its
+sub-packages. Names load on first use (PEP 562), so `import store` stays cheap and the
+headless commands that need only settings never pay for SQLAlchemy, numpy or FAISS.
+
+Where things live: db/ (engine, tables, migrations, queries, writes), ingest/ (reading,
+validation, preparation, pricing, the save stream), vectors/ (embedders, the index, similar
+search, verify and reindex), privacy/ (PII scrubbing and keys), cache/ (tiers and the `cached`
+decorator), backup/ (copies outside the database), demo/ (synthetic data).
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.demo.fill import fill_store as fill_demo_store
+    from store.errors import (
+        EmbedderMismatch,
+        RecordError,
+        StoreError,
+        StoreUnavailable,
+    )
+    from store.fileio import safe_name
+    from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
+    from store.locations import data_directory
+    from store.schemas import (
+        DEFAULT_SIMILAR_K,
+        AnalysisIn,
+        AnalysisRecord,
+        IncidentDetail,
+        IncidentPage,
+        IncidentSort,
+        IncidentSummary,
+        PageCursor,
+        SaveResult,
+        SimilarHit,
+        SimilarResult,
+        StoreSummary,
+        UsageByDay,
+        UsageTotal,
+        as_utc,
+    )
+    from store.settings import Settings, load_settings
+    from store.store import Store
+    from store.vectors.embedder import EmbedderUnavailable
+    from store.vectors.maintenance import VerifyReport
+
+# Public name -> (module, attribute in it).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Store": ("store.store", "Store"),
+    "Settings": ("store.settings", "Settings"),
+    "load_settings": ("store.settings", "load_settings"),
+    "data_directory": ("store.locations", "data_directory"),
+    "safe_name": ("store.fileio", "safe_name"),
+    "iter_save": ("store.ingest.stream", "iter_save"),
+    "iter_save_batches": ("store.ingest.stream", "iter_save_batches"),
+    "SaveEvent": ("store.ingest.stream", "SaveEvent"),
+    "fill_demo_store": ("store.demo.fill", "fill_store"),
+    "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
+    "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
+    **{name: ("store.errors", name) for name in (
+        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
+    **{name: ("store.schemas", name) for name in (
+        "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentPage",
+        "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
+        "SimilarResult", "StoreSummary", "UsageByDay", "UsageTotal", "as_utc")},
+}
+
+__all__ = [
+    "AnalysisIn",
+    "AnalysisRecord",
+    "DEFAULT_SIMILAR_K",
+    "EmbedderMismatch",
+    "EmbedderUnavailable",
+    "IncidentDetail",
+    "IncidentPage",
+    "IncidentSort",
+    "IncidentSummary",
+    "PageCursor",
+    "RecordError",
+    "SaveEvent",
+    "SaveResult",
+    "Settings",
+    "SimilarHit",
+    "SimilarResult",
+    "Store",
+    "StoreError",
+    "StoreSummary",
+    "StoreUnavailable",
+    "UsageByDay",
+    "UsageTotal",
+    "VerifyReport",
+    "as_utc",
+    "data_directory",
+    "fill_demo_store",
+    "iter_save",
+    "iter_save_batches",
+    "load_settings",
+    "safe_name",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from the module that defines it, on first use."""
+    try:
+        module_name, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'store' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 MAX_ID_CHARS = 256
+# How many similar incidents a search returns unless asked otherwise (the CLI's and TUI's default).
+DEFAULT_SIMILAR_K = 10
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -80,6 +82,11 @@ class SaveResult:
     status: SaveStatus
     error: str | None = None
     pk: int | None = None
+
+    @classmethod
+    def failed(cls, incident_id: str | None, message: str) -> SaveResult:
+        """A record that was refused, with the one-line reason naming record and field."""
+        return cls(incident_id, None, "error", message)
 
 
 @dataclass(frozen=True, slots=True)

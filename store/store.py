@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store import queries
-from store.backups import BackupItem, write_backups
-from store.engine import make_engine, read_connection
+from store.backup.json_files import BackupItem, write_backups
+from store.db import queries
+from store.db.engine import make_engine, read_connection
+from store.db.migrate import upgrade
+from store.db.writes import write_batch
 from store.errors import RecordError, StoreUnavailable
-from store.ingest import chunked
+from store.ingest.reader import chunked
+from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
-from store.migrate import upgrade
-from store.records import Limits, PreparedSave, prepare, utc_now
-from store.saving import write_batch
 from store.schemas import (
+    DEFAULT_SIMILAR_K,
     AnalysisIn,
     AnalysisRecord,
     IncidentDetail,
@@ -37,7 +38,9 @@ from store.settings import Settings
 
 if TYPE_CHECKING:
     from store.cache import Cache
-    from store.vectors import VectorService
+    from store.vectors.maintenance import VerifyReport
+    from store.vectors.search import SimilarSearch
+    from store.vectors.service import VectorService
 
 log = logging.getLogger("incidex.store")
 
@@ -53,6 +56,7 @@ class Store:
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
         self._vectors: VectorService | None = None
+        self._search: SimilarSearch | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -71,22 +75,28 @@ class Store:
     def vectors(self) -> VectorService:
         """Embedding and the vector index, set up on first use (numpy and FAISS load then)."""
         with self._cache_lock:
-            if self._vectors is None:
-                from store.vectors import VectorService
-
-                self._vectors = VectorService(self.settings, self.engine,
-                                              cache_provider=lambda: self.cache)
-            return self._vectors
+            return self._vector_service()
 
     @property
     def cache(self) -> Cache:
         """The cache in front of paid and slow calls (memory, then Redis or disk)."""
         with self._cache_lock:
-            if self._cache is None:
-                from store.cache import make_cache
+            return self._cache_instance()
 
-                self._cache = make_cache(self.settings)
-            return self._cache
+    def _vector_service(self) -> VectorService:
+        if self._vectors is None:
+            from store.vectors.service import VectorService
+
+            self._vectors = VectorService(self.settings, self.engine,
+                                          cache_provider=lambda: self.cache)
+        return self._vectors
+
+    def _cache_instance(self) -> Cache:
+        if self._cache is None:
+            from store.cache import make_cache
+
+            self._cache = make_cache(self.settings)
+        return self._cache
 
     def close(self) -> None:
         """Write the index snapshot if it changed, flush cache stats, release connections."""
@@ -115,17 +125,19 @@ class Store:
         """Save records in batches; each is saved whole, reported a duplicate, or refused."""
         results: list[SaveResult] = []
         for chunk in chunked(records, self.settings.save_batch_size):
-            results.extend(self._save_chunk(chunk))
+            results.extend(self.save_batch(chunk))
         return results
 
-    def _save_chunk(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
+    def save_batch(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
+        """Save one batch of labelled records in one transaction (a failing batch falls back
+        to one transaction per record); one result per record, in order."""
         now = utc_now()
         outcomes: list[SaveResult | PreparedSave] = []
         for label, record in chunk:
             try:
                 outcomes.append(prepare(record, label, self.limits, now))
             except RecordError as error:
-                outcomes.append(SaveResult(record.incident.incident_id, None, "error", str(error)))
+                outcomes.append(SaveResult.failed(record.incident.incident_id, str(error)))
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
         embed_runs = self.vectors.attach_vectors(prepared)
         written = write_batch(self.engine, prepared, embed_runs)
@@ -196,31 +208,36 @@ class Store:
         with read_connection(self.engine) as connection:
             return queries.usage_by_day(connection, days, today=today)
 
-    def similar(self, text: str | None = None, incident_id: str | None = None, k: int = 10,
-                severity: list[str] | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> SimilarResult:
-        """Incidents like a typed text or a stored incident: best first, one row each."""
-        from store import store_similar
+    @property
+    def search(self) -> SimilarSearch:
+        """Similar-incident search over this store's vectors and cache, set up on first use."""
+        with self._cache_lock:
+            if self._search is None:
+                from store.vectors.search import SimilarSearch
 
-        return store_similar.similar(self, text, incident_id, k, severity, since, until)
+                self._search = SimilarSearch(self.engine, self._vector_service(),
+                                             lambda: self.cache,
+                                             self.settings.similar_seen_min_score)
+            return self._search
+
+    def similar(self, text: str | None = None, incident_id: str | None = None,
+                k: int = DEFAULT_SIMILAR_K, severity: list[str] | None = None,
+                since: datetime | None = None, until: datetime | None = None) -> SimilarResult:
+        """Incidents like a typed text or a stored incident: best first, one row each."""
+        return self.search.similar(text, incident_id, k, severity, since, until)
 
     def known_similar_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """How many similar incidents each one has, where that is already known (cached)."""
-        from store import store_similar
-
-        return store_similar.known_similar_counts(self, incident_ids,
-                                                  self.settings.similar_seen_min_score)
+        return self.search.known_counts(incident_ids)
 
     def warm_similar(self, incident_ids: list[str], stop: threading.Event | None = None) -> int:
         """Fill the cache with similar results for these incidents until `stop` is set."""
-        from store import store_similar
-
-        return store_similar.warm_similar(self, incident_ids, stop)
+        return self.search.warm(incident_ids, stop)
 
     def cache_stats(self) -> dict[str, Any]:
         """Cache hits, misses, errors, hit rate and the tokens and dollars hits saved
         (shared across processes where the cache keeps shared counters)."""
-        from store.cache_stats import ERRORS
+        from store.cache.stats import ERRORS
 
         stats = self.cache.stats()
         totals = stats.shared if stats.shared is not None else stats.process
@@ -240,7 +257,7 @@ class Store:
 
     def prepare_text_search(self) -> None:
         """Load the PII scrubber and the embedder (their word lists take about a second)."""
-        from store.matching import embedding_text
+        from store.vectors.text import embedding_text
 
         self.vectors.clean_text("warm up", "", "", {})
         if not getattr(self.vectors.embedder, "remote", True):
@@ -249,6 +266,25 @@ class Store:
     def refresh_index_snapshot(self) -> bool:
         """Rewrite the vector index snapshot if enough changed (for a background timer)."""
         return self.vectors.snapshot()
+
+    def verify_vectors(self, sample: int = 200) -> VerifyReport:
+        """Compare the vector index this process would search with the database, id by id."""
+        from store.vectors.maintenance import verify
+
+        return verify(self, sample=sample)
+
+    def reindex(self, pending_only: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> int:
+        """Re-embed analyses with the configured embedder and rebuild the index; how many."""
+        from store.vectors.maintenance import reindex
+
+        return reindex(self, pending_only=pending_only, progress=progress)
+
+    def pending_vector_count(self) -> int:
+        """How many analyses wait for a vector (an embedder outage left them pending)."""
+        from store.vectors.maintenance import pending_count
+
+        return pending_count(self)
 
     def latest_analysis_pk(self) -> int:
         """The highest analysis id: a cheap way to notice other processes' saves."""

@@ -17,7 +17,10 @@ def imported_after(statement: str) -> set[str]:
 
 
 def test_store_never_imports_textual_or_rich() -> None:
-    modules = "store.store, store.ingest, store.backups, store.queries, store.saving"
+    modules = (
+        "store.store, store.ingest.stream, store.backup.json_files, store.db.queries, "
+        "store.db.writes"
+    )
     loaded = imported_after(f"import {modules}")
     assert "textual" not in loaded and "rich" not in loaded
 

@@ -14,10 +14,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker
 
-from store.errors import StoreError, StoreUnavailable
-from store.locations import data_directory
-from store.settings import Settings
-from store.store import Store
+from store import Settings, Store, StoreError, StoreUnavailable, data_directory
 from tui.commands import IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError

@@ -9,8 +9,7 @@ from typing import IO, Any
 
 import click
 
-from store.errors import StoreError, StoreUnavailable
-from store.settings import Settings, load_settings
+from store import Settings, StoreError, StoreUnavailable, load_settings
 from tui.exit_codes import ExitCode
 
 EPILOG = """\b
@@ -93,7 +92,7 @@ def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
 
 
 def _open_store(settings: Settings) -> Any:
-    from store.store import Store
+    from store import Store
 
     return Store.open(settings)
 

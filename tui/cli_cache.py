@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from store.settings import Settings
+from store import Settings
 from tui.cli_search import _open, _progress
 
 
@@ -56,14 +56,12 @@ def clear(settings: Settings, namespace: str | None) -> None:
 @click.pass_obj
 def warm(settings: Settings, recent: int) -> None:
     """Fill missing vectors, then similar results for the most recent incidents."""
-    from store.maintenance import pending_count, reindex
-
     with _open(settings) as store:
-        pending = pending_count(store)
+        pending = store.pending_vector_count()
         if pending:
             with _progress("vectors") as progress:
                 task = progress.add_task("vectors", total=pending)
-                reindex(store, pending_only=True,
+                store.reindex(pending_only=True,
                         progress=lambda done, total: progress.update(task, completed=done))
         ids = _recent_ids(store, recent)
         with _progress("similar") as progress:

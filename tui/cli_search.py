@@ -11,14 +11,12 @@ from typing import Any
 
 import click
 
-from store.errors import StoreError
-from store.schemas import SimilarResult
-from store.settings import Settings
+from store import DEFAULT_SIMILAR_K, Settings, SimilarResult, StoreError
 from tui.exit_codes import ExitCode
 
 
 def _open(settings: Settings) -> Any:
-    from store.store import Store
+    from store import Store
 
     return Store.open(settings)
 
@@ -39,7 +37,7 @@ def _progress(label: str) -> Any:
               help="Find incidents like this stored one (repeatable).")
 @click.option("--incidents-from", type=click.Path(path_type=Path, dir_okay=False),
               help="A file of incident ids, one per line ('-' for stdin).")
-@click.option("-k", "k", type=click.IntRange(1, 200), default=10, show_default=True,
+@click.option("-k", "k", type=click.IntRange(1, 200), default=DEFAULT_SIMILAR_K, show_default=True,
               help="How many similar incidents per query.")
 @click.option("--severity", multiple=True, help="Only these severities (repeatable).")
 @click.option("--since", type=click.DateTime(), help="Only analyses from this date (UTC).")
@@ -93,7 +91,7 @@ def _queries(text: str | None, incident_ids: tuple[str, ...], source: Path | Non
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    from store.schemas import as_utc
+    from store import as_utc
 
     return None if moment is None else as_utc(moment)
 
@@ -131,11 +129,9 @@ def _as_table(result: SimilarResult) -> str:
 @click.pass_obj
 def reindex(settings: Settings, pending: bool) -> None:
     """Rebuild every vector and the index from the database (after changing the embedder)."""
-    from store.maintenance import reindex as rebuild
-
     with _open(settings) as store, _progress("embedding") as progress:
         task = progress.add_task("embedding", total=None)
-        written = rebuild(store, pending_only=pending,
+        written = store.reindex(pending_only=pending,
                           progress=lambda done, total: progress.update(task, completed=done,
                                                                        total=total))
     click.echo(f"{written:,} vectors written with {settings.embedder}", err=True)
@@ -146,10 +142,8 @@ def reindex(settings: Settings, pending: bool) -> None:
 @click.pass_obj
 def verify(settings: Settings, as_json: bool) -> None:
     """Check that the vector index and the database agree; exit 1 on drift."""
-    from store.maintenance import verify as check
-
     with _open(settings) as store:
-        report = check(store)
+        report = store.verify_vectors()
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, cast
 
-from store.store import Store
-from tui.headless import save_stream
+from store import SaveEvent, Store, iter_save_batches
 
 
 class UserFacingError(Exception):
@@ -25,39 +22,6 @@ class ImportTally:
     saved: int = 0
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-class _ResultSink(io.TextIOBase):
-    """Reads the JSON line save_stream prints per record; reports progress on every flush."""
-
-    def __init__(self, on_flush: Callable[[], None]) -> None:
-        super().__init__()
-        self.tally = ImportTally()
-        self._on_flush = on_flush
-        self._pending = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self._count(json.loads(line))
-        return len(text)
-
-    def _count(self, result: dict[str, object]) -> None:
-        if result["status"] == "saved":
-            self.tally.saved += 1
-        elif result["status"] == "duplicate":
-            self.tally.duplicates += 1
-        else:
-            label, error = str(result["record"]), str(result["error"])
-            self.tally.errors.append(error if error.startswith(label) else f"{label}: {error}")
-
-    def flush(self) -> None:
-        self._on_flush()
 
 
 ImportProgress = Callable[[int, int, ImportTally], None]
@@ -78,17 +42,27 @@ def import_file(store: Store, path: Path, batch_size: int, on_progress: ImportPr
         raise UserFacingError(f"cannot import {path}: is a directory") from None
     except OSError as error:
         raise UserFacingError(f"cannot import {path}: {error.strerror}") from None
-    def flushed() -> None:
-        on_progress(_position(raw), total, sink.tally)
-        if stop is not None and stop.is_set():
-            raise UserFacingError(f"import of {path.name} stopped after {sink.tally.saved:,} "
-                                  "saved records")
-
+    tally = ImportTally()
     with raw:
-        sink = _ResultSink(flushed)
-        save_stream(store, raw, cast(TextIO, sink), io.StringIO(), batch_size=batch_size)
-    on_progress(total, total, sink.tally)
-    return sink.tally
+        for batch in iter_save_batches(store, raw, batch_size=batch_size):
+            for event in batch:
+                _count(tally, event)
+            on_progress(_position(raw), total, tally)
+            if stop is not None and stop.is_set():
+                raise UserFacingError(f"import of {path.name} stopped after {tally.saved:,} "
+                                      "saved records")
+    on_progress(total, total, tally)
+    return tally
+
+
+def _count(tally: ImportTally, event: SaveEvent) -> None:
+    if event.result.status == "saved":
+        tally.saved += 1
+    elif event.result.status == "duplicate":
+        tally.duplicates += 1
+    else:
+        error = str(event.result.error)
+        tally.errors.append(error if error.startswith(event.label) else f"{event.label}: {error}")
 
 
 def _position(stream: io.BufferedReader) -> int:
@@ -101,7 +75,7 @@ def _position(stream: io.BufferedReader) -> int:
 def fill_demo(store: Store, count: int, seed: int, stop: threading.Event,
               on_progress: Callable[[int, int], None], batch_size: int = 100) -> int:
     """The app's demo fill: small batches, so progress moves and `stop` answers quickly."""
-    from store.demo_fill import fill_store
+    from store import fill_demo_store as fill_store
 
     return fill_store(store, count, seed, batch_size=batch_size, stop=stop,
                       on_progress=on_progress)

@@ -10,7 +10,7 @@ from textual import work
 from textual.widgets import ProgressBar, Static
 from textual.worker import get_current_worker
 
-from store.schemas import IncidentSort, PageCursor
+from store import IncidentSort, PageCursor
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
     CacheWarmed,

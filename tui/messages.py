@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from textual.message import Message
 
-from store.schemas import (
+from store import (
     AnalysisRecord,
     IncidentDetail,
     IncidentPage,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store.schemas import IncidentPage, IncidentSummary, PageCursor
+from store import IncidentPage, IncidentSummary, PageCursor
 
 
 class PageWindow:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from store.backups import BackupItem, backup_path, safe_name, write_backups
+from store.backup.json_files import BackupItem, backup_path, write_backups
+from store.fileio import safe_name
 
 HOSTILE_IDS = ["../../etc/passwd", "a/b/c", "a\\b\\c", "nul\x00byte", "bell\x07\x1b[31m",
                "x" * 300, "..", ".", "", "   ", "/absolute", "C:\\Windows\\system32", "ñandú-Ω",

@@ -1,4 +1,4 @@
-"""The cache without Redis: memory and disk tiers, the decorator, stats and warming."""
+"""The cache without Redis: memory and disk tiers, the decorator, and stats."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from store.cache import (
     VECTOR_CODEC,
     Cache,
     Savings,
-    Warmer,
-    WarmProgress,
     bypass_cache,
     cached,
     make_cache,
 )
-from store.cache_backends import MemoryBackend, RedisBackend
-from store.cache_disk import DiskBackend
+from store.cache.backends import MemoryBackend, RedisBackend
+from store.cache.disk import DiskBackend
 from store.settings import Settings
 
 
@@ -255,35 +253,3 @@ def test_make_cache_uses_disk_without_redis_url(tmp_path: Path) -> None:
     assert isinstance(remote.tiers[1], RedisBackend)
     assert remote.get("n", "k") is None
     remote.close()
-
-
-def test_warmer_runs_in_background_reports_progress_and_counts_failures() -> None:
-    seen: list[WarmProgress] = []
-    warmed: list[int] = []
-
-    def work(item: int) -> None:
-        if item == 3:
-            raise RuntimeError("source failed")
-        warmed.append(item)
-
-    warmer = Warmer(work, list(range(6)), on_progress=seen.append, pause_seconds=0).start()
-    assert warmer.join(timeout=30)
-    assert warmed == [0, 1, 2, 4, 5]
-    final = warmer.progress
-    assert (final.done, final.total, final.failed, final.finished) == (6, 6, 1, True)
-    assert [progress.done for progress in seen[:-1]] == [1, 2, 3, 4, 5, 6]
-
-
-def test_warmer_stops_when_asked() -> None:
-    stop = threading.Event()
-    warmed: list[int] = []
-
-    def work(item: int) -> None:
-        warmed.append(item)
-        if item == 4:
-            stop.set()
-
-    warmer = Warmer(work, iter(range(1000)), stop_event=stop, pause_seconds=0.001).start()
-    assert warmer.join(timeout=30)
-    assert warmed == [0, 1, 2, 3, 4]
-    assert warmer.progress.stopped and warmer.progress.total is None

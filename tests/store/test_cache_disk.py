@@ -15,8 +15,8 @@ import diskcache
 import pytest
 
 from store.cache import Cache, Savings, cached
-from store.cache_backends import MemoryBackend
-from store.cache_disk import DiskBackend
+from store.cache.backends import MemoryBackend
+from store.cache.disk import DiskBackend
 
 
 class Planted:
@@ -125,8 +125,8 @@ def test_disk_cache_is_shared_by_concurrent_processes(tmp_path: Path) -> None:
         f"sys.path.insert(0, {str(root)!r})\n"
         "from pathlib import Path\n"
         "from store.cache import Cache\n"
-        "from store.cache_backends import MemoryBackend\n"
-        "from store.cache_disk import DiskBackend\n"
+        "from store.cache.backends import MemoryBackend\n"
+        "from store.cache.disk import DiskBackend\n"
         f"backend = DiskBackend(Path({str(tmp_path / 'cache')!r}))\n"
         "cache = Cache([MemoryBackend(), backend], stats_flush_seconds=0)\n"
         "worker = sys.argv[1]\n"

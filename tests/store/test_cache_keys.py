@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from store.cache import Cache, cached, canonical_json, make_key
-from store.cache_backends import MemoryBackend
+from store.cache.backends import MemoryBackend
 
 
 class Severity(enum.Enum):

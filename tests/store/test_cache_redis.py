@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from store.cache import Cache, Savings, cached
-from store.cache_backends import MemoryBackend, RedisBackend
+from store.cache.backends import MemoryBackend, RedisBackend
 from tests.support.redis_server import RedisServer, require_shared_redis
 
 pytestmark = pytest.mark.redis

@@ -17,8 +17,8 @@ from typing import Any
 import genai_prices
 import pytest
 
-from store import demo_catalog
-from store.demo import DemoSequence, generate_records
+from store.demo import catalog as demo_catalog
+from store.demo.generator import DemoSequence, generate_records
 from store.schemas import AnalysisIn
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -86,7 +86,7 @@ def test_same_records_in_another_process() -> None:
     script = (
         "import hashlib, json, sys\n"
         "from datetime import UTC, datetime\n"
-        "from store.demo import generate_records\n"
+        "from store.demo.generator import generate_records\n"
         "now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)\n"
         "batch = list(generate_records(300, seed=7, now=now))\n"
         "print(hashlib.sha256(json.dumps(batch).encode()).hexdigest())\n"

@@ -75,7 +75,7 @@ def test_a_held_write_lock_is_waited_for(tmp_path: Path, isolated_directories: P
 
 CRASHING_WRITER = """
 import sys
-from store.records import validate_record
+from store.ingest.records import validate_record
 from store.settings import Settings
 from store.store import Store
 from tests.conftest import make_record
@@ -132,9 +132,9 @@ def assert_consistent(database: Path) -> None:
 def test_an_older_database_upgrades_without_losing_rows(settings: Any) -> None:
     from sqlalchemy import text
 
-    from store.engine import make_engine
+    from store.db.engine import make_engine
+    from store.db.migrate import current_revision, head_revision, upgrade
     from store.locations import database_url
-    from store.migrate import current_revision, head_revision, upgrade
     from store.store import Store
 
     engine = make_engine(database_url(settings))
@@ -158,6 +158,6 @@ def test_an_older_database_upgrades_without_losing_rows(settings: Any) -> None:
 
 
 def test_the_fast_head_check_matches_alembic() -> None:
-    from store.migrate import HEAD_REVISION, head_revision
+    from store.db.migrate import HEAD_REVISION, head_revision
 
     assert head_revision() == HEAD_REVISION  # bump HEAD_REVISION with every new migration

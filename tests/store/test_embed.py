@@ -17,16 +17,16 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from store.embed import (
+from store.errors import StoreError
+from store.settings import Settings
+from store.vectors.embedder import (
     DEFAULT_EMBEDDER,
     OFFLINE_BATCH_SIZE,
     EmbedderUnavailable,
-    OpenAIEmbedder,
-    make_embedder,
 )
-from store.embed_offline import HashedConceptEmbedder
-from store.errors import StoreError
-from store.settings import Settings
+from store.vectors.offline import HashedConceptEmbedder
+from store.vectors.remote import OpenAIEmbedder
+from store.vectors.service import make_embedder
 from tests.support.openai_server import OpenAIServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_offline_vectors_are_the_same_in_another_process(
     output = tmp_path / "vectors.npy"
     script = (
         "import json, sys, numpy\n"
-        "from store.embed_offline import HashedConceptEmbedder\n"
+        "from store.vectors.offline import HashedConceptEmbedder\n"
         "texts = json.loads(sys.argv[1])\n"
         "numpy.save(sys.argv[2], HashedConceptEmbedder().embed(texts).vectors)\n"
     )
@@ -120,7 +120,7 @@ def test_offline_batches_give_the_same_rows(offline: HashedConceptEmbedder) -> N
 
 def test_importing_embed_leaves_heavy_modules_unloaded() -> None:
     script = (
-        "import sys, store.embed\n"
+        "import sys, store.vectors.embedder\n"
         "heavy = {'langchain_openai', 'openai', 'sklearn', 'wordfreq', 'snowballstemmer'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.index import VectorIndex
+from store.vectors.index import VectorIndex
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store.errors import StoreError
-from store.pii import KEY_ENV_VAR, PiiScrubber, scrubber_from_settings
+from store.privacy.scrubber import KEY_ENV_VAR, PiiScrubber, scrubber_from_settings
 from store.settings import Settings
 
 TEST_KEY = b"test-only-pseudonym-key-0123456789abcdef"
@@ -348,7 +348,7 @@ def test_processes_creating_the_key_at_once_agree_on_it(
     settings_ = _settings(tmp_path, monkeypatch)
     code = (
         "import sys; from pathlib import Path; from store.settings import Settings; "
-        "from store.pii import scrubber_from_settings as make; "
+        "from store.privacy.scrubber import scrubber_from_settings as make; "
         "s = Settings(data_dir=Path(sys.argv[1]), secrets_dir=Path(sys.argv[2])); "
         "print(make(s).scrub('john.smith@acme.com'))"
     )
@@ -413,7 +413,7 @@ def test_strip_internal_hosts_setting_is_honoured(
 
 def test_importing_the_module_loads_no_heavy_dependency() -> None:
     code = (
-        "import sys, store.pii; heavy = {'phonenumbers', 'names'}; "
+        "import sys, store.privacy.scrubber; heavy = {'phonenumbers', 'names'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = subprocess.run(

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from store.pricing import price_call
+from store.ingest.pricing import price_call
 
 MOMENT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

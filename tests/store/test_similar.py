@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from store.errors import EmbedderMismatch
-from store.index import VectorIndex
+from store.ingest.records import validate_record
 from store.locations import index_directory
-from store.maintenance import reindex, verify
-from store.records import validate_record
 from store.settings import Settings
 from store.store import Store
+from store.vectors.index import VectorIndex
+from store.vectors.maintenance import reindex, verify
 from tests.conftest import make_record
 
 FAMILIES = {
@@ -119,7 +119,7 @@ def test_a_crash_before_the_snapshot_loses_nothing(settings: Settings) -> None:
         store.similar(incident_id="PHISH-1")  # loads and catches up the index
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "from store.records import validate_record\n"
+         "from store.ingest.records import validate_record\n"
          "from store.store import Store\nfrom store.settings import Settings\n"
          "from tests.store.test_similar import family_record\nimport os, signal\n"
          f"store = Store.open(Settings(database_url={settings.database_url!r}))\n"
@@ -200,7 +200,7 @@ def test_unreachable_embedder_saves_the_analysis_as_pending(settings: Settings,
             result = store.save_analysis(validate_record(family_record("phish", number), mode))
             assert result.status == "saved"
         openai_server.fail_mode = None
-        from store.maintenance import pending_count
+        from store.vectors.maintenance import pending_count
 
         assert pending_count(store) == 3
         assert reindex(store, pending_only=True) == 3
@@ -248,7 +248,7 @@ def test_an_open_index_sees_another_process_saves(settings: Settings) -> None:
 
 
 def test_bulk_import_without_embedding_then_fill(settings: Settings) -> None:
-    from store.maintenance import pending_count
+    from store.vectors.maintenance import pending_count
 
     bulk = settings.model_copy(update={"embed_on_save": False})
     with Store.open(bulk) as store:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from store.records import validate_record
+from store.ingest.records import validate_record
 from store.schemas import AnalysisIn
 from tests.conftest import make_record
 
@@ -98,7 +98,7 @@ def test_cost_is_priced_at_write_time_and_unknown_models_cost_null(store: Any) -
 def test_price_source_and_duration_are_stored(store: Any) -> None:
     from sqlalchemy import select
 
-    from store.models import RunMetadata
+    from store.db.models import RunMetadata
 
     save(store, make_record())
     with store.engine.connect() as connection:

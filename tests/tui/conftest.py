@@ -80,7 +80,7 @@ def fixed_records() -> list[dict[str, Any]]:
 
 def save_records(store: Any, records: list[dict[str, Any]]) -> None:
     """Save raw records through the store's validation."""
-    from store.records import validate_record
+    from store.ingest.records import validate_record
 
     store.save_many([(f"r{i}", validate_record(r, f"r{i}")) for i, r in enumerate(records)])
 

@@ -15,8 +15,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from store.backups import safe_name
-from store.schemas import AnalysisRecord, IncidentDetail
+from store import AnalysisRecord, IncidentDetail, safe_name
 from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker
 
-from store.schemas import IncidentSort
+from store import IncidentSort
 from tui.list_background import ImportAndDemo, WatchAndWarm, WindowFetching
 from tui.messages import IncidentsCounted, IncidentsPageLoaded, PageDirection
 from tui.paging import PageWindow

@@ -10,12 +10,11 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.worker import Worker, get_current_worker
 
+from store import DEFAULT_SIMILAR_K
 from tui.importing import UserFacingError
 from tui.messages import SimilarFound
 from tui.screens.base import IncidexScreen
 from widgets.similar_list import SimilarList
-
-RESULTS = 10
 
 
 class SimilarScreen(IncidexScreen):
@@ -131,6 +130,6 @@ class SimilarScreen(IncidexScreen):
         store = self.incidex.store
         if not hasattr(store, "similar"):
             raise UserFacingError("similar-incident search is not available in this store yet")
-        result = store.similar(text=text, incident_id=incident_id, k=RESULTS)
+        result = store.similar(text=text, incident_id=incident_id, k=DEFAULT_SIMILAR_K)
         if not get_current_worker().is_cancelled:
             self.post_message(SimilarFound(generation, result))

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header
 from textual.worker import Worker, get_current_worker
 
-from store.schemas import UsageTotal
+from store import UsageTotal
 from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoaded
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals

@@ -1,0 +1,208 @@
+"""Writing prepared records: one transaction per batch, every record whole or absent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from store.db.engine import write_transaction
+from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
+from store.errors import StoreUnavailable
+from store.ingest.records import PreparedSave, utc_now
+from store.schemas import SaveResult
+
+log = logging.getLogger("incidex.store")
+
+
+def write_batch(engine: Engine, batch: Sequence[PreparedSave],
+                extra_runs: Sequence[dict[str, Any]] = ()) -> list[SaveResult]:
+    """Write a batch in one transaction; if that fails, write each record on its own.
+
+    extra_runs are run_metadata rows of the batch as a whole (its embedding calls).
+    """
+    if not batch:
+        return []
+    try:
+        with write_transaction(engine) as connection:
+            if extra_runs:
+                connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
+            return _write(connection, batch)
+    except (IntegrityError, DBAPIError) as error:
+        if len(batch) == 1:
+            return [_failed(batch[0], error)]
+        log.info("batch of %d failed (%s); retrying record by record", len(batch), error)
+    if extra_runs:
+        with write_transaction(engine) as connection:
+            connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
+    results: list[SaveResult] = []
+    for prepared in batch:
+        try:
+            with write_transaction(engine) as connection:
+                results.extend(_write(connection, [prepared]))
+        except (IntegrityError, DBAPIError) as error:
+            results.append(_failed(prepared, error))
+    return results
+
+
+def _write(connection: Connection, batch: Sequence[PreparedSave]) -> list[SaveResult]:
+    existing = _existing_pks(connection, [p.analysis_id for p in batch])
+    fresh: list[PreparedSave] = []
+    seen: set[str] = set()
+    for prepared in batch:
+        if prepared.analysis_id not in existing and prepared.analysis_id not in seen:
+            fresh.append(prepared)
+            seen.add(prepared.analysis_id)
+    pks: dict[str, int] = {}
+    if fresh:
+        _upsert_incidents(connection, fresh)
+        pks = _insert_analyses(connection, fresh)
+        _insert_runs(connection, fresh)
+        _insert_embeddings(connection, fresh, pks)
+    results = []
+    for prepared in batch:
+        incident_id = prepared.incident_id
+        if prepared.analysis_id in pks and prepared.analysis_id in seen:
+            results.append(SaveResult(incident_id, prepared.analysis_id, "saved",
+                                      pk=pks[prepared.analysis_id]))
+            seen.discard(prepared.analysis_id)
+        else:
+            pk = existing.get(prepared.analysis_id) or pks.get(prepared.analysis_id)
+            results.append(SaveResult(incident_id, prepared.analysis_id, "duplicate", pk=pk))
+    return results
+
+
+def _existing_pks(connection: Connection, analysis_ids: list[str]) -> dict[str, int]:
+    analyses = table_of(Analysis).c
+    found: dict[str, int] = {}
+    for start in range(0, len(analysis_ids), 500):
+        chunk = analysis_ids[start : start + 500]
+        rows = connection.execute(
+            select(analyses.analysis_id, analyses.id).where(analyses.analysis_id.in_(chunk))
+        )
+        found.update({analysis_id: pk for analysis_id, pk in rows})
+    return found
+
+
+def _dialect_insert(connection: Connection, table: Any) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if connection.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise StoreUnavailable(f"unsupported database: {connection.dialect.name}")
+
+
+def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
+    table = table_of(Incident)
+    statement = _dialect_insert(connection, table)
+    excluded = statement.excluded
+    current = table.c
+
+    def keep_unless_empty(name: str) -> Any:
+        return case((excluded[name] != "", excluded[name]), else_=current[name])
+
+    newer = excluded.latest_analysis_at >= func.coalesce(
+        current.latest_analysis_at, excluded.latest_analysis_at
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["incident_id"],
+        set_={
+            "title": keep_unless_empty("title"),
+            "description": keep_unless_empty("description"),
+            "initial_findings": keep_unless_empty("initial_findings"),
+            "updated_at": case(
+                (excluded.updated_at > current.updated_at, excluded.updated_at),
+                else_=current.updated_at,
+            ),
+            "analysis_count": current.analysis_count + literal_column("1"),
+            "latest_severity": case((newer, excluded.latest_severity),
+                                    else_=current.latest_severity),
+            "latest_analysis_at": case((newer, excluded.latest_analysis_at),
+                                       else_=current.latest_analysis_at),
+        },
+    )
+    rows = []
+    for prepared in fresh:
+        incident = prepared.record.incident
+        rows.append({
+            "incident_id": incident.incident_id,
+            "title": incident.title,
+            "description": incident.description,
+            "initial_findings": incident.initial_findings,
+            "created_at": prepared.event_time,
+            "updated_at": prepared.event_time,
+            "analysis_count": 1,
+            "latest_severity": prepared.severity,
+            "latest_analysis_at": prepared.event_time,
+        })
+    connection.execute(statement, rows)
+
+
+def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> dict[str, int]:
+    table = table_of(Analysis)
+    statement = table.insert().returning(
+        table.c.id, table.c.analysis_id, sort_by_parameter_order=True
+    )
+    rows = [
+        {
+            "analysis_id": p.analysis_id,
+            "incident_id": p.incident_id,
+            "model_name": p.record.model_name,
+            "analysis_json": p.analysis_json,
+            "content_hash": p.content_hash,
+            "severity": p.severity,
+            "created_at": p.event_time,
+        }
+        for p in fresh
+    ]
+    return {analysis_id: pk for pk, analysis_id in connection.execute(statement, rows)}
+
+
+def _insert_runs(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
+    rows = [p.run_row for p in fresh if p.run_row is not None]
+    if rows:
+        connection.execute(table_of(RunMetadata).insert(), rows)
+
+
+def _insert_embeddings(
+    connection: Connection, fresh: Sequence[PreparedSave], pks: dict[str, int]
+) -> None:
+    now = utc_now()
+    rows = [
+        {
+            "analysis_pk": pks[p.analysis_id],
+            "embedder": p.embedder,
+            "dimension": p.dimension,
+            "status": "ready" if p.vector is not None else "pending",
+            "vector": p.vector,
+            "updated_at": now,
+        }
+        for p in fresh
+        if p.embedder is not None
+    ]
+    if rows:
+        insert_embedding_rows(connection, rows)
+
+
+def insert_embedding_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert embedding rows, each with a fresh write sequence number."""
+    table = table_of(Embedding)
+    if connection.dialect.name == "postgresql":
+        statement = table.insert().values(seq=func.nextval("embeddings_seq_counter"))
+        connection.execute(statement, rows)
+        return
+    # SQLite writers hold the database lock, so max + 1 is unique and increasing.
+    start = connection.execute(select(func.coalesce(func.max(table.c.seq), 0))).scalar_one()
+    numbered = [{**row, "seq": start + offset} for offset, row in enumerate(rows, start=1)]
+    connection.execute(table.insert(), numbered)
+
+
+def _failed(prepared: PreparedSave, error: Exception) -> SaveResult:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    problem = text[0] if text else type(error).__name__
+    return SaveResult(prepared.incident_id, prepared.analysis_id, "error",
+                      error=f"{prepared.label}: database refused the record ({problem})")

@@ -1,0 +1,81 @@
+"""Files that must never be half-written or escape their folder: safe names, temp files, fsync.
+
+Invariants: a name from safe_name() has no path separator and no leading dot, and distinct ids
+give distinct names; a file written through write_temp() + os.replace() is seen whole or not at
+all, and is on disk once flush_to_disk() (or fsync_path()) has returned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import os
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import cast
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_STEM_CHARS = 80
+_temp_counter = itertools.count()
+
+
+def safe_name(identifier: str) -> str:
+    """A file-name-safe form of a caller's id: ASCII letters, digits, '.', '_' and '-' only.
+
+    Anything else (path separators, NUL, control characters, dots leading to '..')
+    becomes '_'; a changed or long id gets a short hash so that distinct ids stay distinct.
+    """
+    cleaned = _UNSAFE.sub("_", identifier).strip("._-")[:MAX_STEM_CHARS] or "incident"
+    if cleaned != identifier:
+        digest = hashlib.sha256(identifier.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        cleaned = f"{cleaned}~{digest}"
+    return cleaned
+
+
+def write_temp(target: Path, payload: bytes) -> Path:
+    """Write payload to a new 0600 temp file beside target (same folder, so a rename is atomic)."""
+    temp = target.with_name(f".tmp-{os.getpid()}-{next(_temp_counter)}-{target.name}")
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    finally:
+        os.close(descriptor)
+    return temp
+
+
+def flush_to_disk(directory: Path, files: list[Path]) -> None:
+    """Make the files' contents durable: one syncfs() on Linux, else an fsync per file."""
+    syncfs = _syncfs()
+    if syncfs is not None and files:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if syncfs(descriptor) == 0:
+                return
+        finally:
+            os.close(descriptor)
+    for path in files:
+        fsync_path(path)
+
+
+@lru_cache(maxsize=1)
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return cast("Callable[[int], int]", libc.syncfs)
+    except (OSError, AttributeError):
+        return None
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entry to disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

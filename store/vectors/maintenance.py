@@ -1,0 +1,200 @@
+"""Keeping vectors honest: verify index against database, reindex, fill pending vectors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlmodel import col
+
+from store.db.engine import read_connection, write_transaction
+from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
+from store.db.writes import insert_embedding_rows
+from store.ingest.records import utc_now
+from store.locations import index_directory
+from store.vectors.index import VectorIndex
+from store.vectors.service import embedding_run_row
+
+if TYPE_CHECKING:
+    from store.store import Store
+
+Progress = Callable[[int, int], None]
+REINDEX_CHUNK = 1000
+SHOWN_IDS = 10
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What differs between the vector index and the database; empty lists mean in step."""
+
+    embedder: str
+    dimension: int
+    index_vectors: int
+    database_vectors: int
+    analyses: int
+    pending: int
+    missing_from_index: list[int] = field(default_factory=list)
+    foreign_in_index: list[int] = field(default_factory=list)
+    without_vector: list[int] = field(default_factory=list)
+    other_embedders: dict[str, int] = field(default_factory=dict)
+    wrong_dimension: int = 0
+    changed_vectors: list[int] = field(default_factory=list)
+
+    @property
+    def in_step(self) -> bool:
+        """True when index and database agree (pending vectors are reported, not drift)."""
+        return not (self.missing_from_index or self.foreign_in_index or self.without_vector
+                    or self.other_embedders or self.wrong_dimension or self.changed_vectors)
+
+    def lines(self) -> list[str]:
+        """A human summary, one finding per line."""
+        out = [f"embedder {self.embedder} (dimension {self.dimension}): {self.index_vectors:,} "
+               f"vectors in the index, {self.database_vectors:,} in the database, "
+               f"{self.analyses:,} analyses, {self.pending:,} pending"]
+        checks = [
+            (self.missing_from_index, "in the database but not in the index"),
+            (self.foreign_in_index, "in the index but not in the database (foreign)"),
+            (self.without_vector, "analyses with no vector row at all"),
+            (self.changed_vectors, "index vectors that differ from the database's"),
+        ]
+        for ids, what in checks:
+            if ids:
+                shown = ", ".join(str(i) for i in ids[:SHOWN_IDS])
+                more = f" (+{len(ids) - SHOWN_IDS:,} more)" if len(ids) > SHOWN_IDS else ""
+                out.append(f"{len(ids):,} {what}: analysis ids {shown}{more}")
+        for name, count in self.other_embedders.items():
+            out.append(f"{count:,} vectors made by another embedder: {name}")
+        if self.wrong_dimension:
+            out.append(f"{self.wrong_dimension:,} vectors of another dimension")
+        out.append("in step" if self.in_step else "DRIFT: run `incidex reindex` to rebuild")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {name: getattr(self, name) for name in self.__slots__} | {"in_step": self.in_step}
+
+
+def verify(store: Store, sample: int = 200) -> VerifyReport:
+    """Compare the index this process would search with the database, id by id."""
+    service = store.vectors
+    embedder = service.embedder
+    index = VectorIndex.load_snapshot(index_directory(store.settings), embedder.name,
+                                      embedder.dimension)
+    index = index or VectorIndex(embedder.name, embedder.dimension)
+    service.catch_up(index)
+    with read_connection(store.engine) as connection:
+        ready = np.fromiter(connection.execute(
+            select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
+                                                col(Embedding.embedder) == embedder.name)
+        ).scalars(), dtype=np.int64)
+        report = VerifyReport(
+            embedder=embedder.name, dimension=embedder.dimension, index_vectors=len(index),
+            database_vectors=len(ready),
+            analyses=connection.execute(select(func.count()).select_from(Analysis)).scalar_one(),
+            pending=connection.execute(select(func.count()).select_from(Embedding)
+                                       .where(col(Embedding.status) == "pending")).scalar_one())
+        analysis_pk = table_of(Analysis).c.id
+        report.without_vector = list(connection.execute(
+            select(analysis_pk).outerjoin(Embedding, col(Embedding.analysis_pk) == analysis_pk)
+            .where(col(Embedding.analysis_pk).is_(None)).order_by(analysis_pk)).scalars())
+        report.other_embedders = {f"{name} (dimension {dim})": count for name, dim, count in
+                                  connection.execute(
+            select(col(Embedding.embedder), col(Embedding.dimension), func.count())
+            .where(col(Embedding.embedder) != embedder.name)
+            .group_by(col(Embedding.embedder), col(Embedding.dimension)))}
+        report.wrong_dimension = connection.execute(
+            select(func.count()).select_from(Embedding)
+            .where(col(Embedding.embedder) == embedder.name, col(Embedding.status) == "ready",
+                   col(Embedding.dimension) != embedder.dimension)).scalar_one()
+        held = index.ids()
+        report.missing_from_index = np.setdiff1d(ready, held).tolist()
+        report.foreign_in_index = np.setdiff1d(held, ready).tolist()
+        report.changed_vectors = _changed(connection, index, ready, sample)
+    return report
+
+
+def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int) -> list[int]:
+    """Sampled analysis ids whose index vector differs from the database's bytes."""
+    if len(ready) == 0:
+        return []
+    picks = np.random.default_rng(0).choice(ready, size=min(sample, len(ready)), replace=False)
+    rows = connection.execute(select(col(Embedding.analysis_pk), col(Embedding.vector))
+                              .where(col(Embedding.analysis_pk).in_(picks.tolist()))).all()
+    changed = []
+    for pk, blob in rows:
+        held = index.vector(pk)
+        stored = np.frombuffer(blob, dtype=np.float32)
+        if held is not None and not np.allclose(held, stored, atol=1e-6):
+            changed.append(int(pk))
+    return sorted(changed)
+
+
+def reindex(store: Store, pending_only: bool = False, progress: Progress | None = None) -> int:
+    """Re-embed analyses with the configured embedder and rebuild the index from the database.
+
+    pending_only fills just the vectors an unreachable embedder left pending (and analyses
+    with no vector row). Returns how many vectors were written.
+    """
+    service = store.vectors
+    embedder = service.embedder
+    wanted = _analyses_to_embed(store, pending_only)
+    written = 0
+    for start in range(0, len(wanted), REINDEX_CHUNK):
+        chunk = wanted[start : start + REINDEX_CHUNK]
+        written += _reembed(store, chunk)
+        if progress is not None:
+            progress(min(start + REINDEX_CHUNK, len(wanted)), len(wanted))
+    if not pending_only:
+        fresh = VectorIndex(embedder.name, embedder.dimension)
+        service.catch_up(fresh)
+        fresh.save_snapshot(index_directory(store.settings))
+        service.forget_index()
+    return written
+
+
+def _analyses_to_embed(store: Store, pending_only: bool) -> list[int]:
+    with read_connection(store.engine) as connection:
+        analysis_pk = table_of(Analysis).c.id
+        statement = select(analysis_pk).order_by(analysis_pk)
+        if pending_only:
+            statement = statement.outerjoin(
+                Embedding, col(Embedding.analysis_pk) == analysis_pk
+            ).where((col(Embedding.status) == "pending") | col(Embedding.analysis_pk).is_(None))
+        return list(connection.execute(statement).scalars())
+
+
+def _reembed(store: Store, analysis_pks: list[int]) -> int:
+    service = store.vectors
+    with read_connection(store.engine) as connection:
+        rows = connection.execute(
+            select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
+                   col(Incident.description), col(Incident.initial_findings))
+            .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
+            .where(col(Analysis.id).in_(analysis_pks)).order_by(col(Analysis.id))).all()
+    texts = [service.clean_text(r.title, r.description, r.initial_findings,
+                                json.loads(r.analysis_json)) for r in rows]
+    vectors, calls = service.embed_texts(texts)
+    now = utc_now()
+    embedder = service.embedder
+    new_rows = [{"analysis_pk": r.id, "embedder": embedder.name, "dimension": vectors.shape[1],
+                 "status": "ready", "vector": vectors[i].tobytes(), "updated_at": now}
+                for i, r in enumerate(rows)]
+    with write_transaction(store.engine) as connection:
+        connection.execute(delete(Embedding).where(col(Embedding.analysis_pk).in_(
+            [r.id for r in rows])))
+        insert_embedding_rows(connection, new_rows)
+        run_rows = [embedding_run_row(call) for call in calls]
+        if run_rows:
+            connection.execute(table_of(RunMetadata).insert(), run_rows)
+    return len(new_rows)
+
+
+def pending_count(store: Store) -> int:
+    """How many analyses wait for a vector."""
+    with read_connection(store.engine) as connection:
+        return int(connection.execute(select(func.count()).select_from(Embedding)
+                                      .where(col(Embedding.status) == "pending")).scalar_one())
