@@ -31,6 +31,7 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check tui widgets store tests bench
 	$(BIN)/mypy tui widgets store
+	$(BIN)/lint-imports
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/save_throughput.py

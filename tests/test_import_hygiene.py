@@ -50,3 +50,58 @@ def test_widgets_never_import_store() -> None:
 def test_the_command_line_module_does_not_import_textual() -> None:
     loaded = imported_after("import tui.cli, tui.headless")
     assert "textual" not in loaded
+
+
+def test_no_import_circles_between_modules() -> None:
+    # Every import counts, also those inside functions; only imports made for type
+    # annotations (under TYPE_CHECKING) create no dependency at run time.
+    import grimp
+
+    graph = grimp.build_graph("store", "tui", "widgets", exclude_type_checking_imports=True)
+    modules = sorted(graph.modules)
+    edges = {module: sorted(graph.find_modules_directly_imported_by(module) & graph.modules)
+             for module in modules}
+    circles = [sorted(component) for component in _strongly_connected(modules, edges)
+               if len(component) > 1 or component[0] in edges[component[0]]]
+    assert circles == []
+
+
+def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, next_edge = work.pop()
+            if next_edge == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            successors = edges[node]
+            if next_edge < len(successors):
+                work.append((node, next_edge + 1))
+                successor = successors[next_edge]
+                if successor not in index:
+                    work.append((successor, 0))
+                elif successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return components

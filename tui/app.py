@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from store import Settings, Store, StoreError, StoreUnavailable, data_directory
 from tui.commands import IncidexCommands, PaletteCommand
@@ -127,6 +127,12 @@ class IncidexApp(App[ExitCode]):
         """Commands with no key of their own."""
         return [PaletteCommand("Search similar incidents by text", "type a description or IOCs",
                                self.action_similar_query)]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Report the app's own failed workers (screens report theirs; the event does not
+        bubble), so a failure in the background never vanishes."""
+        if event.state == WorkerState.ERROR:
+            self.report_worker_error(event.worker)
 
     def report_worker_error(self, worker: Worker[object]) -> None:
         """Turn a failed worker into a notification; the app carries on."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from textual.widgets import DataTable, Input
 
 from tests.conftest import make_record
@@ -185,3 +186,17 @@ async def test_quitting_during_a_demo_fill_stops_it(empty_store: Any, tui_settin
         assert app.screen.query_one("#task-progress").display
         await pilot.press("q")
     assert 0 < empty_store.summary().analyses < 200_000
+
+
+async def test_a_failing_app_worker_becomes_a_notification(empty_store: Any, tui_settings: Any
+                                                           ) -> None:
+    # A PII key that is too short makes the app's own start-up worker (which loads the
+    # scrubber) fail: the analyst must hear of it rather than lose it silently.
+    broken = tui_settings.model_copy(update={"pii_key": SecretStr("short")})
+    empty_store.settings = broken
+    app = make_app(empty_store, broken, warm_cache=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        failures = [n for n in app._notifications if n.title == "prepare failed"]
+        assert len(failures) == 1
+        assert "PII key" in failures[0].message
