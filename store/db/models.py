@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -20,8 +21,17 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     inspect,
+    text,
 )
 from sqlmodel import Field, SQLModel
+
+# The text search expression: queries must repeat it exactly for PostgreSQL to use the GIN
+# index that migration 0002 builds on it (SQLite searches an FTS5 table kept by triggers).
+PG_SEARCH_VECTOR = (
+    "to_tsvector('simple', regexp_replace(incident_id || ' ' || title || ' ' || "
+    "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
+    "'g'))"
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -63,6 +73,8 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         Index("ix_incidents_updated", "updated_at", "incident_id"),
         Index("ix_incidents_created", "created_at", "incident_id"),
+        Index("ix_incidents_search", text(f"({PG_SEARCH_VECTOR})"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
     id: int | None = _pk()
@@ -88,7 +100,10 @@ class Analysis(SQLModel, table=True):
 
     id: int | None = _pk()
     analysis_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    incident_id: str = Field(sa_column=Column(String(256), nullable=False))
+    incident_id: str = Field(sa_column=Column(
+        String(256),
+        ForeignKey("incidents.incident_id", name="fk_analyses_incident", ondelete="CASCADE"),
+        nullable=False))
     model_name: str = Field(sa_column=Column(String(256), nullable=False))
     analysis_json: str = Field(sa_column=Column(Text, nullable=False))
     content_hash: str = Field(sa_column=Column(String(64), nullable=False))
@@ -114,7 +129,9 @@ class RunMetadata(SQLModel, table=True):
     kind: str = Field(default="chat", sa_column=Column(String(16), nullable=False))
     model_name: str = Field(sa_column=Column(String(256), nullable=False))
     incident_id: str | None = Field(default=None, sa_column=Column(String(256)))
-    analysis_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    analysis_id: str | None = Field(default=None, sa_column=Column(
+        String(64),
+        ForeignKey("analyses.analysis_id", name="fk_run_metadata_analysis", ondelete="SET NULL")))
     input_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     output_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     total_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False))
@@ -133,7 +150,9 @@ class Embedding(SQLModel, table=True):
 
     analysis_pk: int = Field(
         sa_column=Column(
-            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+            BigInteger().with_variant(Integer, "sqlite"),
+            ForeignKey("analyses.id", name="fk_embeddings_analysis", ondelete="CASCADE"),
+            primary_key=True, autoincrement=False,
         )
     )
     embedder: str = Field(sa_column=Column(String(128), nullable=False))

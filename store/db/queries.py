@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, TextClause, case, func, literal, select, text
 from sqlalchemy import tuple_ as row
 
-from store.db.models import Analysis, Incident, RunMetadata, table_of
+from store.db.models import PG_SEARCH_VECTOR, Analysis, Incident, RunMetadata, table_of
 from store.schemas import (
     AnalysisRecord,
     IncidentDetail,
@@ -23,12 +23,6 @@ from store.schemas import (
     UsageTotal,
 )
 
-# Must repeat the expression of the GIN index in migration 0002 exactly.
-PG_SEARCH_VECTOR = (
-    "to_tsvector('simple', regexp_replace(incident_id || ' ' || title || ' ' || "
-    "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
-    "'g'))"
-)
 _WORD = re.compile(r"\w+", re.UNICODE)
 SORT_COLUMNS = {
     "updated": table_of(Incident).c.updated_at,
