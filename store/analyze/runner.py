@@ -258,7 +258,8 @@ class AnalysisRunner:
                 while waiting and len(running) < concurrency and not (stop and stop.is_set()):
                     if budget_usd is not None and not self._affordable(
                             report.spent_usd, running.values(), waiting[0], budget_usd):
-                        report.budget_stopped = True
+                        # Calls in flight may cost less than estimated: decide when they end.
+                        report.budget_stopped = not running
                         break
                     item = waiting.popleft()
                     running[pool.submit(self.execute, item, refresh=refresh)] = item
