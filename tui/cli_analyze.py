@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from store.errors import RecordError, StoreError
-from store.settings import Settings
+from store import RecordError, Settings, StoreError
 from tui.cli_search import _open, _progress
 from tui.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from store.analyze import AnalysisOutcome, BatchReport, PreparedAnalysis
+    from store import AnalysisOutcome, BatchReport, PreparedAnalysis
 
 
 @click.command()
@@ -178,9 +177,9 @@ def incident() -> None:
 
 
 @incident.command()
-@click.argument("path", metavar="FILE")
+@click.argument("source", metavar="FILE", type=click.File("rb"))
 @click.pass_obj
-def add(settings: Settings, path: str) -> None:
+def add(settings: Settings, source: IO[bytes]) -> None:
     """Add incidents from FILE ('-' for stdin): JSON objects with incident_id, title,
     description and initial_findings, as one document, an array or JSON Lines.
 
@@ -190,13 +189,11 @@ def add(settings: Settings, path: str) -> None:
     """
     from pydantic import ValidationError
 
-    from store.ingest import read_records
-    from store.schemas import IncidentIn
-    from tui.cli import _open_input
+    from store import IncidentIn, read_records
 
     failed = 0
-    with _open_input(path) as stream, _open(settings) as store:
-        for raw in read_records(stream):
+    with _open(settings) as store:
+        for raw in read_records(source):
             try:
                 if raw.error is not None:
                     raise raw.error

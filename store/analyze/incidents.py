@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from store.engine import read_connection, write_transaction
+from store.db.engine import read_connection, write_transaction
+from store.db.models import Incident, table_of
 from store.errors import StoreUnavailable
-from store.models import Incident, table_of
-from store.records import utc_now
+from store.ingest.records import utc_now
 from store.schemas import IncidentIn
 
 

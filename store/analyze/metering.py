@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from store.analyze.client import ChatCall
-from store.engine import write_transaction
-from store.models import RunMetadata, table_of
-from store.pricing import price_call
+from store.db.engine import write_transaction
+from store.db.models import RunMetadata, table_of
+from store.ingest.pricing import price_call
 
 
 def call_cost(call: ChatCall) -> Decimal | None:

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from store.pii import PiiScrubber
+    from store.privacy.scrubber import PiiScrubber
 
 _PSEUDONYM = re.compile(r"<[A-Z][A-Z_]*_[0-9a-f]{12}>")
 

@@ -20,13 +20,12 @@ from store.analyze.metering import call_cost, calls_cost, record_calls
 from store.analyze.prompt import PROMPT_VERSION, Prompt, SimilarCase, build_prompt, repair_message
 from store.analyze.redact import Redaction
 from store.analyze.schema import SCHEMA_VERSION, first_problem, stored_form, validate_analysis
-from store.cache_decorator import cached
-from store.cache_stats import Savings
+from store.cache import Savings, cached
 from store.errors import StoreError
-from store.matching import embedding_text, techniques_of
-from store.pricing import price_call
-from store.records import canonical_json, utc_now
+from store.ingest.pricing import price_call
+from store.ingest.records import canonical_json, utc_now
 from store.schemas import AnalysisIn, IncidentDetail, IncidentIn, UsageIn
+from store.vectors.text import embedding_text, techniques_of
 
 if TYPE_CHECKING:
     from store.store import Store

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from store.analyze import AnalysisRunner, AnalyzeError, RetryPolicy
-from store.engine import read_connection
-from store.models import RunMetadata, table_of
-from store.records import validate_record
+from store.db.engine import read_connection
+from store.db.models import RunMetadata, table_of
+from store.ingest.records import validate_record
 from store.schemas import IncidentIn
 from store.store import Store
 from tests.conftest import make_record
