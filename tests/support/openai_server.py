@@ -242,6 +242,9 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the client's delayed
+        # ACK holds the body back about 40 ms on every keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             """Keep test output quiet."""
