@@ -73,18 +73,26 @@ def analyze(settings: Settings, incident_ids: tuple[str, ...], unanalysed: bool,
 
 
 def _prepare(runner: Any, ids: list[str]) -> tuple[list[PreparedAnalysis], int]:
+    """Prompts and estimates (similar search for each incident), with a progress bar."""
     prepared: list[PreparedAnalysis] = []
     failed = 0
-    for incident_id in dict.fromkeys(ids):
-        try:
-            item = runner.prepare(incident_id)
-        except StoreError as error:
-            failed += 1
-            click.echo(f"incidex: {error}", err=True)
-            continue
-        for warning in item.warnings:
-            click.echo(f"incidex: warning: {warning}", err=True)
-        prepared.append(item)
+    unique = list(dict.fromkeys(ids))
+    progress = _progress("prompts")
+    with progress:
+        task = progress.add_task("prompts", total=len(unique))
+        for incident_id in unique:
+            progress.advance(task)
+            try:
+                item = runner.prepare(incident_id)
+            except StoreError as error:
+                failed += 1
+                progress.console.print(f"incidex: {error}", markup=False, highlight=False,
+                                       soft_wrap=True)
+                continue
+            for warning in item.warnings:
+                progress.console.print(f"incidex: warning: {warning}", markup=False,
+                                       highlight=False, soft_wrap=True)
+            prepared.append(item)
     return prepared, failed
 
 
