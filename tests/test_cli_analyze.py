@@ -68,6 +68,10 @@ def test_a_failed_call_is_one_line_and_exit_1(env: dict[str, str], server: OpenA
     server.fail_status = 401
     result = incidex("analyze", "NEW-1", "NEW-2", "UNKNOWN", env=env)
     assert result.returncode == 1 and result.stdout == ""
+    as_json = incidex("analyze", "UNKNOWN", "--json", env=env)
+    assert json.loads(as_json.stdout) == {
+        "incident_id": "UNKNOWN", "status": "error",
+        "error": "incident 'UNKNOWN': no such incident in this store"}
     errors = [line for line in result.stderr.splitlines() if "failed" not in line
               and "about" not in line]
     assert errors[0] == "incidex: incident 'UNKNOWN': no such incident in this store"
@@ -76,8 +80,10 @@ def test_a_failed_call_is_one_line_and_exit_1(env: dict[str, str], server: OpenA
 
 
 def test_the_budget_stops_the_run(env: dict[str, str], server: OpenAIServer) -> None:
-    result = incidex("analyze", "--unanalysed", "--budget", "0.0000001", env=env)
+    result = incidex("analyze", "--unanalysed", "--budget", "0.0000001", "--json", env=env)
     assert result.returncode == 1 and server.chat_requests == 0
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == [
+        "not_started", "not_started"]
     assert "the estimate is over the budget" in result.stderr
     assert "not started (NEW-1, NEW-2)" in result.stderr
 

@@ -61,7 +61,7 @@ def analyze(settings: Settings, incident_ids: tuple[str, ...], unanalysed: bool,
                        "(add some with `incidex incident add FILE`)", err=True)
             return
         runner = store.analysis_runner(model)
-        prepared, failed = _prepare(runner, ids)
+        prepared, failed = _prepare(runner, ids, as_json)
         if prepared:
             _say_estimate(prepared, runner.model, budget)
             report = _run(runner, prepared, concurrency, budget, refresh, as_json)
@@ -69,10 +69,16 @@ def analyze(settings: Settings, incident_ids: tuple[str, ...], unanalysed: bool,
             _say_summary(report, budget)
             if report.budget_stopped:
                 failed += len(report.not_started)
+                if as_json:
+                    for incident_id in report.not_started:
+                        click.echo(json.dumps({"incident_id": incident_id,
+                                               "status": "not_started",
+                                               "error": "the budget was reached"}))
     sys.exit(int(ExitCode.RECORDS_FAILED if failed else ExitCode.OK))
 
 
-def _prepare(runner: Any, ids: list[str]) -> tuple[list[PreparedAnalysis], int]:
+def _prepare(runner: Any, ids: list[str], as_json: bool
+             ) -> tuple[list[PreparedAnalysis], int]:
     """Prompts and estimates (similar search for each incident), with a progress bar."""
     prepared: list[PreparedAnalysis] = []
     failed = 0
@@ -88,6 +94,9 @@ def _prepare(runner: Any, ids: list[str]) -> tuple[list[PreparedAnalysis], int]:
                 failed += 1
                 progress.console.print(f"incidex: {error}", markup=False, highlight=False,
                                        soft_wrap=True)
+                if as_json:
+                    click.echo(json.dumps({"incident_id": incident_id, "status": "error",
+                                           "error": str(error)}))
                 continue
             for warning in item.warnings:
                 progress.console.print(f"incidex: warning: {warning}", markup=False,
