@@ -14,6 +14,7 @@ from sqlalchemy import select
 from store.analyze import AnalysisRunner, AnalyzeError, RetryPolicy
 from store.db.engine import read_connection
 from store.db.models import RunMetadata, table_of
+from store.errors import StoreError
 from store.ingest.records import validate_record
 from store.schemas import IncidentIn
 from store.store import Store
@@ -327,7 +328,7 @@ def test_the_budget_stops_the_batch(analyze_store: Store, server: OpenAIServer) 
 def test_a_budget_needs_a_price(analyze_store: Store) -> None:
     ids = register(analyze_store, 1)
     runner = analyze_store.analysis_runner("my-local-llama")
-    with pytest.raises(Exception, match="no price is known for 'my-local-llama'"):
+    with pytest.raises(StoreError, match="no price is known for 'my-local-llama'"):
         runner.run_batch([runner.prepare(ids[0])], budget_usd=Decimal(1))
 
 
