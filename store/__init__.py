@@ -7,7 +7,8 @@ headless commands that need only settings never pay for SQLAlchemy, numpy or FAI
 Where things live: db/ (engine, tables, migrations, queries, writes), ingest/ (reading,
 validation, preparation, pricing, the save stream), vectors/ (embedders, the index, similar
 search, verify and reindex), privacy/ (PII scrubbing and keys), cache/ (tiers and the `cached`
-decorator), backup/ (copies outside the database), demo/ (synthetic data).
+decorator), backup/ (copies outside the database), analyze/ (the LLM analysis runner),
+demo/ (synthetic data).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from store.analyze import (
+        AnalysisOutcome,
+        AnalysisRunner,
+        AnalyzeError,
+        BatchReport,
+        Estimate,
+        PreparedAnalysis,
+    )
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
         EmbedderMismatch,
@@ -24,6 +33,7 @@ if TYPE_CHECKING:
         StoreUnavailable,
     )
     from store.fileio import safe_name
+    from store.ingest.reader import read_records
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
     from store.schemas import (
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
         AnalysisIn,
         AnalysisRecord,
         IncidentDetail,
+        IncidentIn,
         IncidentPage,
         IncidentSort,
         IncidentSummary,
@@ -58,28 +69,40 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "iter_save": ("store.ingest.stream", "iter_save"),
     "iter_save_batches": ("store.ingest.stream", "iter_save_batches"),
     "SaveEvent": ("store.ingest.stream", "SaveEvent"),
+    "read_records": ("store.ingest.reader", "read_records"),
+    **{name: ("store.analyze", name) for name in (
+        "AnalysisOutcome", "AnalysisRunner", "AnalyzeError", "BatchReport", "Estimate",
+        "PreparedAnalysis")},
     "fill_demo_store": ("store.demo.fill", "fill_store"),
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
     **{name: ("store.schemas", name) for name in (
-        "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentPage",
+        "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentIn",
+        "IncidentPage",
         "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
         "SimilarResult", "StoreSummary", "UsageByDay", "UsageTotal", "as_utc")},
 }
 
 __all__ = [
     "AnalysisIn",
+    "AnalysisOutcome",
     "AnalysisRecord",
+    "AnalysisRunner",
+    "AnalyzeError",
+    "BatchReport",
     "DEFAULT_SIMILAR_K",
     "EmbedderMismatch",
     "EmbedderUnavailable",
+    "Estimate",
     "IncidentDetail",
+    "IncidentIn",
     "IncidentPage",
     "IncidentSort",
     "IncidentSummary",
     "PageCursor",
+    "PreparedAnalysis",
     "RecordError",
     "SaveEvent",
     "SaveResult",
@@ -99,6 +122,7 @@ __all__ = [
     "iter_save",
     "iter_save_batches",
     "load_settings",
+    "read_records",
     "safe_name",
 ]
 

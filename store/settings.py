@@ -65,6 +65,39 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = Field(
         default=20.0, description="Timeout of one call to the OpenAI-compatible API."
     )
+    analyze_output_mode: Literal["json_schema", "function_calling", "json_mode"] = Field(
+        default="json_schema",
+        description="How analyses ask for structured output: 'json_schema' (OpenAI, vLLM, "
+        "Ollama, LM Studio), 'function_calling' (a tool call) or 'json_mode' (json_object; "
+        "LM Studio rejects it).",
+    )
+    analyze_strip_pii: bool = Field(
+        default=True,
+        description="Replace PII by keyed pseudonyms in the prompt, as for embedding; the saved "
+        "analysis gets the real values back. Turn off for a model you host yourself.",
+    )
+    analyze_similar_k: int = Field(
+        default=5, ge=0, le=50,
+        description="How many similar past incidents (with their analyses' gist) go into the "
+        "prompt.",
+    )
+    analyze_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Timeout of one chat call of an analysis."
+    )
+    analyze_max_output_tokens: int = Field(
+        default=2000, ge=1, description="Output token limit of one analysis call."
+    )
+    analyze_estimated_output_tokens: int = Field(
+        default=600, ge=0,
+        description="Output tokens assumed per analysis in cost estimates and budgets.",
+    )
+    analyze_rate_limit_attempts: int = Field(
+        default=3, ge=1, description="Attempts of a call the server answers with HTTP 429."
+    )
+    analyze_max_retry_wait_seconds: float = Field(
+        default=30.0, ge=0,
+        description="Longest Retry-After an analysis waits for; a longer one fails the call.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis URL for the shared cache; without it an on-disk cache under DATA_DIR.",

@@ -25,6 +25,7 @@ from store.schemas import (
     AnalysisIn,
     AnalysisRecord,
     IncidentDetail,
+    IncidentIn,
     IncidentPage,
     IncidentSort,
     PageCursor,
@@ -37,6 +38,7 @@ from store.schemas import (
 from store.settings import Settings
 
 if TYPE_CHECKING:
+    from store.analyze import AnalysisRunner
     from store.cache import Cache
     from store.vectors.maintenance import VerifyReport
     from store.vectors.search import SimilarSearch
@@ -159,6 +161,24 @@ class Store:
         except OSError as error:
             # The database is the source of truth; a missing backup is reported, not fatal.
             log.warning("JSON backups not written to %s: %s", self.backups, error.strerror)
+
+    def analysis_runner(self, model: str | None = None) -> AnalysisRunner:
+        """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
+        from store.analyze import AnalysisRunner
+
+        return AnalysisRunner(self, model)
+
+    def register_incidents(self, incidents: list[IncidentIn]) -> list[bool]:
+        """Add incidents without an analysis (for `incidex analyze --unanalysed`)."""
+        from store.analyze import register_incidents
+
+        return register_incidents(self.engine, incidents)
+
+    def unanalysed_incident_ids(self, limit: int | None = None) -> list[str]:
+        """Incidents that have no analysis yet, oldest first."""
+        from store.analyze import unanalysed_incident_ids
+
+        return unanalysed_incident_ids(self.engine, limit)
 
     # Reading ------------------------------------------------------------------------------
 

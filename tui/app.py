@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +19,9 @@ from store import Settings, Store, StoreError, StoreUnavailable, data_directory
 from tui.commands import IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
+from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
 from tui.screens.incident_list import IncidentListScreen
+from widgets.format import money
 
 if TYPE_CHECKING:
     from tui.screens.help import Section
@@ -57,6 +60,7 @@ class IncidexApp(App[ExitCode]):
         self.cursor_blink = cursor_blink
         self.demo_count = demo_count
         self.data_dir = data_dir or data_directory(settings)
+        self.analysing: set[str] = set()
         self.exiting = False
 
     def on_mount(self) -> None:
@@ -87,12 +91,83 @@ class IncidexApp(App[ExitCode]):
         """Nothing but quitting once the app is quitting."""
         return action == "quit" or not self.exiting
 
-    def open_analysis(self, incident_id: str) -> None:
-        """Show an incident and its analyses."""
+    def open_analysis(self, incident_id: str, select_analysis_id: str | None = None) -> None:
+        """Show an incident and its analyses (the given one highlighted, else the newest)."""
         from tui.screens.analysis import AnalysisScreen
 
         if not self.exiting:
-            self.push_screen(AnalysisScreen(incident_id))
+            self.push_screen(AnalysisScreen(incident_id, select_analysis_id))
+
+    # Running analyses ---------------------------------------------------------------------
+
+    def analyze_incident(self, incident_id: str) -> None:
+        """Run a new analysis of an incident with the chat model, in the background."""
+        if incident_id in self.analysing:
+            self.notify(f"An analysis of {incident_id} is already running", severity="warning")
+            return
+        self.analysing.add(incident_id)
+        self.run_worker(partial(self._analyze, incident_id), thread=True, group="analyze",
+                        exit_on_error=False)
+
+    def _analyze(self, incident_id: str) -> None:
+        """Worker: prepare (similar incidents, estimate), call the model, save; post each step."""
+        try:
+            runner = self.store.analysis_runner()
+            prepared = runner.prepare(incident_id)
+            self.post_message(AnalysisEstimated(incident_id, runner.model, prepared.estimate,
+                                                list(prepared.prompt.similar_ids)))
+            self.post_message(AnalysisRan(runner.execute(prepared)))
+        except StoreError as error:
+            self.post_message(AnalysisFailed(incident_id, str(error)))
+        except Exception as error:
+            self.post_message(AnalysisFailed(incident_id, f"{type(error).__name__}: {error}"))
+            raise
+
+    def on_analysis_estimated(self, message: AnalysisEstimated) -> None:
+        """Say what the call is expected to cost, and show it running."""
+        estimate = message.estimate
+        cost = "no price known" if estimate.cost_usd is None else f"≈ {money(estimate.cost_usd)}"
+        self.notify(f"{message.model}: about {estimate.input_tokens:,} input and "
+                    f"{estimate.output_tokens:,} output tokens, {cost}; "
+                    f"{len(message.similar_ids)} similar incident(s) as context",
+                    title=f"Analysing {message.incident_id}…", timeout=6, markup=False)
+        self._mark_analysing(message.incident_id, True)
+
+    def on_analysis_ran(self, message: AnalysisRan) -> None:
+        """Open the new analysis beside the earlier ones, and say what it cost."""
+        from tui.screens.analysis import AnalysisScreen
+
+        outcome = message.outcome
+        self.analysing.discard(outcome.incident_id)
+        self._mark_analysing(outcome.incident_id, False)
+        used = ("from the cache, no tokens spent" if outcome.from_cache else
+                f"{outcome.input_tokens + outcome.output_tokens:,} tokens, "
+                f"{money(outcome.cost_usd)}")
+        severity = outcome.analysis.get("severity", "–")
+        self.notify(f"{severity} · {used}", title=f"New analysis of {outcome.incident_id}",
+                    markup=False)
+        for warning in outcome.warnings:
+            self.notify(warning, severity="warning", timeout=8, markup=False)
+        screen = self.screen
+        if isinstance(screen, AnalysisScreen) and screen.incident_id == outcome.incident_id:
+            screen.reload(outcome.analysis_id)
+        elif isinstance(screen, IncidentListScreen):
+            screen.reload_in_place()
+            self.open_analysis(outcome.incident_id, outcome.analysis_id)
+
+    def on_analysis_failed(self, message: AnalysisFailed) -> None:
+        """Report the failure in one line; nothing was saved."""
+        self.analysing.discard(message.incident_id)
+        self._mark_analysing(message.incident_id, False)
+        self.notify(message.error, title="Analysis failed", severity="error", timeout=10,
+                    markup=False)
+
+    def _mark_analysing(self, incident_id: str, running: bool) -> None:
+        from tui.screens.analysis import AnalysisScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, AnalysisScreen) and screen.incident_id == incident_id:
+                screen.show_analysing(running)
 
     def open_similar(self, *, incident_id: str | None = None, title: str | None = None) -> None:
         """Show incidents similar to one incident (or an empty query)."""
@@ -131,7 +206,7 @@ class IncidexApp(App[ExitCode]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Report the app's own failed workers (screens report theirs; the event does not
         bubble), so a failure in the background never vanishes."""
-        if event.state == WorkerState.ERROR:
+        if event.state == WorkerState.ERROR and event.worker.group != "analyze":
             self.report_worker_error(event.worker)
 
     def report_worker_error(self, worker: Worker[object]) -> None:

@@ -19,6 +19,7 @@ Examples:
   incidex --save data/examples/analyses.jsonl
   my-agent | incidex --save -               save records piped on stdin
   INCIDEX_DATABASE_URL=postgresql://db/soc incidex --save run.jsonl
+  incidex analyze INC-2026-0001             a new analysis from the chat model
 
 \b
 Exit codes: 0 ok, 1 some records failed, 2 usage error,
@@ -168,10 +169,11 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 
 def _register_commands() -> None:
+    from tui.cli_analyze import analyze, incident
     from tui.cli_cache import cache
     from tui.cli_search import reindex, similar, verify
 
-    for command in (similar, reindex, verify, cache):
+    for command in (similar, reindex, verify, cache, analyze, incident):
         main.add_command(command)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual.message import Message
 
@@ -16,6 +16,10 @@ from store import (
     UsageByDay,
     UsageTotal,
 )
+
+if TYPE_CHECKING:
+    # Types only: the runner loads when the analyst first presses `a`.
+    from store import AnalysisOutcome, Estimate
 
 PageDirection = Literal["first", "last", "next", "previous", "reload"]
 
@@ -141,3 +145,28 @@ class DemoFillFinished(Message):
 
     saved: int
     total: int
+
+
+@dataclass
+class AnalysisEstimated(Message):
+    """A new analysis was prepared: what its call is expected to use, before it is made."""
+
+    incident_id: str
+    model: str
+    estimate: Estimate
+    similar_ids: list[str]
+
+
+@dataclass
+class AnalysisRan(Message):
+    """A new analysis was made (or served by the cache) and saved."""
+
+    outcome: AnalysisOutcome
+
+
+@dataclass
+class AnalysisFailed(Message):
+    """An analysis run failed; error is one line naming the incident."""
+
+    incident_id: str
+    error: str

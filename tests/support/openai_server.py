@@ -7,6 +7,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -14,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-FailMode = Literal["error", "timeout", "drop", "malformed"]
+FailMode = Literal["error", "timeout", "drop", "malformed", "not_json"]
 ChatReply = str | Callable[[list[dict[str, Any]]], str]
 
 
@@ -28,8 +29,19 @@ class OpenAIServer:
 
     Vectors are derived from a sha256 of the text, so they are the same on every run.
     Set fail_mode to "error" (HTTP 500), "timeout" (answer only after timeout_delay_seconds
-    or when the server stops), "drop" (close the connection without answering) or
-    "malformed" (HTTP 200 with a body that is not the OpenAI shape); None serves normally.
+    or when the server stops), "drop" (close the connection without answering),
+    "malformed" (HTTP 200 with a body that is not the OpenAI shape) or "not_json" (HTTP 200
+    with an HTML body); None serves normally.
+
+    Chat completions follow the request: with `tools` and a named tool_choice the reply comes
+    as that tool call's arguments, otherwise as the message content. Knobs for the chat API:
+    fail_status (answer every request with that HTTP status), rate_limited (answer the next
+    N chat requests with 429 and a Retry-After of retry_after), reject_json_object (HTTP 400
+    for response_format json_object, as LM Studio does), reject_json_schema (HTTP 400 for
+    json_schema, as servers without structured output do), omit_usage, finish_reason, and
+    chat_delay_seconds (to overlap concurrent calls; max_concurrent_chats records the most
+    seen at once). chat_bodies logs every chat request body; chat_seconds the server's own
+    handling time of each.
     """
 
     def __init__(
@@ -42,6 +54,14 @@ class OpenAIServer:
         self.chat_reply = chat_reply
         self.timeout_delay_seconds = timeout_delay_seconds
         self.fail_mode: FailMode | None = None
+        self.fail_status: int | None = None
+        self.rate_limited = 0
+        self.retry_after = "0"
+        self.reject_json_object = False
+        self.reject_json_schema = False
+        self.omit_usage = False
+        self.finish_reason = "stop"
+        self.chat_delay_seconds = 0.0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -59,6 +79,10 @@ class OpenAIServer:
             self.chat_completion_tokens = 0
             self.embedded_texts: list[str] = []
             self.request_ids: list[str] = []
+            self.chat_bodies: list[dict[str, Any]] = []
+            self.chat_seconds: list[float] = []
+            self.concurrent_chats = 0
+            self.max_concurrent_chats = 0
 
     @property
     def tokens_served(self) -> int:
@@ -146,6 +170,25 @@ class OpenAIServer:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
+    def _chat_refusal(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]
+                                                            ] | None:
+        """The error status, body and headers a chat request gets instead of a reply, if any."""
+        response_format = (body.get("response_format") or {}).get("type")
+        with self._lock:
+            self.chat_bodies.append(body)
+            if self.rate_limited > 0:
+                self.rate_limited -= 1
+                return (429, {"error": {"message": "rate limit reached", "type": "requests"}},
+                        {"Retry-After": self.retry_after})
+        if self.fail_status is not None:
+            return self.fail_status, {"error": {"message": f"test status {self.fail_status}"}}, {}
+        if self.reject_json_object and response_format == "json_object":
+            return 400, {"error": {"message": "'response_format.type' must be 'json_schema' "
+                                              "or 'text'"}}, {}
+        if self.reject_json_schema and response_format == "json_schema":
+            return 400, {"error": {"message": "response_format json_schema is not supported"}}, {}
+        return None
+
     def _chat(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """The response to one non-streaming /v1/chat/completions request."""
         messages = list(body.get("messages", []))
@@ -154,26 +197,30 @@ class OpenAIServer:
         completion = count_tokens(reply)
         with self._lock:
             self.chat_requests += 1
-            self.chat_prompt_tokens += prompt
-            self.chat_completion_tokens += completion
-        return {
+            if not self.omit_usage:
+                self.chat_prompt_tokens += prompt
+                self.chat_completion_tokens += completion
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        tool = ((body.get("tool_choice") or {}).get("function") or {}).get("name") \
+            if isinstance(body.get("tool_choice"), dict) else None
+        if body.get("tools") and tool:
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call-{request_id}", "type": "function",
+                "function": {"name": tool, "arguments": reply}}]}
+        response: dict[str, Any] = {
             "id": f"chatcmpl-{request_id}",
             "object": "chat.completion",
             "created": 1_700_000_000,
             "model": body.get("model", "test-chat"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+        }
+        if not self.omit_usage:
+            response["usage"] = {
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
-            },
-        }
+            }
+        return response
 
 
 def _stream_events(response: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
@@ -185,7 +232,7 @@ def _stream_events(response: dict[str, Any], include_usage: bool) -> list[dict[s
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}}]},
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
     ]
-    if include_usage:
+    if include_usage and "usage" in response:
         events.append({**base, "choices": [], "usage": response["usage"]})
     return events
 
@@ -195,6 +242,9 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the client's delayed
+        # ACK holds the body back about 40 ms on every keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             """Keep test output quiet."""
@@ -217,6 +267,9 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if fail_mode == "malformed":
                 self._send_json(200, {"unexpected": True}, request_id)
                 return
+            if fail_mode == "not_json":
+                self._send_raw(200, b"<html>gateway says hello</html>", "text/html", request_id)
+                return
             self._route(json.loads(payload or b"{}"), request_id)
 
         def do_GET(self) -> None:
@@ -229,21 +282,49 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if path.endswith("/embeddings"):
                 self._send_json(200, server._embeddings(body), request_id)
             elif path.endswith("/chat/completions"):
+                self._chat_route(body, request_id)
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}"}}, request_id)
+
+        def _chat_route(self, body: dict[str, Any], request_id: str) -> None:
+            started = time.perf_counter()
+            with server._lock:
+                server.concurrent_chats += 1
+                server.max_concurrent_chats = max(server.max_concurrent_chats,
+                                                  server.concurrent_chats)
+            try:
+                if server.chat_delay_seconds:
+                    server._stopping.wait(server.chat_delay_seconds)
+                refusal = server._chat_refusal(body)
+                if refusal is not None:
+                    status, error, headers = refusal
+                    self._send_json(status, error, request_id, headers)
+                    return
                 response = server._chat(body, request_id)
                 if body.get("stream"):
                     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                     self._send_stream(_stream_events(response, include_usage), request_id)
                 else:
                     self._send_json(200, response, request_id)
-            else:
-                self._send_json(404, {"error": {"message": f"no route {self.path}"}}, request_id)
+            finally:
+                with server._lock:
+                    server.concurrent_chats -= 1
+                    server.chat_seconds.append(time.perf_counter() - started
+                                               - server.chat_delay_seconds)
 
-        def _send_json(self, status: int, body: dict[str, Any], request_id: str) -> None:
+        def _send_json(self, status: int, body: dict[str, Any], request_id: str,
+                       headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode("utf-8")
+            self._send_raw(status, data, "application/json", request_id, headers)
+
+        def _send_raw(self, status: int, data: bytes, content_type: str, request_id: str,
+                      headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("x-request-id", request_id)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -34,15 +34,18 @@ class AnalysisScreen(IncidexScreen):
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
+        Binding("a", "analyze", "Analyse again", id="analysis.analyze"),
         Binding("n,right_square_bracket", "step(1)", "Next analysis", show=False,
                 id="analysis.next"),
         Binding("p,left_square_bracket", "step(-1)", "Previous analysis", show=False,
                 id="analysis.previous"),
     ]
 
-    def __init__(self, incident_id: str) -> None:
+    def __init__(self, incident_id: str, select_analysis_id: str | None = None) -> None:
         super().__init__()
         self.incident_id = incident_id
+        self.select_analysis_id = select_analysis_id
+        self.analysing = False
         self.detail: IncidentDetail | None = None
         self.analyses: list[AnalysisRecord] = []
         self.current: AnalysisRecord | None = None
@@ -65,7 +68,7 @@ class AnalysisScreen(IncidexScreen):
         self._load(self.incident_id)
 
     def on_incident_loaded(self, message: IncidentLoaded) -> None:
-        """Show the incident and its newest analysis."""
+        """Show the incident and its newest (or the asked-for) analysis."""
         self.loaded = True
         self.query_one("#analysis-body").loading = False
         self.detail, self.analyses = message.detail, message.analyses
@@ -74,13 +77,31 @@ class AnalysisScreen(IncidexScreen):
         options.clear_options()
         options.add_options([Option(_analysis_label(record), id=record.analysis_id)
                              for record in self.analyses])
-        options.border_title = f"Analyses ({len(self.analyses)})"
+        self._title_analyses()
+        self.current = None
         if self.analyses:
-            options.highlighted = 0
-            self._show(self.analyses[0])
+            wanted = [record.analysis_id for record in self.analyses]
+            chosen = self.select_analysis_id
+            options.highlighted = wanted.index(chosen) if chosen in wanted else 0
+            self._show(self.analyses[options.highlighted])
             self.query_one(JsonView).focus_view()
         else:
-            self.query_one(JsonView).update({}, label="no analysis")
+            self.query_one(JsonView).update({}, label="no analysis yet: press a to run one")
+
+    def _title_analyses(self) -> None:
+        running = " · analysing…" if self.analysing else ""
+        self.query_one("#analyses", OptionList).border_title = (
+            f"Analyses ({len(self.analyses)}){running}")
+
+    def show_analysing(self, running: bool) -> None:
+        """Show (or stop showing) that a new analysis of this incident is being made."""
+        self.analysing = running
+        self._title_analyses()
+
+    def reload(self, select_analysis_id: str | None = None) -> None:
+        """Load the incident again and highlight one analysis (a new one, typically)."""
+        self.select_analysis_id = select_analysis_id
+        self._load(self.incident_id)
 
     def worker_ended_early(self, worker: Worker[object]) -> None:
         """Stop the loading indicator."""
@@ -144,6 +165,10 @@ class AnalysisScreen(IncidexScreen):
     def on_analysis_exported(self, message: AnalysisExported) -> None:
         """Say where the file went."""
         self.notify(f"Wrote {message.path}", title="Exported")
+
+    def action_analyze(self) -> None:
+        """Run a new analysis of this incident with the chat model."""
+        self.incidex.analyze_incident(self.incident_id)
 
     def action_similar(self) -> None:
         """Find incidents similar to this one."""

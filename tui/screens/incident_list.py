@@ -55,6 +55,7 @@ class IncidentListScreen(IncidexScreen):
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
         Binding("f", "similar", "Similar", id="list.similar"),
         Binding("F", "similar_text", "Similar by text", show=False, id="list.similar_text"),
+        Binding("a", "analyze", "Analyse", show=False, id="list.analyze"),
         Binding("j", "move(1)", "Down", show=False, id="list.down"),
         Binding("k", "move(-1)", "Up", show=False, id="list.up"),
         Binding("g,home", "first", "First", show=False, id="list.first"),
@@ -125,7 +126,7 @@ class IncidentListScreen(IncidexScreen):
             return False
         if action == "fill_demo":
             return self.loaded and not self.window.rows and not self.filter_text and not self.busy
-        if action in ("similar", "move"):
+        if action in ("similar", "move", "analyze"):
             return True if self.window.rows else None
         return True
 
@@ -320,6 +321,11 @@ class IncidentListScreen(IncidexScreen):
         """Find incidents similar to a typed description."""
         self.stop_warming()
         self.incidex.open_similar()
+
+    def action_analyze(self) -> None:
+        """Run a new analysis of the selected incident with the chat model."""
+        if (row := self.table.selected) is not None:
+            self.incidex.analyze_incident(row.incident_id)
 
     def action_similar(self) -> None:
         """Find incidents similar to the selected one."""

@@ -1,0 +1,59 @@
+"""Incidents waiting for an analysis: registering them without one, and finding them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from store.db.engine import read_connection, write_transaction
+from store.db.models import Incident, table_of
+from store.errors import StoreUnavailable
+from store.ingest.records import utc_now
+from store.schemas import IncidentIn
+
+
+def register_incidents(engine: Engine, incidents: Sequence[IncidentIn]) -> list[bool]:
+    """Add incidents that have no analysis yet; True for each one that was new.
+
+    A known incident is left as it is: its text changes only with a saved analysis.
+    """
+    if not incidents:
+        return []
+    table = table_of(Incident)
+    now = utc_now()
+    with write_transaction(engine) as connection:
+        dialect = connection.dialect.name
+        insert: Any
+        if dialect == "postgresql":
+            insert = postgresql.insert(table)
+        elif dialect == "sqlite":
+            insert = sqlite.insert(table)
+        else:
+            raise StoreUnavailable(f"unsupported database: {dialect}")
+        statement = insert.on_conflict_do_nothing(index_elements=["incident_id"]).returning(
+            table.c.incident_id)
+        added: set[str] = set()
+        for incident in incidents:
+            row = connection.execute(statement, {
+                "incident_id": incident.incident_id, "title": incident.title,
+                "description": incident.description,
+                "initial_findings": incident.initial_findings,
+                "created_at": now, "updated_at": now, "analysis_count": 0,
+            }).first()
+            if row is not None:
+                added.add(row[0])
+    return [incident.incident_id in added for incident in incidents]
+
+
+def unanalysed_incident_ids(engine: Engine, limit: int | None = None) -> list[str]:
+    """Incidents with no analysis at all, oldest first (they have waited longest)."""
+    table = table_of(Incident)
+    statement = (select(table.c.incident_id).where(table.c.analysis_count == 0)
+                 .order_by(table.c.created_at, table.c.incident_id))
+    if limit is not None:
+        statement = statement.limit(limit)
+    with read_connection(engine) as connection:
+        return [row[0] for row in connection.execute(statement)]
