@@ -43,12 +43,15 @@ class VerifyReport:
     other_embedders: dict[str, int] = field(default_factory=dict)
     wrong_dimension: int = 0
     changed_vectors: list[int] = field(default_factory=list)
+    unusable_vectors: list[int] = field(default_factory=list)
+    snapshot_set_aside: str | None = None
 
     @property
     def in_step(self) -> bool:
         """True when index and database agree (pending vectors are reported, not drift)."""
         return not (self.missing_from_index or self.foreign_in_index or self.without_vector
-                    or self.other_embedders or self.wrong_dimension or self.changed_vectors)
+                    or self.other_embedders or self.wrong_dimension or self.changed_vectors
+                    or self.unusable_vectors)
 
     def lines(self) -> list[str]:
         """A human summary, one finding per line."""
@@ -60,6 +63,8 @@ class VerifyReport:
             (self.foreign_in_index, "in the index but not in the database (foreign)"),
             (self.without_vector, "analyses with no vector row at all"),
             (self.changed_vectors, "index vectors that differ from the database's"),
+            (self.unusable_vectors, "unusable vectors in the database (NULL, empty, NaN or "
+                                    "wrong length), left out of the index"),
         ]
         for ids, what in checks:
             if ids:
@@ -70,6 +75,8 @@ class VerifyReport:
             out.append(f"{count:,} vectors made by another embedder: {name}")
         if self.wrong_dimension:
             out.append(f"{self.wrong_dimension:,} vectors of another dimension")
+        if self.snapshot_set_aside:
+            out.append(f"index snapshot set aside and rebuilt: {self.snapshot_set_aside}")
         out.append("in step" if self.in_step else "DRIFT: run `incidex reindex` to rebuild")
         return out
 
@@ -82,10 +89,7 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
     """Compare the index this process would search with the database, id by id."""
     service = store.vectors
     embedder = service.embedder
-    index = VectorIndex.load_snapshot(index_directory(store.settings), embedder.name,
-                                      embedder.dimension)
-    index = index or VectorIndex(embedder.name, embedder.dimension)
-    service.catch_up(index)
+    index, set_aside = service.load_index()
     with read_connection(store.engine) as connection:
         ready = np.fromiter(connection.execute(
             select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
@@ -111,7 +115,10 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
             .where(col(Embedding.embedder) == embedder.name, col(Embedding.status) == "ready",
                    col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
-        report.missing_from_index = np.setdiff1d(ready, held).tolist()
+        report.snapshot_set_aside = set_aside
+        report.unusable_vectors = sorted(index.skipped)
+        accounted = np.union1d(held, np.fromiter(index.skipped, np.int64, len(index.skipped)))
+        report.missing_from_index = np.setdiff1d(ready, accounted).tolist()
         report.foreign_in_index = np.setdiff1d(held, ready).tolist()
         report.changed_vectors = _changed(connection, index, ready, sample)
     return report
@@ -140,7 +147,8 @@ def reindex(store: Store, pending_only: bool = False, progress: Progress | None 
     with no vector row). Returns how many vectors were written.
     """
     service = store.vectors
-    embedder = service.embedder
+    if not pending_only:
+        service.begin_reindex()  # a full reindex is how the store moves to a new PII key
     wanted = _analyses_to_embed(store, pending_only)
     written = 0
     for start in range(0, len(wanted), REINDEX_CHUNK):
@@ -149,10 +157,9 @@ def reindex(store: Store, pending_only: bool = False, progress: Progress | None 
         if progress is not None:
             progress(min(start + REINDEX_CHUNK, len(wanted)), len(wanted))
     if not pending_only:
-        fresh = VectorIndex(embedder.name, embedder.dimension)
-        service.catch_up(fresh)
-        fresh.save_snapshot(index_directory(store.settings))
+        service.finish_reindex()
         service.forget_index()
+        service.rebuild_index().save_snapshot(index_directory(store.settings))
     return written
 
 

@@ -49,5 +49,5 @@ def test_a_torn_snapshot_is_ignored(tmp_path: Path) -> None:
     index = VectorIndex("one", 8)
     index.add(np.array([1]), unit_vectors(1, 8))
     index.save_snapshot(tmp_path)
-    (tmp_path / "vectors.faiss").write_bytes(b"not an index")
+    (tmp_path / "vectors.snapshot").write_bytes(b"not an index")
     assert VectorIndex.load_snapshot(tmp_path, "one", 8) is None
