@@ -70,6 +70,7 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
         self.unsaved = 0  # vectors changed since the last snapshot
+        self.replaces_snapshot = False  # the snapshot on disk was set aside: rewrite it soon
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

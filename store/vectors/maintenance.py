@@ -14,6 +14,7 @@ from sqlmodel import col
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
 from store.db.writes import insert_embedding_rows
+from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
 from store.vectors.index import VectorIndex
@@ -45,13 +46,15 @@ class VerifyReport:
     changed_vectors: list[int] = field(default_factory=list)
     unusable_vectors: list[int] = field(default_factory=list)
     snapshot_set_aside: str | None = None
+    pii_key_problem: str | None = None
 
     @property
     def in_step(self) -> bool:
         """True when index and database agree (pending vectors are reported, not drift)."""
         return not (self.missing_from_index or self.foreign_in_index or self.without_vector
                     or self.other_embedders or self.wrong_dimension or self.changed_vectors
-                    or self.unusable_vectors)
+                    or self.unusable_vectors or self.pii_key_problem
+                    or self.snapshot_set_aside)
 
     def lines(self) -> list[str]:
         """A human summary, one finding per line."""
@@ -75,8 +78,11 @@ class VerifyReport:
             out.append(f"{count:,} vectors made by another embedder: {name}")
         if self.wrong_dimension:
             out.append(f"{self.wrong_dimension:,} vectors of another dimension")
+        if self.pii_key_problem:
+            out.append(f"PII key: {self.pii_key_problem}")
         if self.snapshot_set_aside:
-            out.append(f"index snapshot set aside and rebuilt: {self.snapshot_set_aside}")
+            out.append(f"index snapshot set aside ({self.snapshot_set_aside}): searches rebuild "
+                       "the index from the database")
         out.append("in step" if self.in_step else "DRIFT: run `incidex reindex` to rebuild")
         return out
 
@@ -89,7 +95,17 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
     """Compare the index this process would search with the database, id by id."""
     service = store.vectors
     embedder = service.embedder
-    index, set_aside = service.load_index()
+    as_found, set_aside = VectorIndex.open_snapshot(index_directory(store.settings),
+                                                    embedder.name, embedder.dimension)
+    if as_found is not None:
+        set_aside = service.snapshot_problem(as_found)
+    # A snapshot set aside is compared as it was found, so the report shows what was wrong.
+    index = as_found if as_found is not None else service.rebuild_index()
+    try:
+        _ = service.scrubber  # checks the PII key against the store's record of it
+        key_problem = None
+    except PiiKeyMismatch as error:
+        key_problem = str(error)
     with read_connection(store.engine) as connection:
         ready = np.fromiter(connection.execute(
             select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
@@ -116,6 +132,7 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
                    col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
         report.snapshot_set_aside = set_aside
+        report.pii_key_problem = key_problem
         report.unusable_vectors = sorted(index.skipped)
         accounted = np.union1d(held, np.fromiter(index.skipped, np.int64, len(index.skipped)))
         report.missing_from_index = np.setdiff1d(ready, accounted).tolist()

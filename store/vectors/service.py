@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("incidex.vectors")
 CATCH_UP_CHUNK = 20_000
 SNAPSHOT_MIN_CHANGES = 1000
+SPOT_CHECKS = 8  # random vectors of a loaded snapshot compared with the database's
 EMBED_NAMESPACE = "embed"
 
 
@@ -243,22 +244,30 @@ class VectorService:
         """The snapshot checked against this store and caught up, or an index rebuilt from the
         database; with why the snapshot was set aside (None when it was used or absent)."""
         embedder = self.embedder
-        with read_connection(self.engine) as connection:
-            identity = store_identity(connection)
-            revision = stored_revision(connection) or ""
         loaded, reason = VectorIndex.open_snapshot(index_directory(self.settings),
                                                    embedder.name, embedder.dimension)
         if loaded is not None:
-            reason = _foreign(loaded, identity, revision)
-        if loaded is not None and reason is None:
-            self.catch_up(loaded)
-            reason = self._count_mismatch(loaded)
-        if loaded is not None and reason is None:
-            return loaded, None
-        if reason is not None:
-            log.warning("vector index snapshot set aside (%s); rebuilding it from the database",
-                        reason)
-        return self.rebuild_index(identity.store_id, revision), reason
+            reason = self.snapshot_problem(loaded)
+            if reason is None:
+                return loaded, None
+        if reason is None:
+            return self.rebuild_index(), None
+        log.warning("vector index snapshot set aside (%s); rebuilding it from the database",
+                    reason)
+        rebuilt = self.rebuild_index()
+        rebuilt.replaces_snapshot = True  # written at the next snapshot(), however small
+        return rebuilt, reason
+
+    def snapshot_problem(self, index: VectorIndex) -> str | None:
+        """Why a loaded snapshot cannot serve this store, or None; catches it up if it can."""
+        with read_connection(self.engine) as connection:
+            identity = store_identity(connection)
+            revision = stored_revision(connection) or ""
+        reason = _foreign(index, identity, revision)
+        if reason is None:
+            self.catch_up(index)
+            reason = self._count_mismatch(index) or self._spot_check(index)
+        return reason
 
     def rebuild_index(self, store_id: str | None = None, revision: str | None = None
                       ) -> VectorIndex:
@@ -272,6 +281,32 @@ class VectorService:
                             revision=revision)
         self.catch_up(fresh)
         return fresh
+
+    def _spot_check(self, index: VectorIndex) -> str | None:
+        """Why a few random vectors of the index differ from the database's, or None.
+
+        Catches a snapshot whose ids were shuffled or whose vectors were replaced and whose
+        checksum was rewritten to match: a handful of row reads at open.
+        """
+        held = index.ids()
+        if len(held) == 0:
+            return None
+        picks = np.random.default_rng().choice(held, size=min(SPOT_CHECKS, len(held)),
+                                               replace=False)
+        with read_connection(self.engine) as connection:
+            stored = dict(connection.execute(
+                select(col(Embedding.analysis_pk), col(Embedding.vector))
+                .where(col(Embedding.analysis_pk).in_(picks.tolist()),
+                       col(Embedding.status) == "ready",
+                       col(Embedding.embedder) == index.embedder)).all())
+        for pk in picks.tolist():
+            blob = stored.get(pk)
+            if blob is None:
+                return f"it holds analysis {pk}, which has no vector in the database"
+            held_vector = index.vector(pk)
+            if held_vector is None or not _same_vector(held_vector, blob, index.kind):
+                return f"its vector of analysis {pk} is not the database's"
+        return None
 
     def _count_mismatch(self, index: VectorIndex) -> str | None:
         """Why a caught-up index cannot be this store's (another count of vectors), or None.
@@ -410,11 +445,13 @@ class VectorService:
         is only worth its full rewrite once that catch-up would cost more than a moment.
         """
         index = self._index
-        if index is None or index.unsaved == 0:
+        if index is None or (index.unsaved == 0 and not index.replaces_snapshot):
             return False
-        if not force and index.unsaved < max(SNAPSHOT_MIN_CHANGES, len(index) // 100):
+        if not (force or index.replaces_snapshot) and index.unsaved < max(
+                SNAPSHOT_MIN_CHANGES, len(index) // 100):
             return False
         index.save_snapshot(index_directory(self.settings))
+        index.replaces_snapshot = False
         return True
 
     def forget_index(self) -> None:
@@ -435,6 +472,17 @@ def _foreign(index: VectorIndex, identity: StoreIdentity, revision: str) -> str 
         return (f"its high-water mark {index.high_water_mark:,} is past the store's last "
                 f"write {identity.embedding_seq:,}")
     return None
+
+
+def _same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
+    """Whether an index vector is the stored one (approximate kinds keep 8-bit codes)."""
+    stored = np.frombuffer(blob, dtype=np.float32)
+    if stored.shape != held.shape:
+        return False
+    if kind == "flat" or kind == "ivf":
+        return bool(np.allclose(held, stored, atol=1e-6))
+    norms = float(np.linalg.norm(held) * np.linalg.norm(stored))
+    return norms == 0.0 or float(held @ stored) / norms >= 0.98
 
 
 def _ready_count(connection: Connection, embedder: str) -> int:
