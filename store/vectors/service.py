@@ -179,7 +179,7 @@ class VectorService:
                 self._dimension = connection.execute(
                     select(col(Embedding.dimension))
                     .where(col(Embedding.embedder) == self.embedder.name,
-                           col(Embedding.dimension) > 0).limit(1)
+                           col(Embedding.status) == "ready").limit(1)
                 ).scalar()
         return self._dimension
 
@@ -236,9 +236,19 @@ class VectorService:
                 index, _reason = self.load_index()
                 self._fit_kind(index)
                 self._index = index
+                if index.replaces_snapshot:
+                    self._replace_snapshot(index)
             index = self._index
         self.catch_up(index)
         return index
+
+    def _replace_snapshot(self, index: VectorIndex) -> None:
+        """Write a rebuilt index over a snapshot that was set aside, so no one trusts it again."""
+        try:
+            index.save_snapshot(index_directory(self.settings))
+            index.replaces_snapshot = False
+        except OSError as error:
+            log.warning("index snapshot not rewritten: %s", error.strerror)
 
     def load_index(self) -> tuple[VectorIndex, str | None]:
         """The snapshot checked against this store and caught up, or an index rebuilt from the
@@ -372,7 +382,7 @@ class VectorService:
                     select(col(Embedding.embedder), col(Embedding.dimension))
                     .where(col(Embedding.embedder) == embedder.name,
                            col(Embedding.dimension) != embedder.dimension,
-                           col(Embedding.dimension) > 0).limit(1)
+                           col(Embedding.status) == "ready").limit(1)
                 ).first()
         if others is not None:
             raise EmbedderMismatch(

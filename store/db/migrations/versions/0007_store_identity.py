@@ -38,11 +38,8 @@ def upgrade() -> None:
         sa.Column("pii_key_reindexing", sa.String(64)),
         sa.CheckConstraint("id = 1", name="ck_store_info_one_row"),
     )
+    # Numbers nextval handed to rolled-back saves belong to no row: the highest row's is enough.
     highest = bind.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM embeddings")).scalar_one()
-    if bind.dialect.name == "postgresql":
-        # nextval may have handed out numbers beyond the committed rows (rolled back saves).
-        issued = bind.execute(sa.text("SELECT last_value FROM embeddings_seq_counter")).scalar()
-        highest = max(int(highest), int(issued or 0))
     op.bulk_insert(table, [{"id": 1, "store_id": uuid.uuid4().hex,
                             "created_at": datetime.now(UTC), "embedding_seq": int(highest)}])
 
