@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from store.db.engine import read_connection, write_transaction
@@ -212,10 +214,10 @@ def test_an_unusable_vector_is_refused_at_write_time(store: Store, vector: bytes
         before = store_identity(connection).embedding_seq
     good = {"analysis_pk": 9001, "embedder": "x", "dimension": 2, "status": "ready",
             "vector": np.ones(2, np.float32).tobytes(), "updated_at": utc_now()}
-    with pytest.raises(InvalidVector, match="analysis 9002: vector: "):
-        with write_transaction(store.engine) as connection:
-            insert_embedding_rows(connection, [good, {**good, "analysis_pk": 9002,
-                                                      "vector": vector, "dimension": dimension}])
+    bad = {**good, "analysis_pk": 9002, "vector": vector, "dimension": dimension}
+    with pytest.raises(InvalidVector, match="analysis 9002: vector: "), \
+            write_transaction(store.engine) as connection:
+        insert_embedding_rows(connection, [good, bad])
     with read_connection(store.engine) as connection:
         assert store_identity(connection).embedding_seq == before  # nothing half-written
         assert connection.execute(select(func.count()).select_from(Embedding)).scalar_one() == 3
