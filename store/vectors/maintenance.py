@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
-from store.db.writes import insert_embedding_rows
+from store.db.writes import insert_embedding_rows, vector_problem
 from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
@@ -150,6 +150,8 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
                               .where(col(Embedding.analysis_pk).in_(picks.tolist()))).all()
     changed = []
     for pk, blob in rows:
+        if vector_problem(blob, index.dimension) is not None:
+            continue  # listed as unusable already
         held = index.vector(pk)
         stored = np.frombuffer(blob, dtype=np.float32)
         if held is not None and not np.allclose(held, stored, atol=1e-6):
