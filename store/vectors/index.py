@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -25,6 +25,7 @@ LEGACY_SNAPSHOT_FILES = ("vectors.faiss", "vectors.json")
 SNAPSHOT_FORMAT = 2
 SNAPSHOT_MAGIC = b"INCIDEX-VECTORS\n"
 _HEADER_LENGTH = struct.Struct("<I")
+READ_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,22 +217,30 @@ class VectorIndex:
         if not path.exists():
             return None, None
         try:
-            mapped = np.memmap(path, dtype=np.uint8, mode="r")
-            meta, body = _parse_snapshot(mapped)
+            with open(path, "rb") as handle:
+                meta = _read_header(handle)
+                if meta.format != SNAPSHOT_FORMAT:
+                    return None, f"format {meta.format}, not {SNAPSHOT_FORMAT}"
+                if (meta.embedder, meta.dimension) != (embedder, dimension):
+                    return None, (f"made by embedder {meta.embedder!r} "
+                                  f"(dimension {meta.dimension})")
+                digest = hashlib.sha256()
+
+                def read(size: int) -> bytes:
+                    chunk = handle.read(size)
+                    digest.update(chunk)
+                    return chunk
+
+                # One pass over one open file: FAISS reads the bytes the checksum covers.
+                # (faiss's bundled stub omits PyCallbackIOReader, which the module exports.)
+                reader = faiss.PyCallbackIOReader(read, READ_CHUNK)  # type: ignore[attr-defined]
+                faiss_index = faiss.read_index(reader)
         except (OSError, ValueError, TypeError, KeyError, struct.error) as error:
             return None, f"unreadable ({error})"
-        if meta.format != SNAPSHOT_FORMAT:
-            return None, f"format {meta.format}, not {SNAPSHOT_FORMAT}"
-        if (meta.embedder, meta.dimension) != (embedder, dimension):
-            return None, f"made by embedder {meta.embedder!r} (dimension {meta.dimension})"
-        if not hmac.compare_digest(hashlib.sha256(body.data).hexdigest(), meta.checksum):
-            return None, "its index bytes do not match their checksum"
-        try:
-            faiss_index = faiss.deserialize_index(np.asarray(body))
         except RuntimeError as error:
-            return None, f"unreadable index ({str(error).splitlines()[0]})"
-        finally:
-            del body, mapped
+            return None, f"unreadable index ({str(error).strip().splitlines()[0]})"
+        if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
+            return None, "its index bytes do not match their checksum"
         if faiss_index.d != dimension or faiss_index.ntotal != meta.count:
             return None, (f"it holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, "
                           f"its header says {meta.count} of {meta.dimension}")
@@ -239,16 +248,14 @@ class VectorIndex:
                    meta.store_id, meta.revision, meta.skipped), None
 
 
-def _parse_snapshot(mapped: np.ndarray) -> tuple[IndexMeta, np.ndarray]:
-    """The header and the FAISS bytes of a snapshot file."""
-    magic_end = len(SNAPSHOT_MAGIC)
-    if bytes(mapped[:magic_end]) != SNAPSHOT_MAGIC:
+def _read_header(handle: BinaryIO) -> IndexMeta:
+    """The header of a snapshot file, leaving the handle at the FAISS bytes."""
+    if handle.read(len(SNAPSHOT_MAGIC)) != SNAPSHOT_MAGIC:
         raise ValueError("not an incidex vector snapshot")
-    (length,) = _HEADER_LENGTH.unpack(bytes(mapped[magic_end : magic_end + 4]))
-    header_end = magic_end + 4 + length
-    document = json.loads(bytes(mapped[magic_end + 4 : header_end]))
+    (length,) = _HEADER_LENGTH.unpack(handle.read(_HEADER_LENGTH.size))
+    document = json.loads(handle.read(length))
     document["skipped"] = tuple(int(pk) for pk in document.get("skipped", ()))
-    return IndexMeta(**document), mapped[header_end:]
+    return IndexMeta(**document)
 
 
 @lru_cache(maxsize=1)

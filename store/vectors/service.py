@@ -262,7 +262,7 @@ class VectorService:
                 return loaded, None
         if reason is None:
             return self.rebuild_index(), None
-        log.warning("vector index snapshot set aside (%s); rebuilding it from the database",
+        log.warning("vector index snapshot set aside: %s; rebuilding it from the database",
                     reason)
         rebuilt = self.rebuild_index()
         rebuilt.replaces_snapshot = True  # written at the next snapshot(), however small
