@@ -194,9 +194,13 @@ class VectorIndex:
             self.unsaved = 0
         header = json.dumps(asdict(meta)).encode()
         temp = directory / f".{SNAPSHOT_FILE}.tmp-{os.getpid()}-{threading.get_ident()}"
-        _write_synced(temp, SNAPSHOT_MAGIC, _HEADER_LENGTH.pack(len(header)), header,
-                      serialized.data)
-        os.replace(temp, directory / SNAPSHOT_FILE)
+        try:
+            _write_synced(temp, SNAPSHOT_MAGIC, _HEADER_LENGTH.pack(len(header)), header,
+                          serialized.data)
+            os.replace(temp, directory / SNAPSHOT_FILE)
+        except BaseException:
+            temp.unlink(missing_ok=True)  # a full disk leaves no half-written temp behind
+            raise
         for legacy in LEGACY_SNAPSHOT_FILES:
             (directory / legacy).unlink(missing_ok=True)
         fsync_path(directory)

@@ -393,3 +393,26 @@ def test_the_similar_cache_holds_no_text(settings: Settings, isolated_directorie
     for blob in blobs:
         for secret in secrets:
             assert secret.encode() not in blob
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"revision": "0001"}, "schema revision"),
+    ({"store_id": ""}, "another store"),
+])
+def test_a_snapshot_header_that_does_not_fit_is_set_aside(
+        settings: Settings, change: dict[str, Any], why: str) -> None:
+    rewrite_header(filled_snapshot(settings), **change)
+    with Store.open(settings) as store:
+        index, reason = store.vectors.load_index()
+        assert reason is not None and why in reason
+        assert len(index) == 12
+
+
+def test_a_row_deleted_behind_the_snapshot_is_caught_by_the_count(settings: Settings) -> None:
+    filled_snapshot(settings)
+    with Store.open(settings) as store:
+        with write_transaction(store.engine) as connection:
+            connection.execute(text("DELETE FROM embeddings WHERE analysis_pk = 5"))
+        index, reason = store.vectors.load_index()
+        assert reason is not None and "12 vectors" in reason and "the database 11" in reason
+        assert 5 not in index.ids() and len(index) == 11
