@@ -115,10 +115,6 @@ class VectorService:
         self._reindexing = False
         self._dimension = None
 
-    def scrubber_fingerprint(self) -> str:
-        """The fingerprint of the PII key in use (never the key)."""
-        return self.scrubber.fingerprint
-
     def clean_text(self, title: str, description: str, findings: str,
                    analysis: dict[str, Any]) -> str:
         """The PII-free text embedded for an analysis."""
@@ -414,13 +410,7 @@ class VectorService:
                 ).all()
             complete = len(rows) < CATCH_UP_CHUNK
             mark = issued if complete else int(rows[-1].seq)
-            ready = [row for row in rows
-                     if row.status == "ready" and row.embedder == index.embedder]
-            usable = [row for row in ready
-                      if row.dimension == index.dimension
-                      and vector_problem(row.vector, row.dimension) is None]
-            unusable = sorted({int(row.analysis_pk) for row in ready} -
-                              {int(row.analysis_pk) for row in usable})
+            usable, unusable = _usable_rows(rows, index)
             if unusable:
                 log.warning("%d unusable vectors left out of the index (analysis ids %s); "
                             "`incidex verify` lists them, `incidex reindex` rebuilds them",
@@ -469,6 +459,16 @@ class VectorService:
         with self._index_lock:
             self._index = None
             self._dimension = None
+
+
+def _usable_rows(rows: Sequence[Any], index: VectorIndex) -> tuple[list[Any], list[int]]:
+    """The ready rows of the index's embedder whose vectors can be searched, and the analysis
+    ids of those whose vectors cannot (NULL, empty, NaN, another length)."""
+    ready = [row for row in rows if row.status == "ready" and row.embedder == index.embedder]
+    usable = [row for row in ready if row.dimension == index.dimension
+              and vector_problem(row.vector, row.dimension) is None]
+    unusable = {int(row.analysis_pk) for row in ready} - {int(row.analysis_pk) for row in usable}
+    return usable, sorted(unusable)
 
 
 def _foreign(index: VectorIndex, identity: StoreIdentity, revision: str) -> str | None:
