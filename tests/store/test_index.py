@@ -82,3 +82,17 @@ def test_a_snapshot_of_the_two_file_format_is_ignored_and_replaced(tmp_path: Pat
     assert VectorIndex.open_snapshot(tmp_path, "one", 8) == (None, None)
     VectorIndex("one", 8).save_snapshot(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.snapshot"]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
+    vectors = unit_vectors(3000)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids, vectors)
+    if kind != "flat":
+        index.convert(kind, nprobe=64)
+    _, first = index.search(vectors[:1], 10)
+    _, rest = index.search_excluding(vectors[0], 10, first[0][:5])
+    assert not set(rest[0].tolist()) & set(first[0][:5].tolist())
+    assert set(first[0][5:].tolist()) <= set(rest[0].tolist())
