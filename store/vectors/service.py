@@ -125,8 +125,9 @@ class VectorService:
     def attach_vectors(self, prepared: Sequence[PreparedSave]) -> list[dict[str, Any]]:
         """Embed each record's clean text onto it; returns run rows of the embedding calls.
 
-        When the embedder is unreachable the records keep no vector and are saved as
-        pending, to be filled by `incidex reindex --pending`.
+        When the embedder is unreachable (or returns unusable vectors), or the PII key is not
+        the store's, the records keep no vector and are saved as pending, to be filled by
+        `incidex reindex --pending` once that is mended.
         """
         from store.vectors.embedder import EmbedderUnavailable
 
@@ -145,7 +146,9 @@ class VectorService:
             self._outage_reported = False
         except (EmbedderUnavailable, PiiKeyMismatch) as error:
             if not self._outage_reported:
-                log.warning("embedder unavailable, vectors left pending: %s", error)
+                what = "PII key refused" if isinstance(error, PiiKeyMismatch) else (
+                    "embedder unavailable")
+                log.warning("%s, vectors left pending: %s", what, error)
                 self._outage_reported = True
             vectors, calls = None, []
         dimension = vectors.shape[1] if vectors is not None else _known_dimension(embedder)
