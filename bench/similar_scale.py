@@ -118,7 +118,7 @@ def snapshot_open(index: VectorIndex) -> None:
         output = subprocess.run([sys.executable, "-c", probe, scratch, str(ROOT),
                                  str(index.dimension)], capture_output=True, text=True,
                                 check=True).stdout.split()
-        size = (Path(scratch) / "vectors.faiss").stat().st_size / 1e6
+        size = (Path(scratch) / "vectors.snapshot").stat().st_size / 1e6
         print(f"  snapshot load (fresh process): {output[0]} s, +{output[1]} MB resident, "
               f"file {size:,.0f} MB")
 

@@ -24,3 +24,16 @@ class RecordError(StoreError):
 
 class EmbedderMismatch(StoreError):
     """The configured embedder differs from the one the stored vectors were made with."""
+
+
+class InvalidVector(StoreError):
+    """A vector that cannot be searched (NULL, empty, NaN, wrong length) was about to be stored."""
+
+    def __init__(self, analysis_pk: int, problem: str) -> None:
+        self.analysis_pk = analysis_pk
+        self.problem = problem
+        super().__init__(f"analysis {analysis_pk}: vector: {problem}")
+
+
+class PiiKeyMismatch(StoreError):
+    """The PII pseudonym key differs from the one the store's vectors were made with."""

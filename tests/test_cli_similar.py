@@ -108,3 +108,19 @@ def test_cache_stats_warm_and_clear(filled: Path) -> None:
     assert cleared.returncode == 0 and "entries removed" in cleared.stderr
     again = incidex("similar", "--incident", "PHISH-1", "--json")
     assert json.loads(again.stdout)["from_cache"] is False
+
+
+def test_an_unusable_vector_is_left_out_with_a_warning_not_a_crash(
+        filled: Path, isolated_directories: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(isolated_directories / "incident_analysis.db") as connection:
+        connection.execute("UPDATE embeddings SET vector = zeroblob(3) WHERE analysis_pk = 2")
+    found = incidex("similar", "ransomware encrypted shares lockbit", "-k", "2")
+    assert found.returncode == 0, found.stderr
+    assert "RANSOM-" in found.stdout and "unusable vectors" in found.stderr
+    drift = incidex("verify")
+    assert drift.returncode == 1 and "Traceback" not in drift.stderr
+    assert "1 unusable vectors in the database" in drift.stdout
+    assert incidex("reindex").returncode == 0
+    assert incidex("verify").returncode == 0

@@ -13,7 +13,7 @@ from store.db.engine import sqlite_path
 
 MIGRATIONS_DIRECTORY = Path(__file__).resolve().parent / "migrations"
 # The newest revision, known without importing Alembic (a test keeps it equal to Alembic's head).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 PG_LOCK_KEY = 0x1C1DE7  # an arbitrary constant shared by every incidex process
 
 
@@ -41,6 +41,11 @@ def current_revision(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The revision in alembic_version, read without importing Alembic."""
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -164,6 +164,22 @@ class Embedding(SQLModel, table=True):
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
 
 
+class StoreInfo(SQLModel, table=True):
+    """The store's one row of identity and counters (migration 0007 writes it at creation)."""
+
+    __tablename__ = "store_info"
+
+    id: int = Field(default=1, sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    # A uuid written once: index snapshots and cached results name the store they came from.
+    store_id: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = _utc()
+    # The last embeddings.seq handed out; taken under this row's lock, so seqs commit in order.
+    embedding_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    pii_key_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))
+    # Set while a reindex moves the vectors to another PII key; cleared when it completes.
+    pii_key_reindexing: str | None = Field(default=None, sa_column=Column(String(64)))
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table behind a SQLModel table class, typed (SQLModel does not declare __table__)."""
     return cast(Table, inspect(model).local_table)

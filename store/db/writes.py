@@ -11,8 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store.db.engine import write_transaction
+from store.db.identity import allocate_seqs
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
-from store.errors import StoreUnavailable
+from store.errors import InvalidVector, StoreUnavailable
 from store.ingest.records import PreparedSave, utc_now
 from store.schemas import SaveResult
 
@@ -32,7 +33,7 @@ def write_batch(engine: Engine, batch: Sequence[PreparedSave],
             if extra_runs:
                 connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
             return _write(connection, batch)
-    except (IntegrityError, DBAPIError) as error:
+    except (IntegrityError, DBAPIError, InvalidVector) as error:
         if len(batch) == 1:
             return [_failed(batch[0], error)]
         log.info("batch of %d failed (%s); retrying record by record", len(batch), error)
@@ -44,7 +45,7 @@ def write_batch(engine: Engine, batch: Sequence[PreparedSave],
         try:
             with write_transaction(engine) as connection:
                 results.extend(_write(connection, [prepared]))
-        except (IntegrityError, DBAPIError) as error:
+        except (IntegrityError, DBAPIError, InvalidVector) as error:
             results.append(_failed(prepared, error))
     return results
 
@@ -189,19 +190,42 @@ def _insert_embeddings(
 
 
 def insert_embedding_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert embedding rows, each with a fresh write sequence number."""
-    table = table_of(Embedding)
-    if connection.dialect.name == "postgresql":
-        statement = table.insert().values(seq=func.nextval("embeddings_seq_counter"))
-        connection.execute(statement, rows)
+    """Insert embedding rows, each with a fresh write sequence number; InvalidVector (and
+    nothing written by the caller's transaction) when a ready row's vector is unusable."""
+    for row in rows:
+        problem = vector_problem(row.get("vector"), row.get("dimension"), row.get("status"))
+        if problem is not None:
+            raise InvalidVector(int(row["analysis_pk"]), problem)
+    if not rows:
         return
-    # SQLite writers hold the database lock, so max + 1 is unique and increasing.
-    start = connection.execute(select(func.coalesce(func.max(table.c.seq), 0))).scalar_one()
-    numbered = [{**row, "seq": start + offset} for offset, row in enumerate(rows, start=1)]
-    connection.execute(table.insert(), numbered)
+    first = allocate_seqs(connection, len(rows))
+    numbered = [{**row, "seq": first + offset} for offset, row in enumerate(rows)]
+    connection.execute(table_of(Embedding).insert(), numbered)
+
+
+def vector_problem(vector: bytes | None, dimension: int | None, status: str | None = "ready"
+                   ) -> str | None:
+    """Why a stored vector cannot be searched, or None when it can (pending rows have none)."""
+    if status != "ready":
+        return None if vector is None else f"a {status} row carries a vector"
+    if vector is None:
+        return "no vector (NULL) in a ready row"
+    if not dimension or dimension <= 0:
+        return f"dimension {dimension} is not positive"
+    if len(vector) != 4 * dimension:
+        return (f"{len(vector)} bytes where dimension {dimension} needs {4 * dimension}"
+                if vector else "an empty (zero-length) vector")
+    import numpy as np
+
+    if not np.isfinite(np.frombuffer(vector, dtype=np.float32)).all():
+        return "the vector holds NaN or infinite values"
+    return None
 
 
 def _failed(prepared: PreparedSave, error: Exception) -> SaveResult:
+    if isinstance(error, InvalidVector):
+        return SaveResult(prepared.incident_id, prepared.analysis_id, "error",
+                          error=f"{prepared.label}: vector: {error.problem}")
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     problem = text[0] if text else type(error).__name__
     return SaveResult(prepared.incident_id, prepared.analysis_id, "error",

@@ -55,6 +55,7 @@ KEY_FILE_NAME = "pii.key"
 KEY_ENV_VAR = "INCIDEX_PII_KEY"
 MIN_KEY_CHARS = 32
 TAG_HEX_CHARS = 12
+FINGERPRINT_LABEL = b"incidex/pii-key-fingerprint/v1"
 INTERNAL_SUFFIXES = ("corp", "local", "internal", "lan", "intranet", "localdomain", "home.arpa")
 PRIVATE_NETWORKS = (
     *("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16"),
@@ -96,6 +97,11 @@ class PiiScrubber:
         # Anchored on the suffix (fast to find); the host's labels are walked back from it.
         suffixes = [r"\." + re.escape(s) for s in INTERNAL_SUFFIXES] + list(map(re.escape, domains))
         self._host_pattern = rf"(?:{'|'.join(suffixes)})(?![\w-]|\.[a-z0-9])"
+
+    @property
+    def fingerprint(self) -> str:
+        """A keyed one-way fingerprint of the key: tells keys apart, never reveals one."""
+        return key_fingerprint(self._key)
 
     def scrub(self, text: str) -> str:
         """The text with every PII value replaced by its pseudonym."""
@@ -207,6 +213,11 @@ def _private_ips(text: str, lowered: str) -> Iterator[_Candidate]:
             continue
         if any(address in net for net in networks if net.version == address.version):
             yield _Candidate(_P_NET, m.start(), m.end(), "IP", address.compressed)
+
+
+def key_fingerprint(key: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the key, 128 bits in hex (the store records it)."""
+    return hmac.new(key, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:32]
 
 
 def scrubber_from_settings(settings: Settings) -> PiiScrubber:

@@ -2,35 +2,49 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from store.errors import EmbedderMismatch
 from store.fileio import fsync_path
 
-SNAPSHOT_INDEX = "vectors.faiss"
-SNAPSHOT_META = "vectors.json"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FILE = "vectors.snapshot"
+LEGACY_SNAPSHOT_FILES = ("vectors.faiss", "vectors.json")
+SNAPSHOT_FORMAT = 2
+SNAPSHOT_MAGIC = b"INCIDEX-VECTORS\n"
+_HEADER_LENGTH = struct.Struct("<I")
+READ_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
 class IndexMeta:
-    """What a snapshot holds: which embedder, how many vectors, up to which write sequence."""
+    """What a snapshot holds and where it came from: the store, its schema, how far it reaches.
+
+    One file carries this header and the FAISS bytes it describes (their sha256), so no
+    reader can pair an index with another snapshot's metadata.
+    """
 
     embedder: str
     dimension: int
     kind: str
     count: int
     high_water_mark: int
+    store_id: str = ""
+    revision: str = ""
+    skipped: tuple[int, ...] = ()
+    checksum: str = ""
     format: int = SNAPSHOT_FORMAT
 
 
@@ -41,15 +55,23 @@ class VectorIndex:
     """
 
     def __init__(self, embedder: str, dimension: int, kind: str = "flat",
-                 faiss_index: Any | None = None, high_water_mark: int = 0) -> None:
+                 faiss_index: Any | None = None, high_water_mark: int = 0,
+                 store_id: str = "", revision: str = "",
+                 skipped: Iterable[int] = ()) -> None:
         _single_threaded_search()
         self.embedder = embedder
         self.dimension = dimension
         self.kind = kind
         self.high_water_mark = high_water_mark
+        # Which store and schema revision the vectors came from (written into snapshots).
+        self.store_id = store_id
+        self.revision = revision
+        # Ready rows up to the mark whose vectors were unusable (NaN, wrong length): left out.
+        self.skipped: set[int] = set(skipped)
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
         self.unsaved = 0  # vectors changed since the last snapshot
+        self.replaces_snapshot = False  # the snapshot on disk was set aside: rewrite it soon
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -130,50 +152,114 @@ class VectorIndex:
         if hasattr(self._index, "nprobe"):
             self._index.nprobe = nprobe
 
-    def meta(self) -> IndexMeta:
+    def meta(self, checksum: str = "") -> IndexMeta:
         """A description of what the index holds now."""
-        return IndexMeta(self.embedder, self.dimension, self.kind, len(self), self.high_water_mark)
+        return IndexMeta(self.embedder, self.dimension, self.kind, len(self),
+                         self.high_water_mark, self.store_id, self.revision,
+                         tuple(sorted(self.skipped)), checksum)
+
+    def search_excluding(self, vector: np.ndarray, k: int, excluded: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) for one query among the vectors whose ids are not excluded."""
+        import faiss
+
+        if len(excluded) == 0:
+            return self.search(vector, k)
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dimension)
+        # Both selectors stay referenced here: SWIG does not keep the inner one alive.
+        batch = faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64))
+        selector = faiss.IDSelectorNot(batch)
+        with self._lock:
+            if self._index.ntotal == 0:
+                return np.zeros((1, k), np.float32), np.full((1, k), -1, np.int64)
+            params: Any
+            if hasattr(self._index, "nprobe"):
+                params = faiss.SearchParametersIVF()
+                params.nprobe = self._index.nprobe
+            else:
+                params = faiss.SearchParameters()
+            params.sel = selector
+            scores, ids = self._index.search(query, min(k, int(self._index.ntotal)),
+                                             params=params)
+        return scores, ids
 
     def save_snapshot(self, directory: Path) -> IndexMeta:
-        """Write index and metadata atomically (temp files, fsync, rename; metadata last)."""
+        """Write the snapshot as one file, atomically (temp file, fsync, rename)."""
         import faiss
 
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            meta = self.meta()
             serialized = faiss.serialize_index(self._index)
+            meta = self.meta(hashlib.sha256(serialized.data).hexdigest())
             self.unsaved = 0
-        suffix = f".tmp-{os.getpid()}-{threading.get_ident()}"
-        index_temp = directory / (SNAPSHOT_INDEX + suffix)
-        meta_temp = directory / (SNAPSHOT_META + suffix)
-        _write_synced(index_temp, serialized.data)
-        _write_synced(meta_temp, json.dumps(asdict(meta), indent=2).encode())
-        # The index file goes first: metadata names a high-water mark the index reaches.
-        os.replace(index_temp, directory / SNAPSHOT_INDEX)
-        os.replace(meta_temp, directory / SNAPSHOT_META)
+        header = json.dumps(asdict(meta)).encode()
+        temp = directory / f".{SNAPSHOT_FILE}.tmp-{os.getpid()}-{threading.get_ident()}"
+        try:
+            _write_synced(temp, SNAPSHOT_MAGIC, _HEADER_LENGTH.pack(len(header)), header,
+                          serialized.data)
+            os.replace(temp, directory / SNAPSHOT_FILE)
+        except BaseException:
+            temp.unlink(missing_ok=True)  # a full disk leaves no half-written temp behind
+            raise
+        for legacy in LEGACY_SNAPSHOT_FILES:
+            (directory / legacy).unlink(missing_ok=True)
         fsync_path(directory)
         return meta
 
     @classmethod
     def load_snapshot(cls, directory: Path, embedder: str, dimension: int) -> VectorIndex | None:
-        """Load the snapshot if there is one for this embedder; None when absent or unreadable."""
+        """Load the snapshot if there is a sound one for this embedder; None otherwise."""
+        return cls.open_snapshot(directory, embedder, dimension)[0]
+
+    @classmethod
+    def open_snapshot(cls, directory: Path, embedder: str, dimension: int
+                      ) -> tuple[VectorIndex | None, str | None]:
+        """The snapshot's index, or None and why it cannot be used (None: there is none)."""
         import faiss
 
-        meta_path, index_path = directory / SNAPSHOT_META, directory / SNAPSHOT_INDEX
+        path = directory / SNAPSHOT_FILE
+        if not path.exists():
+            return None, None
         try:
-            meta = IndexMeta(**json.loads(meta_path.read_text()))
-            if meta.format != SNAPSHOT_FORMAT:
-                return None
-            if (meta.embedder, meta.dimension) != (embedder, dimension):
-                return None
-            faiss_index = faiss.read_index(str(index_path))
-        except (OSError, ValueError, TypeError, RuntimeError):
-            return None
-        if faiss_index.d != dimension:
-            return None
-        # A crash between the two renames leaves a newer index with older metadata:
-        # the lower mark only means re-adding a few rows, which replaces them.
-        return cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark)
+            with open(path, "rb") as handle:
+                meta = _read_header(handle)
+                if meta.format != SNAPSHOT_FORMAT:
+                    return None, f"format {meta.format}, not {SNAPSHOT_FORMAT}"
+                if (meta.embedder, meta.dimension) != (embedder, dimension):
+                    return None, (f"made by embedder {meta.embedder!r} "
+                                  f"(dimension {meta.dimension})")
+                digest = hashlib.sha256()
+
+                def read(size: int) -> bytes:
+                    chunk = handle.read(size)
+                    digest.update(chunk)
+                    return chunk
+
+                # One pass over one open file: FAISS reads the bytes the checksum covers.
+                # (faiss's bundled stub omits PyCallbackIOReader, which the module exports.)
+                reader = faiss.PyCallbackIOReader(read, READ_CHUNK)  # type: ignore[attr-defined]
+                faiss_index = faiss.read_index(reader)
+        except (OSError, ValueError, TypeError, KeyError, struct.error) as error:
+            return None, f"unreadable ({error})"
+        except RuntimeError as error:
+            return None, f"unreadable index ({str(error).strip().splitlines()[0]})"
+        if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
+            return None, "its index bytes do not match their checksum"
+        if faiss_index.d != dimension or faiss_index.ntotal != meta.count:
+            return None, (f"it holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, "
+                          f"its header says {meta.count} of {meta.dimension}")
+        return cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark,
+                   meta.store_id, meta.revision, meta.skipped), None
+
+
+def _read_header(handle: BinaryIO) -> IndexMeta:
+    """The header of a snapshot file, leaving the handle at the FAISS bytes."""
+    if handle.read(len(SNAPSHOT_MAGIC)) != SNAPSHOT_MAGIC:
+        raise ValueError("not an incidex vector snapshot")
+    (length,) = _HEADER_LENGTH.unpack(handle.read(_HEADER_LENGTH.size))
+    document = json.loads(handle.read(length))
+    document["skipped"] = tuple(int(pk) for pk in document.get("skipped", ()))
+    return IndexMeta(**document)
 
 
 @lru_cache(maxsize=1)
@@ -240,8 +326,10 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
     return index
 
 
-def _write_synced(path: Path, payload: memoryview | bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(payload)
+def _write_synced(path: Path, *parts: Any) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "wb") as handle:
+        for part in parts:
+            handle.write(part)
         handle.flush()
         os.fsync(handle.fileno())

@@ -13,7 +13,8 @@ from sqlmodel import col
 
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
-from store.db.writes import insert_embedding_rows
+from store.db.writes import insert_embedding_rows, vector_problem
+from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
 from store.vectors.index import VectorIndex
@@ -43,12 +44,17 @@ class VerifyReport:
     other_embedders: dict[str, int] = field(default_factory=dict)
     wrong_dimension: int = 0
     changed_vectors: list[int] = field(default_factory=list)
+    unusable_vectors: list[int] = field(default_factory=list)
+    snapshot_set_aside: str | None = None
+    pii_key_problem: str | None = None
 
     @property
     def in_step(self) -> bool:
         """True when index and database agree (pending vectors are reported, not drift)."""
         return not (self.missing_from_index or self.foreign_in_index or self.without_vector
-                    or self.other_embedders or self.wrong_dimension or self.changed_vectors)
+                    or self.other_embedders or self.wrong_dimension or self.changed_vectors
+                    or self.unusable_vectors or self.pii_key_problem
+                    or self.snapshot_set_aside)
 
     def lines(self) -> list[str]:
         """A human summary, one finding per line."""
@@ -60,6 +66,8 @@ class VerifyReport:
             (self.foreign_in_index, "in the index but not in the database (foreign)"),
             (self.without_vector, "analyses with no vector row at all"),
             (self.changed_vectors, "index vectors that differ from the database's"),
+            (self.unusable_vectors, "unusable vectors in the database (NULL, empty, NaN or "
+                                    "wrong length), left out of the index"),
         ]
         for ids, what in checks:
             if ids:
@@ -70,6 +78,11 @@ class VerifyReport:
             out.append(f"{count:,} vectors made by another embedder: {name}")
         if self.wrong_dimension:
             out.append(f"{self.wrong_dimension:,} vectors of another dimension")
+        if self.pii_key_problem:
+            out.append(f"PII key: {self.pii_key_problem}")
+        if self.snapshot_set_aside:
+            out.append(f"index snapshot set aside ({self.snapshot_set_aside}): searches rebuild "
+                       "the index from the database")
         out.append("in step" if self.in_step else "DRIFT: run `incidex reindex` to rebuild")
         return out
 
@@ -82,10 +95,17 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
     """Compare the index this process would search with the database, id by id."""
     service = store.vectors
     embedder = service.embedder
-    index = VectorIndex.load_snapshot(index_directory(store.settings), embedder.name,
-                                      embedder.dimension)
-    index = index or VectorIndex(embedder.name, embedder.dimension)
-    service.catch_up(index)
+    as_found, set_aside = VectorIndex.open_snapshot(index_directory(store.settings),
+                                                    embedder.name, embedder.dimension)
+    if as_found is not None:
+        set_aside = service.snapshot_problem(as_found)
+    # A snapshot set aside is compared as it was found, so the report shows what was wrong.
+    index = as_found if as_found is not None else service.rebuild_index()
+    try:
+        _ = service.scrubber  # checks the PII key against the store's record of it
+        key_problem = None
+    except PiiKeyMismatch as error:
+        key_problem = str(error)
     with read_connection(store.engine) as connection:
         ready = np.fromiter(connection.execute(
             select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
@@ -111,7 +131,11 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
             .where(col(Embedding.embedder) == embedder.name, col(Embedding.status) == "ready",
                    col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
-        report.missing_from_index = np.setdiff1d(ready, held).tolist()
+        report.snapshot_set_aside = set_aside
+        report.pii_key_problem = key_problem
+        report.unusable_vectors = sorted(index.skipped)
+        accounted = np.union1d(held, np.fromiter(index.skipped, np.int64, len(index.skipped)))
+        report.missing_from_index = np.setdiff1d(ready, accounted).tolist()
         report.foreign_in_index = np.setdiff1d(held, ready).tolist()
         report.changed_vectors = _changed(connection, index, ready, sample)
     return report
@@ -126,6 +150,8 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
                               .where(col(Embedding.analysis_pk).in_(picks.tolist()))).all()
     changed = []
     for pk, blob in rows:
+        if vector_problem(blob, index.dimension) is not None:
+            continue  # listed as unusable already
         held = index.vector(pk)
         stored = np.frombuffer(blob, dtype=np.float32)
         if held is not None and not np.allclose(held, stored, atol=1e-6):
@@ -140,7 +166,8 @@ def reindex(store: Store, pending_only: bool = False, progress: Progress | None 
     with no vector row). Returns how many vectors were written.
     """
     service = store.vectors
-    embedder = service.embedder
+    if not pending_only:
+        service.begin_reindex()  # a full reindex is how the store moves to a new PII key
     wanted = _analyses_to_embed(store, pending_only)
     written = 0
     for start in range(0, len(wanted), REINDEX_CHUNK):
@@ -149,10 +176,9 @@ def reindex(store: Store, pending_only: bool = False, progress: Progress | None 
         if progress is not None:
             progress(min(start + REINDEX_CHUNK, len(wanted)), len(wanted))
     if not pending_only:
-        fresh = VectorIndex(embedder.name, embedder.dimension)
-        service.catch_up(fresh)
-        fresh.save_snapshot(index_directory(store.settings))
+        service.finish_reindex()
         service.forget_index()
+        service.rebuild_index().save_snapshot(index_directory(store.settings))
     return written
 
 

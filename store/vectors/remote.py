@@ -137,4 +137,8 @@ class OpenAIEmbedder:
                 f"{self.name}: malformed response from {self._where}: "
                 f"{vectors.shape[0] if vectors.ndim else 0} vectors for {expected} texts"
             )
+        if not np.isfinite(vectors).all():
+            raise EmbedderUnavailable(
+                f"{self.name}: malformed response from {self._where}: null, NaN or infinite "
+                "values in a vector")
         return vectors

@@ -1,8 +1,11 @@
 """Similar-incident search: vector candidates, one row per incident, near-duplicates collapsed.
 
 Invariants: results never include the query incident; each incident appears once (its best
-analysis); cached results are keyed by the index generation, so a newly saved vector in any
-process changes the key and a stale answer is never served.
+analysis); near-duplicates of a kept row are left out of the next search rounds, so a flood of
+copies cannot hide the other matches. Cached results are keyed by the store's identity, the PII
+key's fingerprint and the index generation (a newly saved vector in any process changes the
+key), and hold only analysis ids and scores: titles, IOCs and query text are read from the
+database or the caller when served, never stored in the cache.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ if TYPE_CHECKING:
     from store.vectors.service import VectorService
 
 NEAR_DUPLICATE_COSINE = 0.97
-MAX_PROBE = 4096
+MAX_ROUND = 4096  # candidates fetched per search round
+MAX_EXAMINED = 65_536  # candidates examined per query at most (rounds exclude earlier ones)
 SIMILAR_NAMESPACE = "similar"
 SIMILAR_TTL_SECONDS = 24 * 3600.0
 
@@ -59,40 +63,74 @@ class _Candidate:
     duplicates: int = 0
 
 
+class _Selection:
+    """Candidates taken best first: filtered, one per incident, near-duplicates folded."""
+
+    def __init__(self, connection: Connection, index: VectorIndex, query: SimilarQuery) -> None:
+        self.connection = connection
+        self.index = index
+        self.query = query
+        self.kept: list[_Candidate] = []
+        self._kept_vectors: list[np.ndarray] = []
+        self._incidents: set[str] = set()
+
+    def take(self, candidates: Sequence[tuple[int, float]]) -> None:
+        """Consider one round of candidates, in score order."""
+        rows = _rows(self.connection, [pk for pk, _ in candidates])
+        for pk, score in candidates:
+            row = rows.get(pk)
+            if row is None or not _passes(row, self.query) or row.incident_id in self._incidents:
+                continue  # candidates come best first: an incident's first analysis is its best
+            self._incidents.add(row.incident_id)
+            vector = self.index.vector(pk)
+            if vector is not None and self._kept_vectors:
+                similarity = np.stack(self._kept_vectors) @ vector
+                twin = int(np.argmax(similarity))
+                if similarity[twin] >= NEAR_DUPLICATE_COSINE:
+                    self.kept[twin].duplicates += 1
+                    continue
+            if len(self.kept) < self.query.k * 3:
+                self.kept.append(_Candidate(pk, score, row))
+                self._kept_vectors.append(vector if vector is not None else np.zeros(
+                    self.index.dimension, dtype=np.float32))
+
+    @property
+    def enough(self) -> bool:
+        """Whether k distinct incidents are kept."""
+        return len(self.kept) >= self.query.k
+
+
 def search(connection: Connection, index: VectorIndex, query: SimilarQuery,
            query_text: str | None = None) -> SimilarResult:
     """The top-k similar incidents for the query, best first."""
     started = time.perf_counter()
-    probe = min(max(64, query.k * 16), MAX_PROBE)
-    kept: list[_Candidate] = []
-    while True:
-        scores, ids = index.search(query.vector, probe)
-        candidates = [(int(pk), float(score)) for pk, score in zip(ids[0], scores[0], strict=True)
-                      if pk >= 0]
-        kept = _select(connection, index, query, candidates)
-        exhausted = len(candidates) < probe or probe >= min(MAX_PROBE, len(index))
-        if len(kept) >= query.k or exhausted:
-            break
-        probe = min(probe * 4, MAX_PROBE)
-    hits = [_hit(candidate, query) for candidate in kept[: query.k]]
+    hits = [_hit(candidate, query) for candidate in rank(connection, index, query)]
     return SimilarResult(query_text, query.exclude_incident_id, hits,
                          (time.perf_counter() - started) * 1000)
 
 
-def _select(connection: Connection, index: VectorIndex, query: SimilarQuery,
-            candidates: Sequence[tuple[int, float]]) -> list[_Candidate]:
-    rows = _rows(connection, [pk for pk, _ in candidates])
-    best: dict[str, _Candidate] = {}
-    order: list[str] = []
-    for pk, score in candidates:
-        row = rows.get(pk)
-        if row is None or not _passes(row, query):
-            continue
-        if row.incident_id in best:
-            continue  # candidates come best first: the first analysis seen is the best
-        best[row.incident_id] = _Candidate(pk, score, row)
-        order.append(row.incident_id)
-    return _collapse(index, [best[incident_id] for incident_id in order], query.k)
+def rank(connection: Connection, index: VectorIndex, query: SimilarQuery) -> list[_Candidate]:
+    """The top-k candidates, one per incident, best first.
+
+    Each round asks the index for the next best candidates, leaving out every one examined
+    before, until k incidents are kept or the index (or MAX_EXAMINED) is exhausted.
+    """
+    selection = _Selection(connection, index, query)
+    probe = min(max(64, query.k * 16), MAX_ROUND)
+    examined: list[np.ndarray] = []
+    count = 0
+    while True:
+        scores, ids = index.search_excluding(
+            query.vector, probe, np.concatenate(examined) if examined else np.zeros(0, np.int64))
+        found = ids[0] >= 0
+        selection.take([(int(pk), float(score)) for pk, score in
+                        zip(ids[0][found], scores[0][found], strict=True)])
+        examined.append(ids[0][found])
+        count += int(found.sum())
+        if selection.enough or found.sum() < probe or count >= min(len(index), MAX_EXAMINED):
+            break
+        probe = min(probe * 4, MAX_ROUND, MAX_EXAMINED - count)
+    return selection.kept[: query.k]
 
 
 def _passes(row: Any, query: SimilarQuery) -> bool:
@@ -103,26 +141,6 @@ def _passes(row: Any, query: SimilarQuery) -> bool:
     if query.since is not None and row.created_at < query.since:
         return False
     return not (query.until is not None and row.created_at > query.until)
-
-
-def _collapse(index: VectorIndex, ranked: list[_Candidate], k: int) -> list[_Candidate]:
-    """Fold a candidate into an earlier one when their vectors are nearly the same text."""
-    kept: list[_Candidate] = []
-    kept_vectors: list[np.ndarray] = []
-    for candidate in ranked:
-        vector = index.vector(candidate.pk)
-        if vector is not None and kept_vectors:
-            similarity = np.stack(kept_vectors) @ vector
-            twin = int(np.argmax(similarity))
-            if similarity[twin] >= NEAR_DUPLICATE_COSINE:
-                kept[twin].duplicates += 1
-                continue
-        kept.append(candidate)
-        kept_vectors.append(vector if vector is not None else np.zeros(index.dimension,
-                                                                      dtype=np.float32))
-        if len(kept) >= k * 3:
-            break
-    return kept
 
 
 def _rows(connection: Connection, pks: list[int]) -> dict[int, Any]:
@@ -175,22 +193,15 @@ def query_indicators(analysis: dict[str, Any] | None, text: str | None
     return frozenset(iocs), frozenset(techniques)
 
 
-def result_to_json(result: SimilarResult) -> bytes:
-    """A cacheable form of a result (JSON bytes, never pickle)."""
-    hits = [{**{name: getattr(hit, name) for name in hit.__slots__},  # type: ignore[attr-defined]
-             "created_at": hit.created_at.isoformat()} for hit in result.hits]
-    return json.dumps({"query_text": result.query_text,
-                       "query_incident_id": result.query_incident_id,
-                       "elapsed_ms": result.elapsed_ms, "hits": hits}).encode()
+def ranking_to_json(ranking: Sequence[_Candidate]) -> bytes:
+    """The cached form of a result: analysis ids, scores and fold counts, no text at all."""
+    return json.dumps({"hits": [[c.pk, c.score, c.duplicates] for c in ranking]}).encode()
 
 
-def result_from_json(data: bytes) -> SimilarResult:
-    """The result result_to_json() stored, marked as served from the cache."""
-    document = json.loads(data)
-    hits = [SimilarHit(**{**hit, "created_at": datetime.fromisoformat(hit["created_at"])})
-            for hit in document["hits"]]
-    return SimilarResult(document["query_text"], document["query_incident_id"], hits,
-                         document["elapsed_ms"], from_cache=True)
+def ranking_from_json(data: bytes) -> list[tuple[int, float, int]]:
+    """(analysis pk, score, near-duplicates) per hit, as ranking_to_json() stored them."""
+    return [(int(pk), float(score), int(duplicates))
+            for pk, score, duplicates in json.loads(data)["hits"]]
 
 
 class SimilarSearch:
@@ -216,25 +227,40 @@ class SimilarSearch:
         wanted = tuple(sorted(s.lower() for s in severity)) if severity else None
         started = time.perf_counter()
         index = self.vectors.index()
-        key = self._cache_key(text, incident_id, k, wanted, since, until, index.high_water_mark)
+        clean = None if text is None else self.vectors.scrubber.scrub(text)
+        key = self._cache_key(clean, incident_id, k, wanted, since, until, index)
         cache = self._cache_provider() if use_cache else None
-        if cache is not None:
-            found = cache.get(SIMILAR_NAMESPACE, key)
-            if found is not None:
-                result = result_from_json(found)
-                return SimilarResult(result.query_text, result.query_incident_id, result.hits,
+        found = cache.get(SIMILAR_NAMESPACE, key) if cache is not None else None
+        if found is not None:
+            hits = self._served(ranking_from_json(found), text, incident_id)
+            if hits is not None:
+                return SimilarResult(text, incident_id, hits,
                                      (time.perf_counter() - started) * 1000, from_cache=True)
-        vector, analysis = self._query_vector(text, incident_id)
+        vector, analysis = self._query_vector(clean, incident_id)
         iocs, techniques = query_indicators(analysis, text)
         query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
                              severity=wanted, since=since, until=until, query_iocs=iocs,
                              query_techniques=techniques)
         with read_connection(self.engine) as connection:
-            result = search(connection, index, query, text)
+            ranking = rank(connection, index, query)
         if cache is not None:
-            cache.set(SIMILAR_NAMESPACE, key, result_to_json(result), SIMILAR_TTL_SECONDS)
-        return SimilarResult(result.query_text, result.query_incident_id, result.hits,
+            cache.set(SIMILAR_NAMESPACE, key, ranking_to_json(ranking), SIMILAR_TTL_SECONDS)
+        return SimilarResult(text, incident_id, [_hit(c, query) for c in ranking],
                              (time.perf_counter() - started) * 1000)
+
+    def _served(self, ranking: list[tuple[int, float, int]], text: str | None,
+                incident_id: str | None) -> list[SimilarHit] | None:
+        """The hits of a cached ranking, read from the database; None if one has gone."""
+        with read_connection(self.engine) as connection:
+            rows = _rows(connection, [pk for pk, _, _ in ranking])
+            analysis = None if incident_id is None else _latest_analysis(connection, incident_id)
+        if any(pk not in rows for pk, _, _ in ranking):
+            return None  # an analysis was removed since: search again
+        iocs, techniques = query_indicators(analysis, text)
+        query = SimilarQuery(vector=np.zeros(0, np.float32), exclude_incident_id=incident_id,
+                             query_iocs=iocs, query_techniques=techniques)
+        return [_hit(_Candidate(pk, score, rows[pk], duplicates), query)
+                for pk, score, duplicates in ranking]
 
     def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """For incidents whose similar results are cached now, how many scored at least the
@@ -242,16 +268,15 @@ class SimilarSearch:
         cache = self._cache_provider()
         if cache is None or not self.vectors.index_loaded:
             return {}
-        generation = self.vectors.index().high_water_mark
+        index = self.vectors.index()
         counts: dict[str, int] = {}
         for incident_id in incident_ids:
-            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None,
-                                  generation)
+            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index)
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
-                hits = result_from_json(found).hits
-                counts[incident_id] = sum(1 + hit.near_duplicates for hit in hits
-                                          if hit.score >= self.seen_min_score)
+                counts[incident_id] = sum(1 + duplicates for _pk, score, duplicates
+                                          in ranking_from_json(found)
+                                          if score >= self.seen_min_score)
         return counts
 
     def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None) -> int:
@@ -267,21 +292,14 @@ class SimilarSearch:
             warmed += 1
         return warmed
 
-    def _query_vector(self, text: str | None, incident_id: str | None
+    def _query_vector(self, clean_text: str | None, incident_id: str | None
                       ) -> tuple[np.ndarray, dict[str, Any] | None]:
-        if text is not None:
-            clean = self.vectors.scrubber.scrub(text)
-            vectors, _calls = self.vectors.embed_texts([clean])
+        if clean_text is not None:
+            vectors, _calls = self.vectors.embed_texts([clean_text])
             return vectors[0], None
+        assert incident_id is not None
         with read_connection(self.engine) as connection:
-            row = connection.execute(
-                select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
-                       col(Incident.description), col(Incident.initial_findings))
-                .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
-                .where(col(Analysis.incident_id) == incident_id)
-                .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
-                .limit(1)
-            ).first()
+            row = _latest_analysis_row(connection, incident_id)
         if row is None:
             raise StoreError(f"similar: no incident {incident_id!r} with an analysis")
         analysis = json.loads(row.analysis_json)
@@ -293,13 +311,34 @@ class SimilarSearch:
         vectors, _calls = self.vectors.embed_texts([clean])
         return vectors[0], analysis
 
-    def _cache_key(self, text: str | None, incident_id: str | None, k: int,
+    def _cache_key(self, clean_text: str | None, incident_id: str | None, k: int,
                    severity: tuple[str, ...] | None, since: datetime | None,
-                   until: datetime | None, generation: int) -> str:
+                   until: datetime | None, index: VectorIndex) -> str:
+        """The key of one query's ranking: the store, its PII key and the index generation
+        name the answer; the text is keyed in its pseudonymised form, never as typed."""
         canonical = json.dumps({
-            "v": 1, "embedder": self.vectors.embedder.name, "generation": generation,
-            "text": text, "incident": incident_id, "k": k, "severity": severity,
+            "v": 2, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
+            "embedder": self.vectors.embedder.name, "generation": index.high_water_mark,
+            "text": clean_text, "incident": incident_id, "k": k, "severity": severity,
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _latest_analysis_row(connection: Connection, incident_id: str) -> Any:
+    """The incident's newest analysis with the incident's text, or None."""
+    return connection.execute(
+        select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
+               col(Incident.description), col(Incident.initial_findings))
+        .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
+        .where(col(Analysis.incident_id) == incident_id)
+        .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
+        .limit(1)
+    ).first()
+
+
+def _latest_analysis(connection: Connection, incident_id: str) -> dict[str, Any] | None:
+    """The incident's newest analysis document, or None."""
+    row = _latest_analysis_row(connection, incident_id)
+    return None if row is None else dict(json.loads(row.analysis_json))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlmodel import col
 
-from store.db.engine import read_connection
+from store.db.engine import read_connection, write_transaction
+from store.db.identity import StoreIdentity, set_pii_key, store_identity
+from store.db.migrate import stored_revision
 from store.db.models import Embedding
-from store.errors import EmbedderMismatch, StoreError
+from store.db.writes import vector_problem
+from store.errors import EmbedderMismatch, PiiKeyMismatch, StoreError
 from store.ingest.pricing import price_call
 from store.ingest.records import PreparedSave
 from store.locations import index_directory
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("incidex.vectors")
 CATCH_UP_CHUNK = 20_000
 SNAPSHOT_MIN_CHANGES = 1000
+SPOT_CHECKS = 8  # random vectors of a loaded snapshot compared with the database's
 EMBED_NAMESPACE = "embed"
 
 
@@ -47,6 +52,8 @@ class VectorService:
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
         self._outage_reported = False
+        self._dimension: int | None = None
+        self._reindexing = False
 
     @property
     def embedder(self) -> Embedder:
@@ -57,12 +64,56 @@ class VectorService:
 
     @property
     def scrubber(self) -> PiiScrubber:
-        """The PII scrubber, keyed from outside the data directory."""
+        """The PII scrubber, keyed from outside the data directory; PiiKeyMismatch when its
+        key is not the one this store's vectors were made with."""
         if self._scrubber is None:
             from store.privacy.scrubber import scrubber_from_settings
 
-            self._scrubber = scrubber_from_settings(self.settings)
+            scrubber = scrubber_from_settings(self.settings)
+            self._check_pii_key(scrubber.fingerprint)
+            self._scrubber = scrubber
         return self._scrubber
+
+    def _check_pii_key(self, fingerprint: str) -> None:
+        """Record the key's fingerprint on first use; refuse another key afterwards."""
+        with read_connection(self.engine) as connection:
+            identity = store_identity(connection)
+        if identity.pii_key_fingerprint is None and identity.pii_key_reindexing is None:
+            with write_transaction(self.engine) as connection:
+                set_pii_key(connection, fingerprint, only_if_unset=True)
+            with read_connection(self.engine) as connection:
+                identity = store_identity(connection)
+        if identity.pii_key_reindexing is not None:
+            raise PiiKeyMismatch(
+                "a reindex to a new PII pseudonym key did not finish, so the stored vectors mix "
+                "two keys: run `incidex reindex` (with the key you mean to keep) to finish it")
+        if not hmac.compare_digest(identity.pii_key_fingerprint or "", fingerprint):
+            raise PiiKeyMismatch(
+                f"the PII pseudonym key (fingerprint {fingerprint[:12]}) is not the one this "
+                f"store's vectors were made with (fingerprint "
+                f"{(identity.pii_key_fingerprint or '')[:12]}): restore that key (INCIDEX_PII_KEY "
+                "or the pii.key file in INCIDEX_SECRETS_DIR), or run `incidex reindex` to "
+                "re-embed every analysis with this one")
+
+    def begin_reindex(self) -> None:
+        """Before a full reindex: take the configured PII key even if it is new (marking the
+        store mid-change until finish_reindex), and any dimension the embedder now returns."""
+        from store.privacy.scrubber import scrubber_from_settings
+
+        scrubber = scrubber_from_settings(self.settings)
+        with write_transaction(self.engine) as connection:
+            current = store_identity(connection)
+            if current.pii_key_fingerprint != scrubber.fingerprint:
+                set_pii_key(connection, current.pii_key_fingerprint, scrubber.fingerprint)
+        self._scrubber = scrubber
+        self._reindexing = True
+
+    def finish_reindex(self) -> None:
+        """Every vector is now made with the configured key: record it as the store's."""
+        with write_transaction(self.engine) as connection:
+            set_pii_key(connection, self.scrubber.fingerprint, None)
+        self._reindexing = False
+        self._dimension = None
 
     def clean_text(self, title: str, description: str, findings: str,
                    analysis: dict[str, Any]) -> str:
@@ -74,8 +125,9 @@ class VectorService:
     def attach_vectors(self, prepared: Sequence[PreparedSave]) -> list[dict[str, Any]]:
         """Embed each record's clean text onto it; returns run rows of the embedding calls.
 
-        When the embedder is unreachable the records keep no vector and are saved as
-        pending, to be filled by `incidex reindex --pending`.
+        When the embedder is unreachable (or returns unusable vectors), or the PII key is not
+        the store's, the records keep no vector and are saved as pending, to be filled by
+        `incidex reindex --pending` once that is mended.
         """
         from store.vectors.embedder import EmbedderUnavailable
 
@@ -86,15 +138,17 @@ class VectorService:
             for item in prepared:
                 item.embedder, item.dimension, item.vector = embedder.name, 0, None
             return []
-        texts = [self.clean_text(p.record.incident.title, p.record.incident.description,
-                                 p.record.incident.initial_findings, p.record.analysis)
-                 for p in prepared]
         try:
+            texts = [self.clean_text(p.record.incident.title, p.record.incident.description,
+                                     p.record.incident.initial_findings, p.record.analysis)
+                     for p in prepared]
             vectors, calls = self.embed_texts(texts)
             self._outage_reported = False
-        except EmbedderUnavailable as error:
+        except (EmbedderUnavailable, PiiKeyMismatch) as error:
             if not self._outage_reported:
-                log.warning("embedder unavailable, vectors left pending: %s", error)
+                what = "PII key refused" if isinstance(error, PiiKeyMismatch) else (
+                    "embedder unavailable")
+                log.warning("%s, vectors left pending: %s", what, error)
                 self._outage_reported = True
             vectors, calls = None, []
         dimension = vectors.shape[1] if vectors is not None else _known_dimension(embedder)
@@ -110,8 +164,36 @@ class VectorService:
         if self._cache_provider is None or not getattr(embedder, "remote", embedder.name.startswith(
                 "openai:")):
             result = embedder.embed(texts)
+            self._check_vectors(result.vectors)
             return result.vectors, result.calls
         return self._embed_through_cache(texts)
+
+    def expected_dimension(self) -> int | None:
+        """The dimension of this embedder's stored vectors, None while it has none (or while a
+        full reindex replaces them)."""
+        if self._reindexing:
+            return None
+        if self._dimension is None:
+            with read_connection(self.engine) as connection:
+                self._dimension = connection.execute(
+                    select(col(Embedding.dimension))
+                    .where(col(Embedding.embedder) == self.embedder.name,
+                           col(Embedding.status) == "ready").limit(1)
+                ).scalar()
+        return self._dimension
+
+    def _check_vectors(self, vectors: np.ndarray) -> None:
+        """Refuse what an embedder returned unless it is finite rows of the store's dimension."""
+        from store.vectors.embedder import EmbedderUnavailable
+
+        expected = self.expected_dimension()
+        name = self.embedder.name
+        if vectors.ndim != 2 or (expected is not None and vectors.shape[1] != expected):
+            raise EmbedderUnavailable(
+                f"{name} returned vectors of dimension {vectors.shape[-1]}, but this store's "
+                f"vectors from it have {expected}: was the model behind it changed?")
+        if not np.isfinite(vectors).all():
+            raise EmbedderUnavailable(f"{name} returned vectors with NaN or infinite values")
 
     def _embed_through_cache(self, texts: list[str]) -> tuple[np.ndarray, list[EmbedCall]]:
         from store.cache.stats import Savings
@@ -122,14 +204,16 @@ class VectorService:
         keys = [hashlib.sha256(f"{embedder.name}\x00{text}".encode()).hexdigest()
                 for text in texts]
         found: dict[int, np.ndarray] = {}
+        expected = self.expected_dimension()
         for position, key in enumerate(keys):
             cached = cache.get(EMBED_NAMESPACE, key)
-            if cached is not None:
+            if cached is not None and vector_problem(cached, expected or len(cached) // 4) is None:
                 found[position] = np.frombuffer(cached, dtype=np.float32)
         missing = [position for position in range(len(texts)) if position not in found]
         calls: list[EmbedCall] = []
         if missing:
             result = self.embedder.embed([texts[position] for position in missing])
+            self._check_vectors(result.vectors)  # before anything reaches the cache
             calls = result.calls
             tokens = sum(call.input_tokens for call in calls)
             share = tokens // max(len(missing), 1)
@@ -144,19 +228,116 @@ class VectorService:
     # The index ----------------------------------------------------------------------------
 
     def index(self) -> VectorIndex:
-        """This process's index: loaded from the snapshot, checked, and caught up."""
+        """This process's index: the snapshot if it is sound for this store, and caught up."""
         with self._index_lock:
             if self._index is None:
                 self.check_embedder()
-                embedder = self.embedder
-                directory = index_directory(self.settings)
-                loaded = VectorIndex.load_snapshot(directory, embedder.name, embedder.dimension)
-                self._index = loaded or VectorIndex(embedder.name, embedder.dimension)
-                self.catch_up(self._index)
-                self._fit_kind(self._index)
+                index, _reason = self.load_index()
+                self._fit_kind(index)
+                self._index = index
+                if index.replaces_snapshot:
+                    self._replace_snapshot(index)
             index = self._index
         self.catch_up(index)
         return index
+
+    def _replace_snapshot(self, index: VectorIndex) -> None:
+        """Write a rebuilt index over a snapshot that was set aside, so no one trusts it again."""
+        try:
+            index.save_snapshot(index_directory(self.settings))
+            index.replaces_snapshot = False
+        except OSError as error:
+            log.warning("index snapshot not rewritten: %s", error.strerror)
+
+    def load_index(self) -> tuple[VectorIndex, str | None]:
+        """The snapshot checked against this store and caught up, or an index rebuilt from the
+        database; with why the snapshot was set aside (None when it was used or absent)."""
+        embedder = self.embedder
+        loaded, reason = VectorIndex.open_snapshot(index_directory(self.settings),
+                                                   embedder.name, embedder.dimension)
+        if loaded is not None:
+            reason = self.snapshot_problem(loaded)
+            if reason is None:
+                return loaded, None
+        if reason is None:
+            return self.rebuild_index(), None
+        log.warning("vector index snapshot set aside: %s; rebuilding it from the database",
+                    reason)
+        rebuilt = self.rebuild_index()
+        rebuilt.replaces_snapshot = True  # written at the next snapshot(), however small
+        return rebuilt, reason
+
+    def snapshot_problem(self, index: VectorIndex) -> str | None:
+        """Why a loaded snapshot cannot serve this store, or None; catches it up if it can."""
+        with read_connection(self.engine) as connection:
+            identity = store_identity(connection)
+            revision = stored_revision(connection) or ""
+        reason = _foreign(index, identity, revision)
+        if reason is None:
+            self.catch_up(index)
+            reason = self._count_mismatch(index) or self._spot_check(index)
+        return reason
+
+    def rebuild_index(self, store_id: str | None = None, revision: str | None = None
+                      ) -> VectorIndex:
+        """A fresh index of every usable vector in the database."""
+        if store_id is None or revision is None:
+            with read_connection(self.engine) as connection:
+                store_id = store_identity(connection).store_id
+                revision = stored_revision(connection) or ""
+        embedder = self.embedder
+        fresh = VectorIndex(embedder.name, embedder.dimension, store_id=store_id,
+                            revision=revision)
+        self.catch_up(fresh)
+        return fresh
+
+    def _spot_check(self, index: VectorIndex) -> str | None:
+        """Why a few random vectors of the index differ from the database's, or None.
+
+        Catches a snapshot whose ids were shuffled or whose vectors were replaced and whose
+        checksum was rewritten to match: a handful of row reads at open.
+        """
+        held = index.ids()
+        if len(held) == 0:
+            return None
+        picks = np.random.default_rng().choice(held, size=min(SPOT_CHECKS, len(held)),
+                                               replace=False)
+        with read_connection(self.engine) as connection:
+            stored = dict(connection.execute(
+                select(col(Embedding.analysis_pk), col(Embedding.vector))
+                .where(col(Embedding.analysis_pk).in_(picks.tolist()),
+                       col(Embedding.status) == "ready",
+                       col(Embedding.embedder) == index.embedder)).all())
+        for pk in picks.tolist():
+            blob = stored.get(pk)
+            if blob is None:
+                return f"it holds analysis {pk}, which has no vector in the database"
+            held_vector = index.vector(pk)
+            if held_vector is None or not _same_vector(held_vector, blob, index.kind):
+                return f"its vector of analysis {pk} is not the database's"
+        return None
+
+    def _count_mismatch(self, index: VectorIndex) -> str | None:
+        """Why a caught-up index cannot be this store's (another count of vectors), or None.
+
+        Both counts are read from one snapshot of the database, and only once the index has
+        caught up with the last sequence number in it; two index seeks, no row reads.
+        """
+        for _attempt in range(3):
+            options = ({"isolation_level": "REPEATABLE READ"}
+                       if self.engine.dialect.name == "postgresql" else {})
+            with self.engine.connect().execution_options(**options) as connection, \
+                    connection.begin():
+                issued = store_identity(connection).embedding_seq
+                if issued == index.high_water_mark:
+                    ready = _ready_count(connection, index.embedder)
+                    held = len(index) + len(index.skipped)
+                    if ready == held:
+                        return None
+                    return (f"it holds {held:,} vectors up to write {issued:,}, the database "
+                            f"{ready:,}")
+            self.catch_up(index)
+        return None  # writers keep moving the mark; the ids are still checked by verify
 
     def wanted_kind(self, count: int) -> str:
         """The index kind the settings ask for at this many vectors."""
@@ -194,6 +375,14 @@ class VectorService:
                                   col(Embedding.embedder) > embedder.name)
             )
             others = below or above
+        if others is None:
+            with read_connection(self.engine) as connection:
+                others = connection.execute(
+                    select(col(Embedding.embedder), col(Embedding.dimension))
+                    .where(col(Embedding.embedder) == embedder.name,
+                           col(Embedding.dimension) != embedder.dimension,
+                           col(Embedding.status) == "ready").limit(1)
+                ).first()
         if others is not None:
             raise EmbedderMismatch(
                 f"the store's vectors were made by {others[0]!r} (dimension {others[1]}), but "
@@ -201,30 +390,43 @@ class VectorService:
                 "them, or set INCIDEX_EMBEDDER back")
 
     def catch_up(self, index: VectorIndex) -> int:
-        """Add every ready vector written since the index's high-water mark; returns how many.
+        """Add every usable vector written since the index's high-water mark; returns how many.
 
-        The query walks the seq index alone (the planner would otherwise scan every vector
-        row by status or embedder); pending rows and other embedders' are skipped here.
+        The last sequence number handed out is read first: every row up to it is committed
+        (numbers are taken under a lock held until commit), so the mark can move to it
+        without skipping a row that commits later. The query walks the seq index alone;
+        pending rows and other embedders' are skipped, and unusable vectors (NULL, NaN,
+        wrong length) are left out with a warning.
         """
         added = 0
         while True:
             with read_connection(self.engine) as connection:
+                issued = store_identity(connection).embedding_seq
                 rows = connection.execute(
                     select(col(Embedding.analysis_pk), col(Embedding.vector), col(Embedding.seq),
-                           col(Embedding.status), col(Embedding.embedder))
-                    .where(col(Embedding.seq) > index.high_water_mark)
+                           col(Embedding.status), col(Embedding.embedder),
+                           col(Embedding.dimension))
+                    .where(col(Embedding.seq) > index.high_water_mark,
+                           col(Embedding.seq) <= issued)
                     .order_by(col(Embedding.seq))
                     .limit(CATCH_UP_CHUNK)
                 ).all()
-            if not rows:
+            complete = len(rows) < CATCH_UP_CHUNK
+            mark = issued if complete else int(rows[-1].seq)
+            usable, unusable = _usable_rows(rows, index)
+            if unusable:
+                log.warning("%d unusable vectors left out of the index (analysis ids %s); "
+                            "`incidex verify` lists them, `incidex reindex` rebuilds them",
+                            len(unusable), ", ".join(map(str, unusable[:10])))
+                index.remove(np.array(unusable, dtype=np.int64))
+            ids = np.fromiter((row[0] for row in usable), dtype=np.int64, count=len(usable))
+            matrix = np.frombuffer(b"".join(row.vector for row in usable), dtype=np.float32)
+            index.add(ids, matrix.reshape(len(usable), index.dimension), high_water_mark=mark)
+            index.skipped.difference_update(ids.tolist())
+            index.skipped.update(unusable)
+            added += len(usable)
+            if complete:
                 return added
-            ready = [row for row in rows
-                     if row.status == "ready" and row.embedder == index.embedder and row.vector]
-            ids = np.fromiter((row[0] for row in ready), dtype=np.int64, count=len(ready))
-            matrix = np.frombuffer(b"".join(row.vector for row in ready), dtype=np.float32)
-            index.add(ids, matrix.reshape(len(ready), index.dimension),
-                      high_water_mark=int(rows[-1].seq))
-            added += len(ready)
 
     def added(self, saved: Sequence[tuple[int, PreparedSave]]) -> None:
         """Put freshly saved vectors into the loaded index at once (no-op without one)."""
@@ -246,17 +448,64 @@ class VectorService:
         is only worth its full rewrite once that catch-up would cost more than a moment.
         """
         index = self._index
-        if index is None or index.unsaved == 0:
+        if index is None or (index.unsaved == 0 and not index.replaces_snapshot):
             return False
-        if not force and index.unsaved < max(SNAPSHOT_MIN_CHANGES, len(index) // 100):
+        if not (force or index.replaces_snapshot) and index.unsaved < max(
+                SNAPSHOT_MIN_CHANGES, len(index) // 100):
             return False
         index.save_snapshot(index_directory(self.settings))
+        index.replaces_snapshot = False
         return True
 
     def forget_index(self) -> None:
         """Drop the in-memory index (after a reindex replaced it on disk)."""
         with self._index_lock:
             self._index = None
+            self._dimension = None
+
+
+def _usable_rows(rows: Sequence[Any], index: VectorIndex) -> tuple[list[Any], list[int]]:
+    """The ready rows of the index's embedder whose vectors can be searched, and the analysis
+    ids of those whose vectors cannot (NULL, empty, NaN, another length)."""
+    ready = [row for row in rows if row.status == "ready" and row.embedder == index.embedder]
+    usable = [row for row in ready if row.dimension == index.dimension
+              and vector_problem(row.vector, row.dimension) is None]
+    unusable = {int(row.analysis_pk) for row in ready} - {int(row.analysis_pk) for row in usable}
+    return usable, sorted(unusable)
+
+
+def _foreign(index: VectorIndex, identity: StoreIdentity, revision: str) -> str | None:
+    """Why a snapshot cannot describe this store, or None."""
+    if not hmac.compare_digest(index.store_id, identity.store_id):
+        return (f"it was made from another store ({index.store_id[:8] or 'unknown'}, "
+                f"this one is {identity.store_id[:8]})")
+    if index.revision != revision:
+        return f"it was made at schema revision {index.revision}, the store is at {revision}"
+    if index.high_water_mark > identity.embedding_seq:
+        return (f"its high-water mark {index.high_water_mark:,} is past the store's last "
+                f"write {identity.embedding_seq:,}")
+    return None
+
+
+def _same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
+    """Whether an index vector is the stored one (approximate kinds keep 8-bit codes)."""
+    stored = np.frombuffer(blob, dtype=np.float32)
+    if stored.shape != held.shape:
+        return False
+    if kind == "flat" or kind == "ivf":
+        return bool(np.allclose(held, stored, atol=1e-6))
+    norms = float(np.linalg.norm(held) * np.linalg.norm(stored))
+    return norms == 0.0 or float(held @ stored) / norms >= 0.98
+
+
+def _ready_count(connection: Connection, embedder: str) -> int:
+    """Ready vectors of one embedder, from the embedder and status indexes alone."""
+    rows = connection.execute(select(func.count()).select_from(Embedding)
+                              .where(col(Embedding.embedder) == embedder)).scalar_one()
+    pending = connection.execute(select(func.count()).select_from(Embedding)
+                                 .where(col(Embedding.status) == "pending",
+                                        col(Embedding.embedder) == embedder)).scalar_one()
+    return int(rows) - int(pending)
 
 
 def _known_dimension(embedder: Embedder) -> int:

@@ -15,7 +15,7 @@ from store.locations import database_url
 from store.store import Store
 from tests.conftest import make_record
 
-TABLES = ("incidents", "analyses", "run_metadata", "embeddings")
+TABLES = ("incidents", "analyses", "run_metadata", "embeddings", "store_info")
 
 
 EXPRESSION = ("<expression>",)

@@ -231,7 +231,7 @@ def test_snapshot_is_reused_on_open(settings: Settings) -> None:
         assert not store.vectors.snapshot()  # six new vectors are not worth a rewrite
         assert store.vectors.snapshot(force=True)
     directory = index_directory(settings)
-    assert (directory / "vectors.faiss").exists()
+    assert (directory / "vectors.snapshot").exists()  # one file: header and index together
     embedder = Store.open(settings).vectors.embedder
     loaded = VectorIndex.load_snapshot(directory, embedder.name, embedder.dimension)
     assert loaded is not None and len(loaded) == 6
