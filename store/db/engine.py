@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from store.errors import StoreUnavailable
+from store.redact import redact_url, safe_reason, secrets_of_url
 
 WRITE_OPTION = "incidex_write"
 WRITE_ATTEMPTS = 8
@@ -57,8 +58,10 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
-        raise StoreUnavailable(f"cannot open the store: bad database URL ({error})") from None
+    except (ArgumentError, ValueError) as error:
+        reason = safe_reason(error, secrets=secrets_of_url(url))
+        raise StoreUnavailable(f"cannot open the store: bad database URL {redact_url(url)} "
+                               f"({reason})") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout_seconds)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
