@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnavailable,
     )
-    from store.fileio import safe_name
+    from store.fileio import safe_name, write_private_file
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
     from store.schemas import (
@@ -55,6 +55,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_settings": ("store.settings", "load_settings"),
     "data_directory": ("store.locations", "data_directory"),
     "safe_name": ("store.fileio", "safe_name"),
+    "write_private_file": ("store.fileio", "write_private_file"),
     "iter_save": ("store.ingest.stream", "iter_save"),
     "iter_save_batches": ("store.ingest.stream", "iter_save_batches"),
     "SaveEvent": ("store.ingest.stream", "SaveEvent"),
@@ -100,6 +101,7 @@ __all__ = [
     "iter_save_batches",
     "load_settings",
     "safe_name",
+    "write_private_file",
 ]
 
 

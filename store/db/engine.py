@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from store.errors import StoreUnavailable
+from store.fileio import private_file
 from store.redact import redact_url, safe_reason, secrets_of_url
 
 WRITE_OPTION = "incidex_write"
@@ -71,9 +72,10 @@ def _sqlite_engine(url: str, busy_timeout_seconds: float) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode: owner-only too.
+            private_file(path)
         except OSError as error:
-            raise StoreUnavailable(f"cannot create {path.parent}: {error.strerror}") from None
+            raise StoreUnavailable(f"cannot create {path}: {error.strerror}") from None
     engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
     busy_ms = int(busy_timeout_seconds * 1000)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from store.errors import EmbedderMismatch
-from store.fileio import fsync_path
+from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 SNAPSHOT_INDEX = "vectors.faiss"
 SNAPSHOT_META = "vectors.json"
@@ -138,7 +138,7 @@ class VectorIndex:
         """Write index and metadata atomically (temp files, fsync, rename; metadata last)."""
         import faiss
 
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         with self._lock:
             meta = self.meta()
             serialized = faiss.serialize_index(self._index)
@@ -241,7 +241,8 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
 
 
 def _write_synced(path: Path, payload: memoryview | bytes) -> None:
-    with open(path, "wb") as handle:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with open(descriptor, "wb") as handle:
         handle.write(payload)
         handle.flush()
         os.fsync(handle.fileno())
