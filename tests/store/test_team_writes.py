@@ -18,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select, text
 
+from store.db.engine import WRITE_ATTEMPTS, run_write
 from store.db.models import Analysis, Incident, RunMetadata
 from store.ingest.records import validate_record
 from store.settings import Settings
@@ -164,3 +165,57 @@ def _incidents(store: Any) -> list[tuple[Any, ...]]:
             Incident.incident_id, Incident.title, Incident.created_at, Incident.updated_at,
             Incident.analysis_count, Incident.latest_severity, Incident.latest_analysis_at,
         ).order_by(Incident.incident_id))]
+
+
+def deadlock() -> Any:
+    """The error SQLAlchemy raises when PostgreSQL picks this transaction as a deadlock victim."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE incidents ...", {}, psycopg.errors.DeadlockDetected(
+        "deadlock detected"))
+
+
+@pytest.mark.parametrize("failures", [1, WRITE_ATTEMPTS - 1, WRITE_ATTEMPTS])
+def test_retries_are_bounded_and_each_attempt_is_all_or_nothing(
+    store: Any, failures: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store.db import engine as engine_module
+    from store.errors import StoreUnavailable
+
+    monkeypatch.setattr(engine_module, "RETRY_FIRST_DELAY_SECONDS", 0.001)
+    attempts = []
+
+    def work(connection: Any) -> str:
+        attempts.append(1)
+        connection.execute(text(
+            "INSERT INTO incidents (incident_id, title, description, initial_findings, "
+            "created_at, updated_at, analysis_count) VALUES (:id, '', '', '', :t, :t, 0)"),
+            {"id": f"R-{len(attempts)}", "t": "2026-11-20 10:00:00"})
+        if len(attempts) <= failures:
+            raise deadlock()
+        return "done"
+
+    if failures >= WRITE_ATTEMPTS:
+        with pytest.raises(StoreUnavailable, match=f"deadlock detected .after {WRITE_ATTEMPTS}"):
+            run_write(store.engine, work)
+    else:
+        assert run_write(store.engine, work) == "done"
+    assert len(attempts) == min(failures + 1, WRITE_ATTEMPTS)
+    with store.engine.connect() as connection:
+        kept = connection.execute(text("SELECT incident_id FROM incidents")).scalars().all()
+    assert kept == ([] if failures >= WRITE_ATTEMPTS else [f"R-{failures + 1}"])
+
+
+def test_an_error_that_is_no_conflict_is_not_retried(store: Any) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    attempts = []
+
+    def work(connection: Any) -> None:
+        attempts.append(1)
+        connection.execute(text("INSERT INTO incidents (incident_id) VALUES (NULL)"))
+
+    with pytest.raises(IntegrityError):
+        run_write(store.engine, work)
+    assert len(attempts) == 1
