@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnavailable,
     )
-    from store.fileio import safe_name
+    from store.fileio import safe_name, write_private_file
     from store.ingest.reader import read_records
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
@@ -66,6 +66,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_settings": ("store.settings", "load_settings"),
     "data_directory": ("store.locations", "data_directory"),
     "safe_name": ("store.fileio", "safe_name"),
+    "write_private_file": ("store.fileio", "write_private_file"),
     "iter_save": ("store.ingest.stream", "iter_save"),
     "iter_save_batches": ("store.ingest.stream", "iter_save_batches"),
     "SaveEvent": ("store.ingest.stream", "SaveEvent"),
@@ -124,6 +125,7 @@ __all__ = [
     "load_settings",
     "read_records",
     "safe_name",
+    "write_private_file",
 ]
 
 

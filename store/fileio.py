@@ -2,7 +2,8 @@
 
 Invariants: a name from safe_name() has no path separator and no leading dot, and distinct ids
 give distinct names; a file written through write_temp() + os.replace() is seen whole or not at
-all, and is on disk once flush_to_disk() (or fsync_path()) has returned.
+all, and is on disk once flush_to_disk() (or fsync_path()) has returned; every folder and file
+incidex creates for its data is readable by its owner only (0700 and 0600), whatever the umask.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import cast
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 MAX_STEM_CHARS = 80
 _temp_counter = itertools.count()
 
@@ -38,7 +41,7 @@ def safe_name(identifier: str) -> str:
 def write_temp(target: Path, payload: bytes) -> Path:
     """Write payload to a new 0600 temp file beside target (same folder, so a rename is atomic)."""
     temp = target.with_name(f".tmp-{os.getpid()}-{next(_temp_counter)}-{target.name}")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     try:
         view = memoryview(payload)
         while view:
@@ -79,3 +82,49 @@ def fsync_path(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def private_directory(path: Path) -> Path:
+    """Create path and its missing parents readable by the owner only (0700); folders that
+    already exist are left as they are (the user may share them on purpose)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIRECTORY_MODE)
+        except FileExistsError:
+            continue
+        # mkdir's mode passes through the umask; chmod does not.
+        directory.chmod(PRIVATE_DIRECTORY_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create an empty owner-only (0600) file at path if there is none, so that a library
+    opening it later (SQLite, diskcache) finds it private; an existing file is left alone."""
+    private_directory(path.parent)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return path
+    os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    os.close(descriptor)
+    return path
+
+
+def write_private_file(path: Path, payload: bytes) -> Path:
+    """Write payload to path atomically (temp file, fsync, rename), owner-only (0600), in
+    folders created owner-only."""
+    private_directory(path.parent)
+    temp = write_temp(path, payload)
+    try:
+        fsync_path(temp)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+    return path

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,  # may hold a password; messages show store.redact.redact_url() of it
         description="SQLAlchemy URL of the store; default SQLite at DATA_DIR/incident_analysis.db.",
     )
     busy_timeout_seconds: float = Field(
@@ -57,10 +58,11 @@ class Settings(BaseSettings):
     )
     openai_base_url: str | None = Field(
         default=None,
+        repr=False,  # may hold a password; messages show store.redact.redact_url() of it
         description="Base URL of an OpenAI-compatible API (OpenAI, vLLM, Ollama, LM Studio).",
     )
-    openai_api_key: str | None = Field(
-        default=None, description="API key for the OpenAI-compatible API."
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="API key for the OpenAI-compatible API (never shown)."
     )
     openai_timeout_seconds: float = Field(
         default=20.0, description="Timeout of one call to the OpenAI-compatible API."
@@ -100,6 +102,7 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
+        repr=False,  # may hold a password
         description="Redis URL for the shared cache; without it an on-disk cache under DATA_DIR.",
     )
     cache_memory_max_entries: int = Field(

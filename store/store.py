@@ -20,6 +20,7 @@ from store.errors import RecordError, StoreUnavailable
 from store.ingest.reader import chunked
 from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
+from store.redact import redact_url, safe_reason, secrets_of_url
 from store.schemas import (
     DEFAULT_SIMILAR_K,
     AnalysisIn,
@@ -69,8 +70,9 @@ class Store:
             upgrade(engine)
         except (SQLAlchemyError, OSError) as error:
             engine.dispose()
-            raise StoreUnavailable(f"cannot open the store at {_redacted(url)}: "
-                                   f"{_first_line(error)}") from None
+            reason = safe_reason(_first_line(error), secrets=secrets_of_url(url))
+            raise StoreUnavailable(f"cannot open the store at {redact_url(url)}: {reason}"
+                                   ) from None
         return cls(settings, engine)
 
     @property
@@ -315,7 +317,8 @@ class Store:
         """Counts for the headless summary."""
         with read_connection(self.engine) as connection:
             counts = queries.totals(connection)
-        return StoreSummary(database_url=_redacted(str(self.engine.url)), **counts)
+        url = self.engine.url.render_as_string(hide_password=False)
+        return StoreSummary(database_url=redact_url(url), **counts)
 
 
 def _backup_item(prepared: PreparedSave) -> BackupItem:
@@ -330,15 +333,6 @@ def _backup_item(prepared: PreparedSave) -> BackupItem:
         "created_at": prepared.event_time.isoformat(),
     }
     return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
-
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as given
-        return url
 
 
 def _first_line(error: BaseException) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from store import SaveEvent, Store, iter_save_batches
+from store import SaveEvent, Store, iter_save_batches, write_private_file
 
 
 class UserFacingError(Exception):
@@ -82,13 +82,10 @@ def fill_demo(store: Store, count: int, seed: int, stop: threading.Event,
 
 
 def write_export(path: Path, text: str) -> Path:
-    """Write text to path atomically (temporary file, then rename); returns the path."""
+    """Write text to path atomically and owner-only (an export holds incident data)."""
     path = path.expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        write_private_file(path, text.encode("utf-8"))
     except OSError as error:
         raise UserFacingError(f"cannot write {path}: {error.strerror or error}") from None
     return path

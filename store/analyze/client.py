@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import SecretStr
+
 from store.analyze.schema import SCHEMA_NAME, json_schema
 from store.errors import StoreError
+from store.redact import guard_library_logs, redact_url, safe_reason, secrets_of_url
 
 OutputMode = Literal["json_schema", "function_calling", "json_mode"]
 
@@ -65,19 +68,23 @@ class RetryPolicy:
 class ChatClient:
     """Asks an OpenAI-compatible chat API for one analysis as JSON in a chosen output mode."""
 
-    def __init__(self, model: str, *, base_url: str | None, api_key: str | None,
+    def __init__(self, model: str, *, base_url: str | None, api_key: SecretStr | str | None,
                  mode: OutputMode, timeout_seconds: float, max_output_tokens: int,
                  retry: RetryPolicy | None = None) -> None:
         from langchain_openai import ChatOpenAI
-        from pydantic import SecretStr
 
+        key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key or "unused")
         self.model = model
         self.mode = mode
-        self.where = base_url or "the OpenAI API"
+        # Errors name the server by its redacted URL and never quote the key or a password.
+        self.where = redact_url(base_url) if base_url else "the OpenAI API"
+        self._secrets = [*([key.get_secret_value()] if api_key else []),
+                         *secrets_of_url(base_url)]
+        guard_library_logs(self._secrets)
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy()
         # Retries are ours (429 with Retry-After, within a bound); the SDK's would hide them.
-        chat = ChatOpenAI(model=model, base_url=base_url, api_key=SecretStr(api_key or "unused"),
+        chat = ChatOpenAI(model=model, base_url=base_url, api_key=key,
                           timeout=timeout_seconds, max_retries=0, temperature=0,
                           max_completion_tokens=max_output_tokens)
         schema = json_schema()
@@ -146,6 +153,8 @@ class ChatClient:
         status = error.status_code
         body = error.body
         detail = body.get("message") if isinstance(body, dict) else None
+        if detail:
+            detail = safe_reason(detail, limit=100, secrets=self._secrets)
         hint = {
             401: "the API key was refused (INCIDEX_OPENAI_API_KEY)",
             403: "the API key may not use this model (INCIDEX_OPENAI_API_KEY)",
@@ -251,5 +260,4 @@ def _utc_now() -> datetime:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return safe_reason(text, limit=limit)

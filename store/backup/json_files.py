@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from store.fileio import flush_to_disk, fsync_path, safe_name, write_temp
+from store.fileio import flush_to_disk, fsync_path, private_directory, safe_name, write_temp
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
         for item in items:
             target = backup_path(directory, item)
             if target.parent not in folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                private_directory(target.parent)
                 folders.add(target.parent)
             payload = orjson.dumps(item.document, option=orjson.OPT_INDENT_2)
             pending.append((write_temp(target, payload), target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -13,6 +14,7 @@ import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW
 
 from store.cache.backends import Found, RefusedValue
+from store.fileio import PRIVATE_FILE_MODE, private_directory, private_file
 
 REFUSED_KEY = "\x00refused-key"
 
@@ -41,6 +43,27 @@ class BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         if read or type(value) not in (bytes, int):
             raise TypeError(f"the disk cache stores bytes only, got {type(value).__name__}")
         return super().store(value, False, key=key)
+
+    def _write(self, full_path: str, iterator: Any, mode: str,
+               encoding: str | None = None) -> int:
+        """Write a large value's file owner-only (diskcache's own writer follows the umask)."""
+        if "b" not in mode:
+            raise TypeError("the disk cache writes bytes only")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        for attempt in range(10):
+            private_directory(Path(full_path).parent)
+            try:
+                descriptor = os.open(full_path, flags, PRIVATE_FILE_MODE)
+                break
+            except FileNotFoundError:  # another process culled the folder just now
+                if attempt == 9:
+                    raise
+        with open(descriptor, "wb") as writer:
+            size = 0
+            for chunk in iterator:
+                size += len(chunk)
+                writer.write(chunk)
+            return size
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
         """Bytes or an integer counter; any other row (pickle, text) raises RefusedValue."""
@@ -74,7 +97,8 @@ class DiskBackend:
         self._stats: diskcache.Cache | None = None
 
     def _open(self, part: str) -> diskcache.Cache:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # diskcache would create its folder 0755 and its database under the umask.
+        private_file(self.directory / part / "cache.db")
         return diskcache.Cache(
             str(self.directory / part),
             timeout=self.timeout_seconds,

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from store.db.engine import sqlite_path
+from store.fileio import private_file
 
 MIGRATIONS_DIRECTORY = Path(__file__).resolve().parent / "migrations"
 # The newest revision, known without importing Alembic (a test keeps it equal to Alembic's head).
@@ -82,7 +83,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     database_file = sqlite_path(str(engine.url))
     if database_file is not None:
         lock_path = database_file.with_name(database_file.name + ".migrate-lock")
-        with open(lock_path, "a+b") as lock_file:
+        with open(private_file(lock_path), "a+b") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 yield

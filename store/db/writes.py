@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from store.db.engine import write_transaction
+from store.db.engine import run_write
 from store.db.identity import allocate_seqs
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
 from store.errors import InvalidVector, StoreUnavailable
@@ -25,26 +26,29 @@ def write_batch(engine: Engine, batch: Sequence[PreparedSave],
     """Write a batch in one transaction; if that fails, write each record on its own.
 
     extra_runs are run_metadata rows of the batch as a whole (its embedding calls).
+    A transaction another writer's aborted (deadlock, serialisation) is tried again.
     """
     if not batch:
         return []
+
+    def whole_batch(connection: Connection) -> list[SaveResult]:
+        if extra_runs:
+            connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
+        return _write(connection, batch)
+
     try:
-        with write_transaction(engine) as connection:
-            if extra_runs:
-                connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
-            return _write(connection, batch)
+        return run_write(engine, whole_batch)
     except (IntegrityError, DBAPIError, InvalidVector) as error:
         if len(batch) == 1:
             return [_failed(batch[0], error)]
         log.info("batch of %d failed (%s); retrying record by record", len(batch), error)
     if extra_runs:
-        with write_transaction(engine) as connection:
-            connection.execute(table_of(RunMetadata).insert(), list(extra_runs))
+        run_write(engine, lambda connection: connection.execute(
+            table_of(RunMetadata).insert(), list(extra_runs)))
     results: list[SaveResult] = []
     for prepared in batch:
         try:
-            with write_transaction(engine) as connection:
-                results.extend(_write(connection, [prepared]))
+            results.extend(run_write(engine, partial(_write, batch=[prepared])))
         except (IntegrityError, DBAPIError, InvalidVector) as error:
             results.append(_failed(prepared, error))
     return results
@@ -60,6 +64,12 @@ def _write(connection: Connection, batch: Sequence[PreparedSave]) -> list[SaveRe
             seen.add(prepared.analysis_id)
     pks: dict[str, int] = {}
     if fresh:
+        # Every writer locks incident rows in one global order (by id), so two batches
+        # can wait on each other but never in a cycle; input order deadlocked writers
+        # sharing incidents. Analyses of an incident are written only by the holder of its
+        # row lock. The sort is stable: one incident's records keep their input order,
+        # which decides its text and created_at.
+        fresh.sort(key=lambda p: p.incident_id)
         _upsert_incidents(connection, fresh)
         pks = _insert_analyses(connection, fresh)
         _insert_runs(connection, fresh)

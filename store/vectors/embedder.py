@@ -66,9 +66,3 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Collapse a message to one line of at most limit characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

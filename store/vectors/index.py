@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from store.errors import EmbedderMismatch
-from store.fileio import fsync_path
+from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 SNAPSHOT_FILE = "vectors.snapshot"
 LEGACY_SNAPSHOT_FILES = ("vectors.faiss", "vectors.json")
@@ -187,7 +187,7 @@ class VectorIndex:
         """Write the snapshot as one file, atomically (temp file, fsync, rename)."""
         import faiss
 
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         with self._lock:
             serialized = faiss.serialize_index(self._index)
             meta = self.meta(hashlib.sha256(serialized.data).hexdigest())
@@ -327,7 +327,7 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
 
 
 def _write_synced(path: Path, *parts: Any) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     with open(descriptor, "wb") as handle:
         for part in parts:
             handle.write(part)

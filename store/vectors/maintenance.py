@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 from sqlmodel import col
 
-from store.db.engine import read_connection, write_transaction
+from store.db.engine import read_connection, run_write
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
 from store.db.writes import insert_embedding_rows, vector_problem
 from store.errors import PiiKeyMismatch
@@ -209,13 +209,16 @@ def _reembed(store: Store, analysis_pks: list[int]) -> int:
     new_rows = [{"analysis_pk": r.id, "embedder": embedder.name, "dimension": vectors.shape[1],
                  "status": "ready", "vector": vectors[i].tobytes(), "updated_at": now}
                 for i, r in enumerate(rows)]
-    with write_transaction(store.engine) as connection:
+    run_rows = [embedding_run_row(call) for call in calls]
+
+    def replace_vectors(connection: Connection) -> None:
         connection.execute(delete(Embedding).where(col(Embedding.analysis_pk).in_(
             [r.id for r in rows])))
         insert_embedding_rows(connection, new_rows)
-        run_rows = [embedding_run_row(call) for call in calls]
         if run_rows:
             connection.execute(table_of(RunMetadata).insert(), run_rows)
+
+    run_write(store.engine, replace_vectors)
     return len(new_rows)
 
 

@@ -245,15 +245,20 @@ def test_unusable_vectors_in_the_database_are_skipped_and_reported(
         store: Store, caplog: pytest.LogCaptureFixture) -> None:
     fill(store, per_family=2)
     store.similar(incident_id="PHISH-0")  # an index in memory that must catch up
-    corrupt(store, 1, np.full(512, np.nan, np.float32).tobytes())
-    corrupt(store, 2, b"")
-    corrupt(store, 3, np.ones(7, np.float32).tobytes())
+    with read_connection(store.engine) as connection:
+        # Saving orders a batch by incident id: look the analyses up, never assume their pks.
+        pk_of = dict(connection.execute(text(
+            "SELECT incident_id, id FROM analyses WHERE incident_id IN "
+            "('PHISH-0', 'PHISH-1', 'RANSOM-0')")).all())
+    corrupt(store, pk_of["PHISH-0"], np.full(512, np.nan, np.float32).tobytes())
+    corrupt(store, pk_of["PHISH-1"], b"")
+    corrupt(store, pk_of["RANSOM-0"], np.ones(7, np.float32).tobytes())
     with caplog.at_level("WARNING", "incidex.vectors"):
         hits = store.similar(text=RANSOM_QUERY, k=5).hits
     assert hits and not {h.incident_id for h in hits} & {"PHISH-0", "PHISH-1"}
     assert any("unusable vectors" in r.getMessage() for r in caplog.records)
     report = verify(store)
-    assert report.unusable_vectors == [1, 2, 3] and not report.in_step
+    assert report.unusable_vectors == sorted(pk_of.values()) and not report.in_step
     assert any("3 unusable vectors" in line for line in report.lines())
     assert report.missing_from_index == []  # reported once, as unusable
     reindex(store)

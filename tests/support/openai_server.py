@@ -28,8 +28,9 @@ class OpenAIServer:
     """Serves POST /v1/embeddings and /v1/chat/completions on 127.0.0.1 in a thread.
 
     Vectors are derived from a sha256 of the text, so they are the same on every run.
-    Set fail_mode to "error" (HTTP 500), "timeout" (answer only after timeout_delay_seconds
-    or when the server stops), "drop" (close the connection without answering),
+    Set fail_mode to "error" (HTTP 500 whose body says error_message), "timeout" (answer
+    only after timeout_delay_seconds or when the server stops), "drop" (close the connection
+    without answering),
     "malformed" (HTTP 200 with a body that is not the OpenAI shape) or "not_json" (HTTP 200
     with an HTML body); None serves normally.
 
@@ -62,6 +63,7 @@ class OpenAIServer:
         self.omit_usage = False
         self.finish_reason = "stop"
         self.chat_delay_seconds = 0.0
+        self.error_message = "test failure"  # what fail_mode "error" says in its body
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -261,7 +263,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if fail_mode == "timeout" and server._stopping.wait(server.timeout_delay_seconds):
                 return
             if fail_mode == "error":
-                error = {"error": {"message": "test failure", "type": "server_error"}}
+                error = {"error": {"message": server.error_message, "type": "server_error"}}
                 self._send_json(500, error, request_id)
                 return
             if fail_mode == "malformed":
