@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.worker import Worker
 
 from store import Settings, Store, StoreError, StoreUnavailable, data_directory
@@ -19,6 +20,7 @@ from tui.commands import IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
 from tui.screens.incident_list import IncidentListScreen
+from widgets.format import printable
 
 if TYPE_CHECKING:
     from tui.screens.help import Section
@@ -127,6 +129,13 @@ class IncidexApp(App[ExitCode]):
         """Commands with no key of their own."""
         return [PaletteCommand("Search similar incidents by text", "type a description or IOCs",
                                self.action_similar_query)]
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Show a notification as plain text, whatever `markup` says: messages carry stored
+        ids, file names and errors, which must never act as markup or terminal controls."""
+        super().notify(printable(message), title=printable(title, one_line=True),
+                       severity=severity, timeout=timeout, markup=False)
 
     def report_worker_error(self, worker: Worker[object]) -> None:
         """Turn a failed worker into a notification; the app carries on."""

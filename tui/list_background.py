@@ -28,6 +28,7 @@ from tui.paging import PageWindow
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import ImportErrorsScreen, ImportPathScreen
 from widgets.incident_table import IncidentTable
+from widgets.stored_text import stored
 
 
 class ListState(IncidexScreen):
@@ -94,7 +95,7 @@ class ImportAndDemo(ListState):
         bar = self.query_one("#task-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
-        self.query_one("#list-status", Static).update(note)
+        self.query_one("#list-status", Static).update(stored(note, one_line=True))
         self.refresh_bindings()
 
     def end_task(self, group: str) -> None:
