@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 
 from store import Settings, StoreError, StoreUnavailable, load_settings
 from tui.exit_codes import ExitCode
+from tui.output import say
 
 EPILOG = """\b
 Examples:
@@ -38,7 +40,10 @@ class _Group(click.Group):
         try:
             outcome = super().main(*args, **kwargs)
         except click.ClickException as error:
-            error.show()
+            # Written through say(): the message may quote what was typed or read from a file.
+            shown = io.StringIO()
+            error.show(file=shown)
+            say(shown.getvalue().rstrip("\n"), err=True)
             sys.exit(int(ExitCode.USAGE))
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", ExitCode.INTERRUPTED)
@@ -57,7 +62,7 @@ class _Group(click.Group):
 
 
 def _fail(message: str, code: ExitCode) -> None:
-    click.echo(f"incidex: {message}", err=True)
+    say(f"incidex: {message}", err=True)
     sys.exit(int(code))
 
 
@@ -105,7 +110,7 @@ def _save(settings: Settings, path: str) -> ExitCode:
         ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
                                  batch_size=settings.save_batch_size)
     if failed:
-        click.echo(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
+        say(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
     return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
 
 
@@ -135,11 +140,11 @@ def _print_summary(settings: Settings) -> ExitCode:
     with _open_store(settings) as store:
         summary = store.summary()
     if summary.analyses == 0:
-        click.echo(f"The store at {summary.database_url} is empty. Add data with:\n"
+        say(f"The store at {summary.database_url} is empty. Add data with:\n"
                    "  incidex demo --count 1000\n"
                    "  incidex --save data/examples/analyses.jsonl")
         return ExitCode.OK
-    click.echo(f"{summary.incidents:,} incidents, {summary.analyses:,} analyses, "
+    say(f"{summary.incidents:,} incidents, {summary.analyses:,} analyses, "
                f"{summary.model_calls:,} model calls, ${summary.cost_usd:,.4f} "
                f"in {summary.database_url}")
     return ExitCode.OK
@@ -164,7 +169,7 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
     with _open_store(settings) as store:
         saved = fill_demo(store, count, seed, offset=offset, show_progress=sys.stderr.isatty())
-    click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
+    say(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
 
 
 def _register_commands() -> None:
