@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from store.errors import (
         EmbedderMismatch,
         RecordError,
+        SettingsInvalid,
         StoreError,
         StoreUnavailable,
     )
@@ -62,7 +63,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     **{name: ("store.errors", name) for name in (
-        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
+        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch", "SettingsInvalid")},
     **{name: ("store.schemas", name) for name in (
         "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentPage",
         "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
@@ -84,6 +85,7 @@ __all__ = [
     "SaveEvent",
     "SaveResult",
     "Settings",
+    "SettingsInvalid",
     "SimilarHit",
     "SimilarResult",
     "Store",

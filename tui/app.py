@@ -15,7 +15,14 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.worker import Worker
 
-from store import Settings, Store, StoreError, StoreUnavailable, data_directory
+from store import (
+    Settings,
+    SettingsInvalid,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    data_directory,
+)
 from tui.commands import IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
@@ -178,8 +185,31 @@ def _default_sections() -> list[Section]:
     ]
 
 
+def binding_ids() -> set[str]:
+    """The id of every binding an analyst can remap with INCIDEX_KEYMAP."""
+    from tui.screens.help import HelpScreen
+    from tui.screens.import_file import ImportErrorsScreen, PathPromptScreen
+
+    bindings = [binding for _where, section in _default_sections() for binding in section]
+    for screen in (HelpScreen, PathPromptScreen, ImportErrorsScreen):
+        bindings.extend(screen.BINDINGS)
+    return {binding.id for binding in bindings if isinstance(binding, Binding) and binding.id}
+
+
+def check_keymap(keymap: dict[str, str]) -> None:
+    """Refuse a keymap that names an unknown binding id or gives a binding no key."""
+    known = binding_ids()
+    for binding_id, keys in keymap.items():
+        if binding_id not in known:
+            raise SettingsInvalid(f"INCIDEX_KEYMAP: unknown binding id {binding_id!r} "
+                                  "(the ? screen lists them)")
+        if not [key for key in keys.split(",") if key.strip()]:
+            raise SettingsInvalid(f"INCIDEX_KEYMAP: {binding_id!r} has no key")
+
+
 def run_app(settings: Settings) -> ExitCode:
     """Open the store, run the app until the analyst quits, close the store."""
+    check_keymap(settings.keymap)
     try:
         store = Store.open(settings)
     except StoreUnavailable as error:

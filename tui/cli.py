@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import click
 
-from store import Settings, StoreError, StoreUnavailable, load_settings
+from store import Settings, SettingsInvalid, StoreError, StoreUnavailable, load_settings
 from tui.exit_codes import ExitCode
 from tui.output import say
 
@@ -47,7 +47,7 @@ class _Group(click.Group):
             sys.exit(int(ExitCode.USAGE))
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", ExitCode.INTERRUPTED)
-        except InputUnreadable as error:
+        except (InputUnreadable, SettingsInvalid) as error:
             _fail(str(error), ExitCode.USAGE)
         except StoreUnavailable as error:
             _fail(str(error), ExitCode.STORE_UNAVAILABLE)
