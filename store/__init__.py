@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
     from store.schemas import (
+        CACHE_NAMESPACES,
         DEFAULT_SIMILAR_K,
+        SEVERITY_SCALE,
         AnalysisIn,
         AnalysisRecord,
         IncidentDetail,
@@ -63,7 +65,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     **{name: ("store.errors", name) for name in (
-        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch", "SettingsInvalid")},
+        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
+    "SettingsInvalid": ("store.errors", "SettingsInvalid"),
+    "CACHE_NAMESPACES": ("store.schemas", "CACHE_NAMESPACES"),
+    "SEVERITY_SCALE": ("store.schemas", "SEVERITY_SCALE"),
     **{name: ("store.schemas", name) for name in (
         "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentPage",
         "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
@@ -73,6 +78,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 __all__ = [
     "AnalysisIn",
     "AnalysisRecord",
+    "CACHE_NAMESPACES",
     "DEFAULT_SIMILAR_K",
     "EmbedderMismatch",
     "EmbedderUnavailable",
@@ -83,6 +89,7 @@ __all__ = [
     "PageCursor",
     "RecordError",
     "SaveEvent",
+    "SEVERITY_SCALE",
     "SaveResult",
     "Settings",
     "SettingsInvalid",

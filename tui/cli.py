@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from pathlib import Path
@@ -40,11 +39,7 @@ class _Group(click.Group):
         try:
             outcome = super().main(*args, **kwargs)
         except click.ClickException as error:
-            # Written through say(): the message may quote what was typed or read from a file.
-            shown = io.StringIO()
-            error.show(file=shown)
-            say(shown.getvalue().rstrip("\n"), err=True)
-            sys.exit(int(ExitCode.USAGE))
+            _fail(_usage_line(error), ExitCode.USAGE)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", ExitCode.INTERRUPTED)
         except (InputUnreadable, SettingsInvalid) as error:
@@ -59,6 +54,15 @@ class _Group(click.Group):
             _fail(f"internal error: {type(error).__name__}: {error} "
                   "(set INCIDEX_DEBUG=1 for a traceback)", ExitCode.INTERNAL_ERROR)
         sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _usage_line(error: click.ClickException) -> str:
+    """One line for a usage error: the command, what is wrong, where to find help."""
+    context = getattr(error, "ctx", None)
+    if context is None:
+        return error.format_message()
+    return (f"{context.command_path.removeprefix('incidex').strip() or 'usage'}: "
+            f"{error.format_message()} (see {context.command_path} --help)")
 
 
 def _fail(message: str, code: ExitCode) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from store import Settings
+from store import CACHE_NAMESPACES, Settings
 from tui.cli_search import _open, _progress
 from tui.output import say, say_json
 
@@ -41,12 +41,14 @@ def stats(settings: Settings, as_json: bool) -> None:
 
 
 @cache.command()
-@click.option("--namespace", help="Only this namespace (embed, similar, chat).")
+@click.option("--namespace", type=click.Choice(CACHE_NAMESPACES),
+              help="Only this namespace.")
 @click.pass_obj
 def clear(settings: Settings, namespace: str | None) -> None:
-    """Remove cached entries (all, or one namespace)."""
+    """Remove cached entries (all, or one namespace); exit 3 when Redis or the disk cache is
+    down."""
     with _open(settings) as store:
-        removed = store.cache.clear(namespace)
+        removed = store.clear_cache(namespace)
     say(f"{removed:,} cache entries removed", err=True)
 
 

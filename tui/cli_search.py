@@ -10,16 +10,17 @@ from typing import Any
 
 import click
 
-from store import DEFAULT_SIMILAR_K, Settings, SimilarResult, StoreError
+from store import DEFAULT_SIMILAR_K, SEVERITY_SCALE, Settings, SimilarResult, StoreError
 from tui.exit_codes import ExitCode
 from tui.output import say, say_json
 from widgets.format import printable
 
 
 def _open(settings: Settings) -> Any:
+    """An existing store: commands that only read or maintain it never create one."""
     from store import Store
 
-    return Store.open(settings)
+    return Store.open(settings, create=False)
 
 
 def _progress(label: str) -> Any:
@@ -40,7 +41,9 @@ def _progress(label: str) -> Any:
               help="A file of incident ids, one per line ('-' for stdin).")
 @click.option("-k", "k", type=click.IntRange(1, 200), default=DEFAULT_SIMILAR_K, show_default=True,
               help="How many similar incidents per query.")
-@click.option("--severity", multiple=True, help="Only these severities (repeatable).")
+@click.option("--severity", multiple=True,
+              help="Only this severity (repeatable): critical, high, medium, low, info, or any "
+                   "other word stored analyses carry.")
 @click.option("--since", type=click.DateTime(), help="Only analyses from this date (UTC).")
 @click.option("--until", type=click.DateTime(), help="Only analyses up to this date (UTC).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
@@ -61,6 +64,11 @@ def similar(settings: Settings, text: str | None, incident_ids: tuple[str, ...],
         raise click.UsageError("give a TEXT, --incident ID or --incidents-from FILE")
     failed = 0
     with _open(settings) as store:
+        unknown = store.unknown_severities(severity)
+        if unknown:
+            raise click.BadParameter(f"no analysis has the severity {unknown[0]!r} (the usual "
+                                     f"ones: {', '.join(SEVERITY_SCALE[:5])})",
+                                     param_hint="'--severity'")
         for query_text, incident_id in queries:
             try:
                 result = store.similar(text=query_text, incident_id=incident_id, k=k,
