@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from store import Settings, SettingsInvalid, StoreError, StoreUnavailable, load_settings
+# Only the light errors module loads here: `incidex --version` and `--help` stay fast.
+from store import SettingsInvalid, StoreError, StoreUnavailable
 from tui.exit_codes import ExitCode
 from tui.output import say
+
+if TYPE_CHECKING:
+    from store import Settings
 
 EPILOG = """\b
 Examples:
@@ -32,7 +36,16 @@ class InputUnreadable(Exception):
 
 
 class _Group(click.Group):
-    """A group that turns every expected failure into one line and an exit code."""
+    """A group that turns every expected failure into one line and an exit code, and loads
+    its commands when first asked for one (so --version imports nothing heavy)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_commands_once()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register_commands_once()
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -82,6 +95,8 @@ def _fail(message: str, code: ExitCode) -> None:
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               envvar="INCIDEX_CONFIG_FILE", show_envvar=True,
               help="TOML settings file. [default: ~/.config/incidex/config.toml]")
+@click.version_option(package_name="incidex", prog_name="incidex",
+                      message="%(prog)s %(version)s", help="Print the version and exit.")
 @click.pass_context
 def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
          database_url: str | None, config_file: Path | None) -> None:
@@ -89,6 +104,8 @@ def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
 
     With no command it opens the terminal app; the commands below work headless.
     """
+    from store import load_settings
+
     if config_file is not None:
         os.environ["INCIDEX_CONFIG_FILE"] = str(config_file)
     ctx.obj = load_settings(data_dir=data_dir, database_url=database_url)
@@ -184,7 +201,13 @@ def _register_commands() -> None:
         main.add_command(command)
 
 
-_register_commands()
+_registered: list[bool] = []
+
+
+def _register_commands_once() -> None:
+    if not _registered:
+        _registered.append(True)
+        _register_commands()
 
 
 if __name__ == "__main__":
