@@ -9,6 +9,7 @@ every segment the compositor would write to the terminal.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +121,23 @@ async def test_usage_screen_shows_hostile_models_and_incidents_as_text(
         assert_safe(app, "[/]\\x1b]0;title\\x07", "[/]\\x1b[2J")
 
 
-async def test_help_shows_remapped_keys_as_text(hostile_store: Any, tui_settings: Any) -> None:
-    settings = tui_settings.model_copy(update={"keymap": {"app.usage": "u,[/]"}})
+async def test_help_and_palette_show_remapped_keys_as_text(hostile_store: Any,
+                                                           tui_settings: Any) -> None:
+    settings = tui_settings.model_copy(update={"keymap": {"app.usage": "[/]"}})
     app = make_app(hostile_store, settings)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("question_mark")
         await settle(pilot)
-        assert_safe(app, "u / [/]")
+        assert re.search(r"\[/\]\s+Usage\s+app\.usage", assert_safe(app))
+        await pilot.press("escape")
+        await settle(pilot)
+        app.action_command_palette()
+        await settle(pilot)
+        assert_safe(app, "key up")
+        await pilot.press(*"usage")
+        await settle(pilot)
+        assert_safe(app, "key [/]")
 
 
 async def test_import_modal_and_notifications_show_names_and_errors_as_text(
