@@ -94,6 +94,8 @@ def _escape_control(match: re.Match[str]) -> str:
 
 def printable(text: str, *, one_line: bool = False) -> str:
     """text with every terminal control character shown as an escape (ESC becomes \\x1b)."""
+    if text.isprintable():  # the common case, checked in C: no control, no line break
+        return text
     text = _LINE_BREAKS.sub(" ", text) if one_line else text.replace("\r\n", "\n")
     return _CONTROLS.sub(_escape_control, text)
 
