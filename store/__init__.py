@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from store.errors import (
         EmbedderMismatch,
         RecordError,
+        SettingsInvalid,
         StoreError,
         StoreUnavailable,
     )
@@ -37,7 +38,9 @@ if TYPE_CHECKING:
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
     from store.schemas import (
+        CACHE_NAMESPACES,
         DEFAULT_SIMILAR_K,
+        SEVERITY_SCALE,
         AnalysisIn,
         AnalysisRecord,
         IncidentDetail,
@@ -79,6 +82,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
+    "SettingsInvalid": ("store.errors", "SettingsInvalid"),
+    "CACHE_NAMESPACES": ("store.schemas", "CACHE_NAMESPACES"),
+    "SEVERITY_SCALE": ("store.schemas", "SEVERITY_SCALE"),
     **{name: ("store.schemas", name) for name in (
         "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentIn",
         "IncidentPage",
@@ -93,6 +99,7 @@ __all__ = [
     "AnalysisRunner",
     "AnalyzeError",
     "BatchReport",
+    "CACHE_NAMESPACES",
     "DEFAULT_SIMILAR_K",
     "EmbedderMismatch",
     "EmbedderUnavailable",
@@ -106,8 +113,10 @@ __all__ = [
     "PreparedAnalysis",
     "RecordError",
     "SaveEvent",
+    "SEVERITY_SCALE",
     "SaveResult",
     "Settings",
+    "SettingsInvalid",
     "SimilarHit",
     "SimilarResult",
     "Store",

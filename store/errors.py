@@ -11,6 +11,10 @@ class StoreUnavailable(StoreError):
     """The database (or another required service) cannot be opened."""
 
 
+class SettingsInvalid(StoreError):
+    """A setting, the config file or one of its keys is wrong; the message names which."""
+
+
 class RecordError(StoreError):
     """One input record is invalid; the message names the record and the field."""
 

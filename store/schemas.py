@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 MAX_ID_CHARS = 256
 # How many similar incidents a search returns unless asked otherwise (the CLI's and TUI's default).
 DEFAULT_SIMILAR_K = 10
+# The usual severity scale; an analysis may also carry its own word (any stored one is valid).
+SEVERITY_SCALE = ("critical", "high", "medium", "low", "info", "informational")
+# What the cache holds: embedding vectors, similar-incident results, chat answers.
+CACHE_NAMESPACES = ("embed", "similar", "chat")
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from store.errors import SettingsInvalid
+
 
 def default_config_file() -> Path:
     """The TOML config file looked for when INCIDEX_CONFIG_FILE is not set."""
@@ -178,14 +180,73 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("INCIDEX_CONFIG_FILE") or str(default_config_file())
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if Path(toml_path).is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        toml_path = config_file_to_read()
+        if toml_path is not None:
+            sources.append(_checked_toml_source(settings_cls, toml_path))
         return tuple(sources)
 
 
+def config_file_to_read() -> Path | None:
+    """The TOML file to read: INCIDEX_CONFIG_FILE (which must exist), else the default if any."""
+    named = os.environ.get("INCIDEX_CONFIG_FILE")
+    if not named:
+        default = default_config_file()
+        return default if default.is_file() else None
+    path = Path(named).expanduser()
+    if path.is_dir():
+        raise SettingsInvalid(f"INCIDEX_CONFIG_FILE: {path} is a directory, not a TOML file")
+    if not path.is_file():
+        raise SettingsInvalid(f"INCIDEX_CONFIG_FILE: no such file {path}")
+    return path
+
+
+def _checked_toml_source(settings_cls: type[BaseSettings], path: Path
+                         ) -> TomlConfigSettingsSource:
+    """The config file's settings; a file that is not TOML or has unknown keys is refused."""
+    import tomllib
+
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsInvalid(f"{path}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise SettingsInvalid(f"{path}: cannot read: {error.strerror}") from None
+    unknown = sorted(set(source.toml_data) - set(settings_cls.model_fields))
+    if unknown:
+        known = ", ".join(sorted(settings_cls.model_fields))
+        raise SettingsInvalid(f"{path}: unknown setting {unknown[0]!r} (known: {known})")
+    return source
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from the environment, the config file and explicit overrides."""
+    """Build Settings from the environment, the config file and explicit overrides;
+    SettingsInvalid names the first bad setting and where it came from."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     clean = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        problem = first["msg"][0].lower() + first["msg"][1:]
+        raise SettingsInvalid(f"{_origin(name, clean)}: {problem}") from None
+    except SettingsError as error:
+        # pydantic-settings' message starts 'error parsing value for field "keymap" ...'.
+        name = str(error).split('"')[1] if str(error).count('"') >= 2 else ""
+        cause = error.__cause__ or error
+        problem = str(cause).splitlines()[0] if str(cause) else "cannot be parsed"
+        raise SettingsInvalid(f"{_origin(name, clean)}: not valid JSON ({problem})") from None
+
+
+def _origin(name: str, overrides: dict[str, Any]) -> str:
+    """Where setting `name` came from: an option, an environment variable or the config file."""
+    if name in overrides:
+        return f"--{name.replace('_', '-')}"
+    variable = f"INCIDEX_{name.upper()}"
+    if variable in os.environ:
+        return variable
+    config = config_file_to_read()
+    return f"{config}: {name}" if config is not None else name

@@ -13,16 +13,18 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from store.backup.json_files import BackupItem, write_backups
 from store.db import queries
-from store.db.engine import make_engine, read_connection
+from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
 from store.db.migrate import upgrade
 from store.db.writes import write_batch
-from store.errors import RecordError, StoreUnavailable
+from store.errors import RecordError, StoreError, StoreUnavailable
 from store.ingest.reader import chunked
 from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
 from store.redact import redact_url, safe_reason, secrets_of_url
 from store.schemas import (
+    CACHE_NAMESPACES,
     DEFAULT_SIMILAR_K,
+    SEVERITY_SCALE,
     AnalysisIn,
     AnalysisRecord,
     IncidentDetail,
@@ -62,11 +64,18 @@ class Store:
         self._search: SimilarSearch | None = None
 
     @classmethod
-    def open(cls, settings: Settings) -> Store:
-        """Open (creating or upgrading) the store the settings name; StoreUnavailable if not."""
+    def open(cls, settings: Settings, *, create: bool = True) -> Store:
+        """Open (creating or upgrading) the store the settings name; StoreUnavailable if not.
+
+        With create=False only an existing store opens: a mistyped data directory or database
+        is an error, not a new empty store."""
         url = database_url(settings)
+        if not create:
+            _require_database_file(url)
         engine = make_engine(url, busy_timeout_seconds=settings.busy_timeout_seconds)
         try:
+            if not create:
+                _require_schema(engine, url)
             upgrade(engine)
         except (SQLAlchemyError, OSError) as error:
             engine.dispose()
@@ -277,6 +286,24 @@ class Store:
             "detail": stats.as_dict(),
         }
 
+    def clear_cache(self, namespace: str | None = None) -> int:
+        """Remove cached entries (one namespace or all) from every tier; how many.
+
+        StoreError for a namespace the cache does not have, StoreUnavailable when a tier
+        (Redis, the disk cache) is down, so its entries could not be removed."""
+        if namespace is not None and namespace not in CACHE_NAMESPACES:
+            raise StoreError(f"cache clear: unknown namespace {namespace!r} "
+                             f"(known: {', '.join(CACHE_NAMESPACES)})")
+        return self.cache.clear_everywhere(namespace)
+
+    def unknown_severities(self, severities: Iterable[str]) -> list[str]:
+        """The severities neither on the usual scale nor carried by any stored analysis."""
+        unusual = [s for s in severities if s.strip().lower() not in SEVERITY_SCALE]
+        if not unusual:
+            return []
+        with read_connection(self.engine) as connection:
+            return [s for s in unusual if not queries.severity_stored(connection, s)]
+
     def prepare_text_search(self) -> None:
         """Load the PII scrubber and the embedder (their word lists take about a second)."""
         from store.vectors.text import embedding_text
@@ -333,6 +360,28 @@ def _backup_item(prepared: PreparedSave) -> BackupItem:
         "created_at": prepared.event_time.isoformat(),
     }
     return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
+
+
+def _require_database_file(url: str) -> None:
+    """A SQLite store's file must exist (connecting would create it)."""
+    path = sqlite_path(normalise_url(url))
+    if path is None or path.is_file():
+        return
+    problem = (f"no data directory {path.parent}" if not path.parent.is_dir()
+               else f"no store at {path}")
+    raise StoreUnavailable(f"{problem} (check --data-dir or INCIDEX_DATA_DIR; `incidex demo` "
+                           "or `incidex --save` creates a store)")
+
+
+def _require_schema(engine: Engine, url: str) -> None:
+    """The database must hold an incidex store (an empty database or schema does not)."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as connection:
+        found = inspect(connection).has_table("alembic_version")
+    if not found:
+        raise StoreUnavailable(f"no incidex store in {redact_url(url)} (the database is empty; "
+                               "`incidex demo` or `incidex --save` creates a store)")
 
 
 def _first_line(error: BaseException) -> str:

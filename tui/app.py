@@ -13,15 +13,23 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
-from store import Settings, Store, StoreError, StoreUnavailable, data_directory
+from store import (
+    Settings,
+    SettingsInvalid,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    data_directory,
+)
 from tui.commands import IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
 from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
 from tui.screens.incident_list import IncidentListScreen
-from widgets.format import money
+from widgets.format import money, printable
 
 if TYPE_CHECKING:
     from tui.screens.help import Section
@@ -209,6 +217,13 @@ class IncidexApp(App[ExitCode]):
         if event.state == WorkerState.ERROR and event.worker.group != "analyze":
             self.report_worker_error(event.worker)
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Show a notification as plain text, whatever `markup` says: messages carry stored
+        ids, file names and errors, which must never act as markup or terminal controls."""
+        super().notify(printable(message), title=printable(title, one_line=True),
+                       severity=severity, timeout=timeout, markup=False)
+
     def report_worker_error(self, worker: Worker[object]) -> None:
         """Turn a failed worker into a notification; the app carries on."""
         error = worker.error
@@ -250,8 +265,31 @@ def _default_sections() -> list[Section]:
     ]
 
 
+def binding_ids() -> set[str]:
+    """The id of every binding an analyst can remap with INCIDEX_KEYMAP."""
+    from tui.screens.help import HelpScreen
+    from tui.screens.import_file import ImportErrorsScreen, PathPromptScreen
+
+    bindings = [binding for _where, section in _default_sections() for binding in section]
+    for screen in (HelpScreen, PathPromptScreen, ImportErrorsScreen):
+        bindings.extend(screen.BINDINGS)
+    return {binding.id for binding in bindings if isinstance(binding, Binding) and binding.id}
+
+
+def check_keymap(keymap: dict[str, str]) -> None:
+    """Refuse a keymap that names an unknown binding id or gives a binding no key."""
+    known = binding_ids()
+    for binding_id, keys in keymap.items():
+        if binding_id not in known:
+            raise SettingsInvalid(f"INCIDEX_KEYMAP: unknown binding id {binding_id!r} "
+                                  "(the ? screen lists them)")
+        if not [key for key in keys.split(",") if key.strip()]:
+            raise SettingsInvalid(f"INCIDEX_KEYMAP: {binding_id!r} has no key")
+
+
 def run_app(settings: Settings) -> ExitCode:
     """Open the store, run the app until the analyst quits, close the store."""
+    check_keymap(settings.keymap)
     try:
         store = Store.open(settings)
     except StoreUnavailable as error:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from store import Settings, StoreError, StoreUnavailable, load_settings
+# Only the light errors module loads here: `incidex --version` and `--help` stay fast.
+from store import SettingsInvalid, StoreError, StoreUnavailable
 from tui.exit_codes import ExitCode
+from tui.output import say
+
+if TYPE_CHECKING:
+    from store import Settings
 
 EPILOG = """\b
 Examples:
@@ -32,18 +37,26 @@ class InputUnreadable(Exception):
 
 
 class _Group(click.Group):
-    """A group that turns every expected failure into one line and an exit code."""
+    """A group that turns every expected failure into one line and an exit code, and loads
+    its commands when first asked for one (so --version imports nothing heavy)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_commands_once()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register_commands_once()
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             outcome = super().main(*args, **kwargs)
         except click.ClickException as error:
-            error.show()
-            sys.exit(int(ExitCode.USAGE))
+            _fail(_usage_line(error), ExitCode.USAGE)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", ExitCode.INTERRUPTED)
-        except InputUnreadable as error:
+        except (InputUnreadable, SettingsInvalid) as error:
             _fail(str(error), ExitCode.USAGE)
         except StoreUnavailable as error:
             _fail(str(error), ExitCode.STORE_UNAVAILABLE)
@@ -57,8 +70,17 @@ class _Group(click.Group):
         sys.exit(outcome if isinstance(outcome, int) else 0)
 
 
+def _usage_line(error: click.ClickException) -> str:
+    """One line for a usage error: the command, what is wrong, where to find help."""
+    context = getattr(error, "ctx", None)
+    if context is None:
+        return error.format_message()
+    return (f"{context.command_path.removeprefix('incidex').strip() or 'usage'}: "
+            f"{error.format_message()} (see {context.command_path} --help)")
+
+
 def _fail(message: str, code: ExitCode) -> None:
-    click.echo(f"incidex: {message}", err=True)
+    say(f"incidex: {message}", err=True)
     sys.exit(int(code))
 
 
@@ -74,6 +96,8 @@ def _fail(message: str, code: ExitCode) -> None:
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               envvar="INCIDEX_CONFIG_FILE", show_envvar=True,
               help="TOML settings file. [default: ~/.config/incidex/config.toml]")
+@click.version_option(package_name="incidex", prog_name="incidex",
+                      message="%(prog)s %(version)s", help="Print the version and exit.")
 @click.pass_context
 def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
          database_url: str | None, config_file: Path | None) -> None:
@@ -81,6 +105,8 @@ def main(ctx: click.Context, save_path: str | None, data_dir: Path | None,
 
     With no command it opens the terminal app; the commands below work headless.
     """
+    from store import load_settings
+
     if config_file is not None:
         os.environ["INCIDEX_CONFIG_FILE"] = str(config_file)
     ctx.obj = load_settings(data_dir=data_dir, database_url=database_url)
@@ -106,7 +132,7 @@ def _save(settings: Settings, path: str) -> ExitCode:
         ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
                                  batch_size=settings.save_batch_size)
     if failed:
-        click.echo(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
+        say(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
     return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
 
 
@@ -136,11 +162,11 @@ def _print_summary(settings: Settings) -> ExitCode:
     with _open_store(settings) as store:
         summary = store.summary()
     if summary.analyses == 0:
-        click.echo(f"The store at {summary.database_url} is empty. Add data with:\n"
+        say(f"The store at {summary.database_url} is empty. Add data with:\n"
                    "  incidex demo --count 1000\n"
                    "  incidex --save data/examples/analyses.jsonl")
         return ExitCode.OK
-    click.echo(f"{summary.incidents:,} incidents, {summary.analyses:,} analyses, "
+    say(f"{summary.incidents:,} incidents, {summary.analyses:,} analyses, "
                f"{summary.model_calls:,} model calls, ${summary.cost_usd:,.4f} "
                f"in {summary.database_url}")
     return ExitCode.OK
@@ -165,7 +191,7 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
     with _open_store(settings) as store:
         saved = fill_demo(store, count, seed, offset=offset, show_progress=sys.stderr.isatty())
-    click.echo(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
+    say(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
 
 
 def _register_commands() -> None:
@@ -177,7 +203,13 @@ def _register_commands() -> None:
         main.add_command(command)
 
 
-_register_commands()
+_registered: list[bool] = []
+
+
+def _register_commands_once() -> None:
+    if not _registered:
+        _registered.append(True)
+        _register_commands()
 
 
 if __name__ == "__main__":

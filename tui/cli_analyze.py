@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
@@ -12,6 +11,8 @@ import click
 from store import RecordError, Settings, StoreError
 from tui.cli_search import _open, _progress
 from tui.exit_codes import ExitCode
+from tui.output import say, say_json
+from widgets.format import printable
 
 if TYPE_CHECKING:
     from store import AnalysisOutcome, BatchReport, PreparedAnalysis
@@ -57,7 +58,7 @@ def analyze(settings: Settings, incident_ids: tuple[str, ...], unanalysed: bool,
     with _open(settings) as store:
         ids = list(incident_ids) if incident_ids else store.unanalysed_incident_ids(limit)
         if not ids:
-            click.echo("incidex: no incident is waiting for an analysis "
+            say("incidex: no incident is waiting for an analysis "
                        "(add some with `incidex incident add FILE`)", err=True)
             return
         runner = store.analysis_runner(model)
@@ -71,9 +72,9 @@ def analyze(settings: Settings, incident_ids: tuple[str, ...], unanalysed: bool,
                 failed += len(report.not_started)
                 if as_json:
                     for incident_id in report.not_started:
-                        click.echo(json.dumps({"incident_id": incident_id,
-                                               "status": "not_started",
-                                               "error": "the budget was reached"}))
+                        say_json({"incident_id": incident_id,
+                                  "status": "not_started",
+                                  "error": "the budget was reached"})
     sys.exit(int(ExitCode.RECORDS_FAILED if failed else ExitCode.OK))
 
 
@@ -92,14 +93,14 @@ def _prepare(runner: Any, ids: list[str], as_json: bool
                 item = runner.prepare(incident_id)
             except StoreError as error:
                 failed += 1
-                progress.console.print(f"incidex: {error}", markup=False, highlight=False,
-                                       soft_wrap=True)
+                progress.console.print(printable(f"incidex: {error}"), markup=False,
+                                       highlight=False, soft_wrap=True)
                 if as_json:
-                    click.echo(json.dumps({"incident_id": incident_id, "status": "error",
-                                           "error": str(error)}))
+                    say_json({"incident_id": incident_id, "status": "error",
+                              "error": str(error)})
                 continue
             for warning in item.warnings:
-                progress.console.print(f"incidex: warning: {warning}", markup=False,
+                progress.console.print(printable(f"incidex: warning: {warning}"), markup=False,
                                        highlight=False, soft_wrap=True)
             prepared.append(item)
     return prepared, failed
@@ -111,12 +112,12 @@ def _say_estimate(prepared: list[PreparedAnalysis], model: str, budget: float | 
     costs = [item.estimate.cost_usd for item in prepared]
     cost = ("no price known for this model" if any(c is None for c in costs)
             else f"about {_usd(sum(c for c in costs if c is not None))}")
-    click.echo(f"incidex: {len(prepared):,} incident(s) with {model}: about {input_tokens:,} "
+    say(f"incidex: {len(prepared):,} incident(s) with {model}: about {input_tokens:,} "
                f"input and {output_tokens:,} output tokens, {cost} "
                "(estimated from the prompt length; cache hits cost nothing)", err=True)
     if budget is not None and all(c is not None for c in costs) and \
             sum(c for c in costs if c is not None) > Decimal(str(budget)):
-        click.echo(f"incidex: the estimate is over the budget of ${budget:g}: "
+        say(f"incidex: the estimate is over the budget of ${budget:g}: "
                    "the run will stop before the end", err=True)
 
 
@@ -129,17 +130,17 @@ def _run(runner: Any, prepared: list[PreparedAnalysis], concurrency: int, budget
         def done(incident_id: str, outcome: AnalysisOutcome | None, error: str | None) -> None:
             progress.advance(task)
             if error is not None:
-                progress.console.print(f"incidex: {error}", markup=False, highlight=False,
-                                       soft_wrap=True)
+                progress.console.print(printable(f"incidex: {error}"), markup=False,
+                                       highlight=False, soft_wrap=True)
                 if as_json:
-                    click.echo(json.dumps({"incident_id": incident_id, "status": "error",
-                                           "error": error}))
+                    say_json({"incident_id": incident_id, "status": "error",
+                              "error": error})
                 return
             assert outcome is not None
             for warning in outcome.warnings:
-                progress.console.print(f"incidex: warning: {warning}", markup=False,
+                progress.console.print(printable(f"incidex: warning: {warning}"), markup=False,
                                        highlight=False, soft_wrap=True)
-            click.echo(json.dumps(_outcome_json(outcome)) if as_json else _outcome_line(outcome))
+            say_json(_outcome_json(outcome)) if as_json else say(_outcome_line(outcome))
 
         report: BatchReport = runner.run_batch(
             prepared, concurrency=concurrency, refresh=refresh, on_done=done,
@@ -176,9 +177,9 @@ def _say_summary(report: BatchReport, budget: float | None) -> None:
     if report.failures:
         parts.append(f"{len(report.failures):,} failed")
     parts.append(f"{_usd(report.spent_usd)} spent")
-    click.echo("incidex: " + ", ".join(parts), err=True)
+    say("incidex: " + ", ".join(parts), err=True)
     if report.budget_stopped:
-        click.echo(f"incidex: budget of ${budget:g} reached: {len(report.not_started):,} "
+        say(f"incidex: budget of ${budget:g} reached: {len(report.not_started):,} "
                    f"incident(s) not started ({', '.join(report.not_started[:5])}"
                    f"{', ...' if len(report.not_started) > 5 else ''})", err=True)
 
@@ -209,7 +210,9 @@ def add(settings: Settings, source: IO[bytes]) -> None:
     from store import IncidentIn, read_records
 
     failed = 0
-    with _open(settings) as store:
+    from store import Store
+
+    with Store.open(settings) as store:  # registering incidents may create the store
         for raw in read_records(source):
             try:
                 if raw.error is not None:
@@ -218,12 +221,12 @@ def add(settings: Settings, source: IO[bytes]) -> None:
                 [new] = store.register_incidents([incident])
             except RecordError as error:
                 failed += 1
-                click.echo(f"incidex: {error}", err=True)
-                click.echo(json.dumps({"record": raw.label, "status": "error",
-                                       "error": str(error)}))
+                say(f"incidex: {error}", err=True)
+                say_json({"record": raw.label, "status": "error",
+                          "error": str(error)})
                 continue
-            click.echo(json.dumps({"record": raw.label, "incident_id": incident.incident_id,
-                                   "status": "added" if new else "known"}))
+            say_json({"record": raw.label, "incident_id": incident.incident_id,
+                      "status": "added" if new else "known"})
     sys.exit(int(ExitCode.RECORDS_FAILED if failed else ExitCode.OK))
 
 

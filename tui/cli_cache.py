@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from store import Settings
+from store import CACHE_NAMESPACES, Settings
 from tui.cli_search import _open, _progress
+from tui.output import say, say_json
 
 
 @click.group()
@@ -24,30 +24,32 @@ def stats(settings: Settings, as_json: bool) -> None:
     with _open(settings) as store:
         numbers = store.cache_stats()
     if as_json:
-        click.echo(json.dumps(numbers, default=str))
+        say_json(numbers, default=str)
         return
     rate = numbers["hit_rate"]
-    click.echo(f"hits {numbers['hits']:,}  misses {numbers['misses']:,}  "
+    say(f"hits {numbers['hits']:,}  misses {numbers['misses']:,}  "
                f"errors {numbers['errors']:,}  hit rate "
                f"{'-' if rate is None else f'{rate:.1%}'}")
-    click.echo(f"saved {numbers['tokens_saved']:,} tokens, ${numbers['usd_saved']:.4f}")
+    say(f"saved {numbers['tokens_saved']:,} tokens, ${numbers['usd_saved']:.4f}")
     for namespace, namespace_rate in numbers["by_namespace"].items():
         shown = "-" if namespace_rate is None else f"{namespace_rate:.1%}"
-        click.echo(f"  {namespace:<12} hit rate {shown}")
+        say(f"  {namespace:<12} hit rate {shown}")
     for tier in numbers["detail"]["tiers"]:
         state = "up" if tier["available"] else "DOWN"
         size = "" if tier["entries"] is None else f", {tier['entries']:,} entries"
-        click.echo(f"  tier {tier['name']:<8} {state}{size}")
+        say(f"  tier {tier['name']:<8} {state}{size}")
 
 
 @cache.command()
-@click.option("--namespace", help="Only this namespace (embed, similar, chat).")
+@click.option("--namespace", type=click.Choice(CACHE_NAMESPACES),
+              help="Only this namespace.")
 @click.pass_obj
 def clear(settings: Settings, namespace: str | None) -> None:
-    """Remove cached entries (all, or one namespace)."""
+    """Remove cached entries (all, or one namespace); exit 3 when Redis or the disk cache is
+    down."""
     with _open(settings) as store:
-        removed = store.cache.clear(namespace)
-    click.echo(f"{removed:,} cache entries removed", err=True)
+        removed = store.clear_cache(namespace)
+    say(f"{removed:,} cache entries removed", err=True)
 
 
 @cache.command()
@@ -70,7 +72,7 @@ def warm(settings: Settings, recent: int) -> None:
             for incident_id in ids:
                 warmed += store.warm_similar([incident_id])
                 progress.advance(task)
-    click.echo(f"{pending:,} pending vectors filled, similar results warmed for "
+    say(f"{pending:,} pending vectors filled, similar results warmed for "
                f"{warmed:,} incidents", err=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,14 +10,17 @@ from typing import Any
 
 import click
 
-from store import DEFAULT_SIMILAR_K, Settings, SimilarResult, StoreError
+from store import DEFAULT_SIMILAR_K, SEVERITY_SCALE, Settings, SimilarResult, StoreError
 from tui.exit_codes import ExitCode
+from tui.output import say, say_json
+from widgets.format import printable
 
 
 def _open(settings: Settings) -> Any:
+    """An existing store: commands that only read or maintain it never create one."""
     from store import Store
 
-    return Store.open(settings)
+    return Store.open(settings, create=False)
 
 
 def _progress(label: str) -> Any:
@@ -39,7 +41,9 @@ def _progress(label: str) -> Any:
               help="A file of incident ids, one per line ('-' for stdin).")
 @click.option("-k", "k", type=click.IntRange(1, 200), default=DEFAULT_SIMILAR_K, show_default=True,
               help="How many similar incidents per query.")
-@click.option("--severity", multiple=True, help="Only these severities (repeatable).")
+@click.option("--severity", multiple=True,
+              help="Only this severity (repeatable): critical, high, medium, low, info, or any "
+                   "other word stored analyses carry.")
 @click.option("--since", type=click.DateTime(), help="Only analyses from this date (UTC).")
 @click.option("--until", type=click.DateTime(), help="Only analyses up to this date (UTC).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
@@ -60,6 +64,11 @@ def similar(settings: Settings, text: str | None, incident_ids: tuple[str, ...],
         raise click.UsageError("give a TEXT, --incident ID or --incidents-from FILE")
     failed = 0
     with _open(settings) as store:
+        unknown = store.unknown_severities(severity)
+        if unknown:
+            raise click.BadParameter(f"no analysis has the severity {unknown[0]!r} (the usual "
+                                     f"ones: {', '.join(SEVERITY_SCALE[:5])})",
+                                     param_hint="'--severity'")
         for query_text, incident_id in queries:
             try:
                 result = store.similar(text=query_text, incident_id=incident_id, k=k,
@@ -67,12 +76,15 @@ def similar(settings: Settings, text: str | None, incident_ids: tuple[str, ...],
                                        since=_utc(since), until=_utc(until))
             except StoreError as error:
                 failed += 1
-                click.echo(f"incidex: {error}", err=True)
+                say(f"incidex: {error}", err=True)
                 if as_json:
-                    click.echo(json.dumps({"query": query_text, "incident_id": incident_id,
-                                           "error": str(error), "results": []}))
+                    say_json({"query": query_text, "incident_id": incident_id,
+                              "error": str(error), "results": []})
                 continue
-            click.echo(_as_json(result) if as_json else _as_table(result))
+            if as_json:
+                say_json(_as_json(result))
+            else:
+                say(_as_table(result))
     sys.exit(int(ExitCode.RECORDS_FAILED if failed else ExitCode.OK))
 
 
@@ -96,8 +108,8 @@ def _utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
 
 
-def _as_json(result: SimilarResult) -> str:
-    return json.dumps({
+def _as_json(result: SimilarResult) -> dict[str, Any]:
+    return {
         "query": result.query_text, "incident_id": result.query_incident_id,
         "elapsed_ms": round(result.elapsed_ms, 3), "from_cache": result.from_cache,
         "results": [{"rank": rank, "incident_id": hit.incident_id,
@@ -106,21 +118,24 @@ def _as_json(result: SimilarResult) -> str:
                      "matched_iocs": hit.shared_iocs, "matched_techniques": hit.shared_techniques,
                      "near_duplicates": hit.near_duplicates}
                     for rank, hit in enumerate(result.hits, start=1)],
-    }, ensure_ascii=False)
+    }
 
 
 def _as_table(result: SimilarResult) -> str:
-    what = repr(result.query_text) if result.query_text else result.query_incident_id
-    lines = [f"similar to {what} ({result.elapsed_ms:.1f} ms"
+    what = repr(result.query_text) if result.query_text else result.query_incident_id or ""
+    lines = [f"similar to {printable(what, one_line=True)} ({result.elapsed_ms:.1f} ms"
              f"{', cached' if result.from_cache else ''}):"]
     if not result.hits:
         lines.append("  nothing similar yet")
     for rank, hit in enumerate(result.hits, start=1):
-        why = ", ".join(hit.shared_techniques + hit.shared_iocs)
+        why = printable(", ".join(hit.shared_techniques + hit.shared_iocs), one_line=True)
         more = f" (+{hit.near_duplicates} near-duplicates)" if hit.near_duplicates else ""
-        lines.append(f"{rank:3d}. {hit.score:.3f}  {hit.incident_id:<22} "
-                     f"{(hit.severity or '-'):<9} {hit.created_at:%Y-%m-%d}  "
-                     f"{hit.title[:60]}{more}" + (f"\n       matched: {why}" if why else ""))
+        incident_id, title = (printable(value, one_line=True)
+                              for value in (hit.incident_id, hit.title[:60]))
+        severity = printable(hit.severity or "-", one_line=True)
+        lines.append(f"{rank:3d}. {hit.score:.3f}  {incident_id:<22} {severity:<9} "
+                     f"{hit.created_at:%Y-%m-%d}  {title}{more}"
+                     + (f"\n       matched: {why}" if why else ""))
     return "\n".join(lines)
 
 
@@ -134,7 +149,7 @@ def reindex(settings: Settings, pending: bool) -> None:
         written = store.reindex(pending_only=pending,
                           progress=lambda done, total: progress.update(task, completed=done,
                                                                        total=total))
-    click.echo(f"{written:,} vectors written with {settings.embedder}", err=True)
+    say(f"{written:,} vectors written with {settings.embedder}", err=True)
 
 
 @click.command()
@@ -145,7 +160,7 @@ def verify(settings: Settings, as_json: bool) -> None:
     with _open(settings) as store:
         report = store.verify_vectors()
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
+        say_json(report.as_dict())
     else:
-        click.echo("\n".join(report.lines()))
+        say("\n".join(report.lines()))
     sys.exit(int(ExitCode.OK if report.in_step else ExitCode.RECORDS_FAILED))

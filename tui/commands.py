@@ -12,6 +12,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
 from tui.screens.help import key_names
+from widgets.format import printable
+from widgets.stored_text import markup_source
 
 SKIPPED_ACTIONS = {"command_palette"}
 
@@ -58,7 +60,8 @@ class IncidexCommands(Provider):
     async def discover(self) -> Hits:
         """List every command before anything is typed."""
         for command in self._commands():
-            yield DiscoveryHit(command.name, command.run, help=command.help)
+            yield DiscoveryHit(markup_source(command.name), command.run,
+                               help=markup_source(command.help))
 
     async def search(self, query: str) -> Hits:
         """Commands whose name matches what was typed."""
@@ -66,4 +69,5 @@ class IncidexCommands(Provider):
         for command in self._commands():
             score = matcher.match(command.name)
             if score > 0:
-                yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
+                yield Hit(score, matcher.highlight(printable(command.name, one_line=True)),
+                          command.run, help=markup_source(command.help))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import IO, TextIO
 
 from store import Store, iter_save
+from tui.output import write_json_line, write_line
 
 
 def save_stream(
@@ -14,12 +14,12 @@ def save_stream(
     """Save every record of the stream; print a JSON line per record. Returns (ok, failed)."""
     ok = failed = 0
     for event in iter_save(store, stream, batch_size=batch_size):
-        out.write(json.dumps(event.as_json(), ensure_ascii=False) + "\n")
+        write_json_line(out, event.as_json())
         if event.ok:
             ok += 1
         else:
             failed += 1
-            err.write(f"incidex: {event.result.error}\n")
+            write_line(err, f"incidex: {event.result.error}")
         # Each batch's events come together: flushing per event costs nothing noticeable.
         out.flush()
         err.flush()

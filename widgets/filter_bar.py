@@ -10,8 +10,10 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input
 
+from widgets.plain_input import PlainInput
 
-class FilterBar(Input):
+
+class FilterBar(PlainInput):
     """Hidden until opened; posts Applied after a pause in typing or on Enter, Left on leaving."""
 
     DEFAULT_CSS = """

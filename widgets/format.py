@@ -1,9 +1,13 @@
-"""Short, stable text for times, money, token counts and severities."""
+"""Short, stable text for times, money, token counts, severities and stored strings."""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0, "informational": 0}
 SEVERITY_STYLE = {
@@ -75,3 +79,35 @@ def score_bar(score: float, width: int = 10) -> str:
     full, part = divmod(eighths, 8)
     bar = "█" * full + (blocks[part] if part else "")
     return bar.ljust(width)
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides and
+# isolates that make a terminal show text in another order than it is stored.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile("\r\n|\n|\t")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """text with every terminal control character shown as an escape (ESC becomes \\x1b)."""
+    if text.isprintable():  # the common case, checked in C: no control, no line break
+        return text
+    text = _LINE_BREAKS.sub(" ", text) if one_line else text.replace("\r\n", "\n")
+    return _CONTROLS.sub(_escape_control, text)
+
+
+def without_controls(text: str) -> str:
+    """text with every terminal control character but tab and newline removed."""
+    return _CONTROLS.sub("", text)
+
+
+def json_text(value: Any, *, indent: int | None = None,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """value as JSON with every control character as a \\u escape: the same data, safe to print."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=default)
+    # json.dumps escapes C0 controls itself; DEL, C1 and bidi controls it leaves raw.
+    return _CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from widgets.format import relative_age
+from widgets.format import printable, relative_age
 
 Edge = Literal["next", "previous"]
 
@@ -236,7 +236,8 @@ class IncidentTable(Widget, can_focus=True):
         similar = self.similar_counts.get(row.incident_id)
         if similar is None:
             similar = getattr(row, "similar_count", None)
-        return [row.incident_id, row.title, row.latest_severity or "–", str(row.analysis_count),
+        return [printable(row.incident_id, one_line=True), printable(row.title, one_line=True),
+                printable(row.latest_severity or "–", one_line=True), str(row.analysis_count),
                 "·" if similar is None else str(similar), relative_age(row.updated_at, self.now())]
 
     def render_line(self, y: int) -> Strip:
@@ -276,7 +277,6 @@ class IncidentTable(Widget, can_focus=True):
 
 
 def _fit(text: str, width: int, align: str) -> str:
-    text = text.replace("\n", " ")
     if cell_len(text) > width:
         return set_cell_size(text, max(0, width - 1)) + "…"
     padding = " " * (width - cell_len(text))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.syntax import Syntax
@@ -13,6 +12,9 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
+
+from widgets.format import json_text
+from widgets.stored_text import stored
 
 EXPAND_ALL_BELOW_NODES = 300
 
@@ -53,7 +55,7 @@ class JsonView(Widget):
     def update(self, document: Any, label: str = "analysis") -> None:
         """Show a new document."""
         self.document = document
-        self.text = json.dumps(document, indent=2, ensure_ascii=False)
+        self.text = json_text(document, indent=2)
         tree: Tree[Any] = self.query_one("#json-tree", Tree)
         tree.clear()
         tree.root.set_label(_branch_label(label, document))
@@ -90,15 +92,15 @@ class JsonView(Widget):
 
 
 def _branch_label(name: str, value: Any) -> Text:
+    label = stored(name, "bold", one_line=True)
     if isinstance(value, dict | list) and not value:
-        return Text.assemble((name, "bold"), (": {}" if isinstance(value, dict) else ": []", "dim"))
+        return Text.assemble(label, (": {}" if isinstance(value, dict) else ": []", "dim"))
     if isinstance(value, dict):
-        return Text.assemble((name, "bold"), (f"  {{{len(value)}}}", "dim"))
+        return Text.assemble(label, (f"  {{{len(value)}}}", "dim"))
     if isinstance(value, list):
-        return Text.assemble((name, "bold"), (f"  [{len(value)}]", "dim"))
-    rendered = json.dumps(value, ensure_ascii=False)
+        return Text.assemble(label, (f"  [{len(value)}]", "dim"))
     style = "green" if isinstance(value, str) else "cyan" if value is not None else "dim"
-    return Text.assemble((name, "bold"), ": ", (rendered, style))
+    return Text.assemble(label, ": ", (json_text(value), style))
 
 
 def _add_children(node: TreeNode[Any], value: Any) -> int:

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from widgets.format import score_bar, severity_style, timestamp
+from widgets.format import printable, score_bar, severity_style, timestamp
 
 MAX_REASONS = 4
 
@@ -74,15 +74,15 @@ def why_matched(hit: SimilarHitRow) -> str:
 
 
 def _prompt(hit: SimilarHitRow) -> Text:
-    severity = (hit.severity or "–").lower()
+    severity = printable(hit.severity or "–", one_line=True).lower()
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(score_bar(hit.score), style="bold cyan")
     text.append(f" {hit.score:4.2f}  ")
     text.append(f"{severity:<8}", style=severity_style(severity))
     text.append(f" {timestamp(hit.created_at)}  ", style="dim")
-    text.append(hit.incident_id, style="bold")
-    text.append(f"  {hit.title}\n")
+    text.append(printable(hit.incident_id, one_line=True), style="bold")
+    text.append(f"  {printable(hit.title, one_line=True)}\n")
     text.append("            why: ", style="dim")
-    text.append(why_matched(hit), style="italic")
+    text.append(printable(why_matched(hit), one_line=True), style="italic")
     text.append("\n")
     return text

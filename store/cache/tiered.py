@@ -35,6 +35,7 @@ from store.cache.stats import (
     TierInfo,
     snapshot_from_fields,
 )
+from store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from store.settings import Settings
@@ -215,6 +216,21 @@ class Cache:
         ]
         return max(counts)
 
+    def clear_everywhere(self, namespace: str | None = None) -> int:
+        """Remove one namespace (or everything) from every tier, or raise StoreUnavailable
+        naming the tier that did not answer (its entries stay); the most any tier removed."""
+        if namespace is not None:
+            check_name("namespace", namespace)
+        counts = []
+        for tier in self.tiers:
+            try:
+                counts.append(tier.clear(namespace))
+            except tier.outage_errors as error:
+                raise StoreUnavailable(f"cache clear: the {tier.name} cache is down, nothing "
+                                       f"was removed there ({type(error).__name__}: "
+                                       f"{_first_line(error)})") from None
+        return max(counts)
+
     def flush_stats(self) -> bool:
         """Push this process's pending counters to the shared tier now."""
         return self._recorder.flush()
@@ -275,3 +291,8 @@ def make_cache(settings: Settings, prefix: str = "incidex") -> Cache:
         default_ttl_seconds=_option(settings, "cache_ttl_seconds", 30 * DAY_SECONDS),
         retry_interval_seconds=_option(settings, "cache_retry_seconds", 3.0),
     )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no detail"

@@ -289,6 +289,14 @@ def totals(connection: Connection) -> dict[str, Any]:
     }
 
 
+def severity_stored(connection: Connection, severity: str) -> bool:
+    """Whether some analysis carries this severity (stored in lower case)."""
+    analyses = table_of(Analysis)
+    found = connection.execute(select(analyses.c.id).where(
+        analyses.c.severity == severity.strip().lower()[:32]).limit(1)).first()
+    return found is not None
+
+
 def latest_analysis_pk(connection: Connection) -> int:
     """The highest analysis primary key, 0 for an empty store."""
     found = connection.execute(select(func.max(table_of(Analysis).c.id))).scalar_one()

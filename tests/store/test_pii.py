@@ -315,7 +315,8 @@ def test_scrubbing_is_idempotent(parts: list[str], strip_internal: bool) -> None
 
 def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Settings:
     monkeypatch.delenv(KEY_ENV_VAR, raising=False)
-    monkeypatch.setenv("INCIDEX_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    # No config file is read: none is named, and the default place is an empty folder.
+    monkeypatch.delenv("INCIDEX_CONFIG_FILE", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     values: dict[str, object] = {"data_dir": tmp_path / "data", "secrets_dir": tmp_path / "keys"}
     values.update(overrides)

@@ -20,8 +20,9 @@ from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import PathPromptScreen
-from widgets.format import money, severity_style, timestamp, tokens
+from widgets.format import money, printable, severity_style, timestamp, tokens
 from widgets.json_view import JsonView
+from widgets.stored_text import stored
 
 
 class AnalysisScreen(IncidexScreen):
@@ -55,7 +56,7 @@ class AnalysisScreen(IncidexScreen):
         """Header, incident text, analyses beside the JSON view, footer."""
         yield Header()
         with VerticalScroll(id="incident-header"):
-            yield Static(Text(self.incident_id, style="bold"), id="incident-text")
+            yield Static(stored(self.incident_id, "bold"), id="incident-text")
         with Horizontal(id="analysis-body"):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
@@ -90,7 +91,7 @@ class AnalysisScreen(IncidexScreen):
 
     def _title_analyses(self) -> None:
         running = " · analysing…" if self.analysing else ""
-        self.query_one("#analyses", OptionList).border_title = (
+        self.query_one("#analyses", OptionList).border_title = Text(
             f"Analyses ({len(self.analyses)}){running}")
 
     def show_analysing(self, running: bool) -> None:
@@ -118,8 +119,8 @@ class AnalysisScreen(IncidexScreen):
             return
         self.current = record
         self.query_one(JsonView).update(record.analysis, label=f"{record.model_name} analysis")
-        self.sub_title = (f"{self.incident_id} · {record.model_name} · "
-                          f"{timestamp(record.created_at)}")
+        self.sub_title = printable(f"{self.incident_id} · {record.model_name} · "
+                                   f"{timestamp(record.created_at)}", one_line=True)
 
     def action_back(self) -> None:
         """Return to where the analyst came from."""
@@ -189,23 +190,24 @@ class AnalysisScreen(IncidexScreen):
 
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
     if detail is None:
-        return Group(Text(f"{incident_id}: no such incident in this store", style="bold red"))
-    title = Text.assemble((detail.incident_id, "bold"), "  ", (detail.title, "bold"))
+        return Group(stored(f"{incident_id}: no such incident in this store", "bold red"))
+    title = Text.assemble(stored(detail.incident_id, "bold"), "  ", stored(detail.title, "bold"))
     dates = Text(f"created {timestamp(detail.created_at)} · updated "
                  f"{timestamp(detail.updated_at)}", style="dim")
-    parts = [title, dates, Text(detail.description or "(no description)")]
+    parts = [title, dates, stored(detail.description or "(no description)")]
     if detail.initial_findings:
-        parts.append(Text.assemble(("Findings: ", "bold"), detail.initial_findings))
+        parts.append(Text.assemble(("Findings: ", "bold"), stored(detail.initial_findings)))
     return Group(*parts)
 
 
 def _analysis_label(record: AnalysisRecord) -> Text:
-    severity = record.severity or "–"
+    severity = printable(record.severity or "–", one_line=True)
     used = None
     if record.input_tokens is not None or record.output_tokens is not None:
         used = (record.input_tokens or 0) + (record.output_tokens or 0)
     return Text.assemble(
-        (record.model_name, "bold"), "  ", (severity, severity_style(severity)), "\n",
+        stored(record.model_name, "bold", one_line=True), "  ",
+        (severity, severity_style(severity)), "\n",
         (timestamp(record.created_at), "dim"), "\n",
         f"{tokens(used)} tok · {money(record.cost_usd)}",
     )

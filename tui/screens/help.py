@@ -13,6 +13,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from widgets.stored_text import stored
+
 Section = tuple[str, Iterable[BindingType]]
 
 
@@ -39,8 +41,8 @@ def keys_table(sections: list[Section]) -> Table:
             binding = item if isinstance(item, Binding) else Binding(*item)
             if not binding.description:
                 continue
-            table.add_row(title if first else "", key_names(binding), binding.description,
-                          binding.id or "")
+            table.add_row(stored(title if first else ""), stored(key_names(binding)),
+                          stored(binding.description), stored(binding.id or ""))
             first = False
         table.add_row("", "", "", "")
     return table

@@ -15,6 +15,10 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Static
 
+from widgets.format import printable
+from widgets.plain_input import PlainInput
+from widgets.stored_text import stored
+
 IMPORTABLE = (".json", ".jsonl", ".ndjson")
 MAX_ERRORS_SHOWN = 2000
 
@@ -68,7 +72,7 @@ class PathPromptScreen(ModalScreen[Path | None]):
         """A title, the path input and a hint."""
         with Vertical(classes="prompt"):
             yield Label(self.prompt_title, classes="prompt-title")
-            path_input = Input(self.value, id="path", suggester=PathSuggester()
+            path_input = PlainInput(self.value, id="path", suggester=PathSuggester()
                                if self.complete else None)
             path_input.cursor_blink = getattr(self.app, "cursor_blink", True)
             yield path_input
@@ -112,8 +116,9 @@ class ImportErrorsScreen(ModalScreen[None]):
         """A title and the error lines in a scrolling list."""
         count = len(self.errors)
         with Vertical(classes="prompt errors"):
-            yield Label(f"{count:,} record{'s' if count != 1 else ''} of {self.path.name} "
-                        "not imported (the others were saved)", classes="prompt-title")
+            yield Label(stored(f"{count:,} record{'s' if count != 1 else ''} of {self.path.name} "
+                               "not imported (the others were saved)", one_line=True),
+                        classes="prompt-title")
             with VerticalScroll(id="import-errors"):
                 yield Static(_error_lines(self.errors), id="import-error-lines")
             yield Static("Esc or Enter closes.", classes="prompt-hint")
@@ -124,7 +129,8 @@ class ImportErrorsScreen(ModalScreen[None]):
 
 
 def _error_lines(errors: list[str]) -> Text:
-    text = Text("\n".join(errors[:MAX_ERRORS_SHOWN]), style="red")
+    text = stored("\n".join(printable(error, one_line=True) for error in errors[:MAX_ERRORS_SHOWN]),
+                  "red")
     if len(errors) > MAX_ERRORS_SHOWN:
         text.append(f"\n… and {len(errors) - MAX_ERRORS_SHOWN:,} more", style="bold")
     return text

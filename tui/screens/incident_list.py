@@ -32,6 +32,7 @@ from tui.screens.base import IncidexScreen
 from tui.screens.import_file import ImportErrorsScreen, ImportPathScreen
 from widgets.filter_bar import FilterBar
 from widgets.incident_table import IncidentTable
+from widgets.stored_text import stored
 
 SORTS: tuple[IncidentSort, ...] = ("updated", "created", "incident_id")
 SORT_LABELS = {"updated": "last update", "created": "creation", "incident_id": "incident id"}
@@ -92,7 +93,8 @@ class IncidentListScreen(IncidexScreen):
         table.edge_margin = self.page_size
         yield table
         with Vertical(id="empty"):
-            yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count), id="empty-message")
+            yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count),  # trusted markup
+                         id="empty-message")
         yield ProgressBar(id="task-progress", show_eta=False)
         yield Footer()
 
@@ -244,7 +246,7 @@ class IncidentListScreen(IncidexScreen):
             parts.append(f"matching “{self.filter_text}”" if window.rows or not self.loaded
                          else f"no incident matches “{self.filter_text}”")
         parts.append(f"sorted by {SORT_LABELS[self.sort]}")
-        self.query_one("#list-status", Static).update(" · ".join(parts))
+        self.query_one("#list-status", Static).update(stored(" · ".join(parts), one_line=True))
 
     def on_incident_table_highlighted(self, _message: IncidentTable.Highlighted) -> None:
         """Keep the position in the status line."""
@@ -358,7 +360,7 @@ class IncidentListScreen(IncidexScreen):
         bar = self.query_one("#task-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
-        self.query_one("#list-status", Static).update(note)
+        self.query_one("#list-status", Static).update(stored(note, one_line=True))
         self.refresh_bindings()
 
     def end_task(self, group: str) -> None:

@@ -14,7 +14,9 @@ from store import DEFAULT_SIMILAR_K
 from tui.importing import UserFacingError
 from tui.messages import SimilarFound
 from tui.screens.base import IncidexScreen
+from widgets.plain_input import PlainInput
 from widgets.similar_list import SimilarList
+from widgets.stored_text import stored
 
 
 class SimilarScreen(IncidexScreen):
@@ -39,7 +41,7 @@ class SimilarScreen(IncidexScreen):
     def compose(self) -> ComposeResult:
         """Header, query input, status line, results, footer."""
         yield Header()
-        query = Input(placeholder="Describe an incident or paste IOCs, then Enter", id="query")
+        query = PlainInput(placeholder="Describe an incident or paste IOCs, then Enter", id="query")
         query.cursor_blink = self.incidex.cursor_blink
         yield query
         yield Static(id="similar-status")
@@ -108,7 +110,7 @@ class SimilarScreen(IncidexScreen):
         self._status("The search failed; see the notification.")
 
     def _status(self, text: str) -> None:
-        self.query_one("#similar-status", Static).update(text)
+        self.query_one("#similar-status", Static).update(stored(text, one_line=True))
 
     def action_back(self) -> None:
         """Return to where the analyst came from."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,6 +18,7 @@ from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoa
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals
 from widgets.format import money, tokens
+from widgets.stored_text import stored
 from widgets.usage_chart import UsageChart
 
 TOP_INCIDENTS = 20
@@ -54,7 +56,7 @@ class UsageScreen(IncidexScreen):
         models.border_title = "By model"
         models.add_columns("Model", "Calls", "Tokens", "USD")
         incidents = self.query_one("#usage-incidents", DataTable)
-        incidents.border_title = f"Most expensive incidents (top {TOP_INCIDENTS})"
+        incidents.border_title = Text(f"Most expensive incidents (top {TOP_INCIDENTS})")
         incidents.add_columns("Incident", "Calls", "Input tok", "Output tok", "USD")
         incidents.focus()
         self.action_refresh()
@@ -66,8 +68,8 @@ class UsageScreen(IncidexScreen):
         models = self.query_one("#usage-models", DataTable)
         models.clear()
         for total in message.by_model:
-            models.add_row(total.key, f"{total.calls:,}", tokens(total.total_tokens),
-                           money(total.cost_usd), key=total.key)
+            models.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
+                           tokens(total.total_tokens), money(total.cost_usd), key=total.key)
 
     def on_usage_by_day_loaded(self, message: UsageByDayLoaded) -> None:
         """Draw the chart."""
@@ -81,8 +83,9 @@ class UsageScreen(IncidexScreen):
         incidents = self.query_one("#usage-incidents", DataTable)
         incidents.clear()
         for total in message.by_incident:
-            incidents.add_row(total.key, f"{total.calls:,}", tokens(total.input_tokens),
-                              tokens(total.output_tokens), money(total.cost_usd), key=total.key)
+            incidents.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
+                              tokens(total.input_tokens), tokens(total.output_tokens),
+                              money(total.cost_usd), key=total.key)
 
     def _answered(self, part: str, *selectors: str) -> None:
         self.pending.discard(part)
