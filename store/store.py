@@ -51,7 +51,8 @@ class Store:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes)
+        self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
+                             settings.max_document_bytes)
         self.backups = backups_directory(settings)
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()

@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 import json
-from typing import IO, TextIO
+import threading
+from typing import IO, Any, TextIO
 
 from store import Store, iter_save
 
 
 def save_stream(
-    store: Store, stream: IO[bytes], out: TextIO, err: TextIO, *, batch_size: int
+    store: Store, stream: IO[bytes], out: TextIO, err: TextIO, *, batch_size: int,
+    stop: threading.Event | None = None,
 ) -> tuple[int, int]:
-    """Save every record of the stream; print a JSON line per record. Returns (ok, failed)."""
+    """Save every record of the stream; print a JSON line per record. Returns (ok, failed).
+
+    Setting `stop` saves the records read completely so far, then returns.
+    """
     ok = failed = 0
-    for event in iter_save(store, stream, batch_size=batch_size):
-        out.write(json.dumps(event.as_json(), ensure_ascii=False) + "\n")
+    for event in iter_save(store, stream, batch_size=batch_size, stop=stop):
+        out.write(json_line(event.as_json()) + "\n")
         if event.ok:
             ok += 1
         else:
             failed += 1
-            err.write(f"incidex: {event.result.error}\n")
+            err.write(f"incidex: {printable(str(event.result.error))}\n")
         # Each batch's events come together: flushing per event costs nothing noticeable.
         out.flush()
         err.flush()
     return ok, failed
+
+
+def json_line(document: dict[str, Any]) -> str:
+    """One JSON line, in UTF-8 where it can be; text that is not (an unpaired surrogate from
+    the input) is written as JSON escapes, so printing a result never fails."""
+    line = json.dumps(document, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, ensure_ascii=True)
+    return line
+
+
+def printable(text: str) -> str:
+    """Text that any UTF-8 stream can write: what is not UTF-8 becomes a backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def fill_demo(store: Store, count: int, seed: int, *, offset: int = 0,
