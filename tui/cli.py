@@ -139,7 +139,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _open_input(path: str) -> IO[bytes]:
     if path == "-":
-        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        # Unbuffered: the save stream's reader thread may be blocked reading it when a signal
+        # ends the run, and a buffered stream's lock would then hold up closing it.
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
     target = Path(path)
     if target.is_dir():
         raise InputUnreadable(f"cannot read {path}: is a directory")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, TypeVar
@@ -22,7 +23,7 @@ T = TypeVar("T")
 DEFAULT_MAX_DOCUMENT_BYTES = 100_000_000
 # Deeper than this, the parser's recursion gives up; orjson stores at most 254 levels anyway.
 MAX_JSON_DEPTH = 250
-_SKIP_CHUNK = 1 << 20
+_READ_CHUNK = 1 << 16
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -47,8 +48,7 @@ class RawRecord:
     error: RecordError | None = None
 
 
-class _LineSource(Protocol):
-    def readline(self, size: int = -1, /) -> bytes: ...
+class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
@@ -279,15 +279,6 @@ class _Bytes:
         self._data = data
         self._position = 0
 
-    def readline(self, size: int = -1, /) -> bytes:
-        end = self._data.find(b"\n", self._position)
-        end = len(self._data) if end < 0 else end + 1
-        if size >= 0:
-            end = min(end, self._position + size)
-        line = self._data[self._position : end]
-        self._position = end
-        return line
-
     def read(self, size: int = -1, /) -> bytes:
         end = len(self._data) if size < 0 else self._position + size
         data = self._data[self._position : end]
@@ -296,10 +287,19 @@ class _Bytes:
 
 
 class _BoundedLines:
-    """Lines of a byte stream, none held longer than `limit` bytes (the rest is skipped)."""
+    """Lines of a byte stream, none held longer than `limit` bytes (the rest is skipped).
 
-    def __init__(self, stream: _LineSource | IO[bytes], limit: int) -> None:
+    It buffers by itself, with one read() of what is available at a time, so that a raw
+    (unbuffered) stream works: a thread blocked reading it holds no lock that closing the
+    stream or ending the process would wait for.
+    """
+
+    def __init__(self, stream: _Readable | IO[bytes], limit: int) -> None:
         self._stream = stream
+        self._read = getattr(stream, "read1", stream.read)
+        self._buffer = bytearray()
+        self._start = 0  # where the unread part of the buffer begins
+        self._at_end = False
         self.limit = limit
 
     def __iter__(self) -> Iterator[_Line]:
@@ -309,16 +309,46 @@ class _BoundedLines:
                 return
             yield line
 
+    def _fill(self) -> bool:
+        """Read what the stream has next into the buffer; False at the end of the input."""
+        if self._at_end:
+            return False
+        data = self._read(_READ_CHUNK)
+        if not data:
+            self._at_end = True
+            return False
+        if self._start > len(self._buffer) // 2:
+            del self._buffer[: self._start]
+            self._start = 0
+        self._buffer += data
+        return True
+
+    def _readline(self, size: int) -> bytes:
+        scanned = 0  # bytes after _start already searched for a newline
+        while True:
+            newline = self._buffer.find(b"\n", self._start + scanned, self._start + size)
+            if newline >= 0:
+                end = newline + 1
+                break
+            available = len(self._buffer) - self._start
+            if available >= size or not self._fill():
+                end = self._start + min(size, available)
+                break
+            scanned = available
+        line = bytes(self._buffer[self._start : end])
+        self._start = end
+        return line
+
     def next_line(self) -> _Line | None:
         """The next line, or None at the end of the input."""
-        data = self._stream.readline(self.limit + 1)
+        data = self._readline(self.limit + 1)
         if not data:
             return None
         line = _Line(data)
         if len(data) > self.limit and not data.endswith(b"\n"):
             line = _Line(data[:64])
             line.oversized = True
-            while (rest := self._stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
+            while (rest := self._readline(_READ_CHUNK)) and not rest.endswith(b"\n"):
                 pass
         return line
 
@@ -332,49 +362,24 @@ class _BoundedLines:
         return None
 
     def read_document(self, start: bytes) -> bytes | None:
-        """`start` and the rest of the input when it fits the limit; None (having read no more
-        than the limit) when it does not, the lines read so far then served first."""
-        remaining = self.limit - len(start)
+        """`start` and the rest of the input when it fits the limit; None when it does not
+        (having read no more than the limit, which the following lines then come from)."""
+        room = self.limit - len(start)
         size = _remaining_size(self._stream)
-        if size is not None and size > remaining:
+        if size is not None and size + len(self._buffer) - self._start > room:
             return None
-        rest = self._stream.read(remaining + 1)
-        if len(rest) > remaining:
-            self._stream = _Prefixed(rest, self._stream)
+        while len(self._buffer) - self._start <= room and self._fill():
+            pass
+        if len(self._buffer) - self._start > room:
             return None
-        return start + rest
+        document = start + bytes(self._buffer[self._start :])
+        self._buffer, self._start = bytearray(), 0
+        return document
 
 
-class _Prefixed:
-    """Bytes already read, then the rest of a stream."""
-
-    def __init__(self, prefix: bytes, stream: _LineSource | IO[bytes]) -> None:
-        self._prefix = _Bytes(prefix)
-        self._left = len(prefix)
-        self._stream = stream
-
-    def readline(self, size: int = -1, /) -> bytes:
-        if self._left <= 0:
-            return self._stream.readline(size)
-        line = self._prefix.readline(size)
-        self._left -= len(line)
-        if self._left <= 0 and not line.endswith(b"\n") and (size < 0 or len(line) < size):
-            line += self._stream.readline(size - len(line) if size >= 0 else -1)
-        return line
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._prefix.read(size)
-        self._left -= len(data)
-        if size < 0 or len(data) < size:
-            data += self._stream.read(size - len(data) if size >= 0 else -1)
-        return data
-
-
-def _remaining_size(stream: _LineSource | IO[bytes]) -> int | None:
+def _remaining_size(stream: _Readable | IO[bytes]) -> int | None:
     """How many bytes a regular file has left to read; None for pipes and memory streams."""
     try:
-        import stat
-
         status = os.fstat(stream.fileno())  # type: ignore[union-attr]
         if not stat.S_ISREG(status.st_mode):
             return None
