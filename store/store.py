@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store.backup.json_files import BackupItem, write_backups
+from store.backup.json_files import BackupItem, backup_path, incoming_directory, write_backups
 from store.db import queries
 from store.db.engine import make_engine, read_connection
 from store.db.migrate import upgrade
@@ -70,7 +70,17 @@ class Store:
             engine.dispose()
             raise StoreUnavailable(f"cannot open the store at {_redacted(url)}: "
                                    f"{_first_line(error)}") from None
-        return cls(settings, engine)
+        opened = cls(settings, engine)
+        opened.sweep_stale_temps()
+        return opened
+
+    def sweep_stale_temps(self) -> int:
+        """Remove temp files that killed writers left (backups, index snapshots); how many."""
+        from store.fileio import sweep_stale_temps
+        from store.locations import index_directory
+
+        return sum(sweep_stale_temps(folder) for folder in
+                   (incoming_directory(self.backups), index_directory(self.settings)))
 
     @property
     def vectors(self) -> VectorService:
@@ -147,19 +157,44 @@ class Store:
         self.vectors.added(saved)
         stream = iter(written)
         results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        self._back_up(prepared, results)
-        return results
+        return self._back_up(prepared, results)
 
-    def _back_up(self, prepared: list[PreparedSave], results: list[SaveResult]) -> None:
-        saved = {r.analysis_id for r in results if r.status == "saved"}
-        items = [_backup_item(p) for p in prepared if p.analysis_id in saved]
+    def _back_up(self, prepared: list[PreparedSave], results: list[SaveResult]
+                 ) -> list[SaveResult]:
+        """Write the backups of saved records and the missing ones of duplicates (a save
+        killed before its backup, or one the disk refused); a record whose backup cannot be
+        written is reported as an error, never as saved."""
+        status = {r.analysis_id: r.status for r in results if r.analysis_id is not None}
+        items = [_backup_item(p) for p in prepared if status.get(p.analysis_id) == "saved"]
+        items += self._missing_backups(
+            [p for p in prepared if status.get(p.analysis_id) == "duplicate"])
         if not items:
-            return
+            return results
         try:
             write_backups(self.backups, items)
         except OSError as error:
-            # The database is the source of truth; a missing backup is reported, not fatal.
-            log.warning("JSON backups not written to %s: %s", self.backups, error.strerror)
+            problem = error.strerror or str(error)
+            log.warning("JSON backups not written to %s: %s", self.backups, problem)
+            failed = {item.analysis_id for item in items}
+            labels = {p.analysis_id: p.label for p in prepared}
+            return [_backup_failed(r, labels[r.analysis_id], problem)
+                    if r.analysis_id in failed and r.analysis_id is not None else r
+                    for r in results]
+        return results
+
+    def _missing_backups(self, duplicates: list[PreparedSave]) -> list[BackupItem]:
+        if not duplicates:
+            return []
+        with read_connection(self.engine) as connection:
+            made = queries.analysis_times(connection, [p.analysis_id for p in duplicates])
+        missing = []
+        for prepared in duplicates:
+            if prepared.analysis_id not in made:
+                continue
+            item = _backup_item(prepared, made[prepared.analysis_id])
+            if not backup_path(self.backups, item).exists():
+                missing.append(item)
+        return missing
 
     # Reading ------------------------------------------------------------------------------
 
@@ -299,8 +334,15 @@ class Store:
         return StoreSummary(database_url=_redacted(str(self.engine.url)), **counts)
 
 
-def _backup_item(prepared: PreparedSave) -> BackupItem:
+def _backup_failed(result: SaveResult, label: str, problem: str) -> SaveResult:
+    return SaveResult(result.incident_id, result.analysis_id, "error",
+                      f"{label}: backup not written ({problem}); the analysis is in the "
+                      "database, and saving it again writes its backup", result.pk)
+
+
+def _backup_item(prepared: PreparedSave, created_at: datetime | None = None) -> BackupItem:
     record = prepared.record
+    created_at = created_at or prepared.event_time
     document = {
         "analysis_id": prepared.analysis_id,
         "incident": record.incident.model_dump(),
@@ -308,9 +350,9 @@ def _backup_item(prepared: PreparedSave) -> BackupItem:
         "analysis": record.analysis,
         "usage": record.usage.model_dump(mode="json") if record.usage else None,
         "content_hash": prepared.content_hash,
-        "created_at": prepared.event_time.isoformat(),
+        "created_at": created_at.isoformat(),
     }
-    return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
+    return BackupItem(prepared.incident_id, prepared.analysis_id, created_at, document)
 
 
 def _redacted(url: str) -> str:
