@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.conftest import make_record
 
@@ -31,7 +33,8 @@ def test_near_2_63_tokens_are_refused_and_usage_totals_still_add_up(store: Any) 
     payload = b"".join(json.dumps(r).encode() + b"\n" for r in [*huge, make_record("OK-1")])
     events = save_lines(store, payload)
     assert [e.result.status for e in events] == ["error", "error", "saved"]
-    assert "usage.input_tokens: input should be less than or equal to" in str(events[0].result.error)
+    assert "usage.input_tokens: input should be less than or equal to" in str(
+        events[0].result.error)
     assert [total.input_tokens for total in store.usage_by_model()] == [1200]
 
 
@@ -51,8 +54,8 @@ FIELDS = ["incident.incident_id", "incident.title", "model_name", "usage.input_t
 
 def hostile_line(field: str, value: Any) -> bytes:
     record = make_record("FUZZ")
-    raw = value if isinstance(value, str) and value[:1] in '[{"1-Nnt' and field != "incident.title" \
-        else json.dumps(value)
+    literal = isinstance(value, str) and value[:1] in '[{"1-Nnt' and field != "incident.title"
+    raw = value if literal else json.dumps(value)
     marker = "__MARK__"
     parent, _, key = field.rpartition(".")
     target = record[parent] if parent else record
