@@ -27,6 +27,11 @@ PROSE = ("Alert: user jane.doe@acme.com opened an invoice macro; beacon to 185.2
          "WS-0042.corp.local, matches T1566.001. Reported by: Michael Wilson. ")
 
 
+def _name(i: int) -> str:
+    """A distinct capitalised made-up word for each i (many different surnames)."""
+    return chr(65 + i % 26) + "".join(chr(97 + (i // 26**k) % 26) for k in range(1, 6))
+
+
 def adversarial_families(chars: int) -> dict[str, str]:
     """Each hostile shape at full size on its own."""
     return {
@@ -34,7 +39,8 @@ def adversarial_families(chars: int) -> dict[str, str]:
         "digit run, letter at the end": "7" * (chars - 1) + "x",
         "digits and separators": ("1" * 40 + "-") * (chars // 41),
         "name-like words": "John Smith " * (chars // 11),
-        "titled made-up names": "".join(f"Mr Qa{i:x} Zu{i:x}, " for i in range(chars // 16)),
+        "many titled names": "".join(f"Mr {_name(i)} {_name(i + 7)} met. "
+                                      for i in range(chars // 20)),
         "key headers, no end": "-----BEGIN PRIVATE KEY-----\n" * (chars // 28),
         "host suffix chain": "-a.corp.-" * (chars // 9),
         "spaced digits": "1 2 3 4 5 6 7 8 9 " * (chars // 18),
