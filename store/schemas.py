@@ -58,7 +58,13 @@ class UsageIn(BaseModel):
     @field_validator("start_time", "end_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        if value is None:
+            return None
+        try:
+            return as_utc(value)
+        except OverflowError:
+            # A ValueError is what pydantic turns into a field error (not a crash).
+            raise ValueError("is out of range once converted to UTC") from None
 
 
 class AnalysisIn(BaseModel):

@@ -45,7 +45,8 @@ HOSTILE_VALUES = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF,
                                    blacklist_categories=()), max_size=20),
     st.sampled_from(["1e999", "-1e999", "NaN", "[" * 1200 + "]" * 1200, '{"a":' * 900 + "1"
-                     + "}" * 900, "1" * 5000, '"\\udc80"', '"\\u0000"', "null", "true"]),
+                     + "}" * 900, "1" * 5000, '"\\udc80"', '"\\u0000"', "null", "true",
+                     '"0001-01-01T00:00:00+05:00"', '"9999-12-31T23:59:59-05:00"']),
 )
 FIELDS = ["incident.incident_id", "incident.title", "model_name", "usage.input_tokens",
           "usage.output_tokens", "usage.total_tokens", "usage.start_time", "analysis.summary",
