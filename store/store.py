@@ -157,26 +157,27 @@ class Store:
         self.vectors.added(saved)
         stream = iter(written)
         results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        return self._back_up(prepared, results)
+        return self._back_up(list(zip(prepared, written, strict=True)), results)
 
-    def _back_up(self, prepared: list[PreparedSave], results: list[SaveResult]
-                 ) -> list[SaveResult]:
+    def _back_up(self, written: list[tuple[PreparedSave, SaveResult]],
+                 results: list[SaveResult]) -> list[SaveResult]:
         """Write the backups of saved records and the missing ones of duplicates (a save
         killed before its backup, or one the disk refused); a record whose backup cannot be
         written is reported as an error, never as saved."""
-        status = {r.analysis_id: r.status for r in results if r.analysis_id is not None}
-        items = [_backup_item(p) for p in prepared if status.get(p.analysis_id) == "saved"]
-        items += self._missing_backups(
-            [p for p in prepared if status.get(p.analysis_id) == "duplicate"])
+        saved = {p.analysis_id: p for p, r in written if r.status == "saved"}
+        duplicates = {p.analysis_id: p for p, r in written
+                      if r.status == "duplicate" and p.analysis_id not in saved}
+        items = [_backup_item(p) for p in saved.values()]
+        items += self._missing_backups(list(duplicates.values()))
         if not items:
             return results
         try:
             write_backups(self.backups, items)
         except OSError as error:
             problem = error.strerror or str(error)
-            log.warning("JSON backups not written to %s: %s", self.backups, problem)
+            log.info("JSON backups not written to %s: %s", self.backups, problem)
             failed = {item.analysis_id for item in items}
-            labels = {p.analysis_id: p.label for p in prepared}
+            labels = {p.analysis_id: p.label for p, _result in written}
             return [_backup_failed(r, labels[r.analysis_id], problem)
                     if r.analysis_id in failed and r.analysis_id is not None else r
                     for r in results]

@@ -120,11 +120,8 @@ def _document(whole: bytes, line_number: int) -> Iterator[RawRecord]:
     except RecordError as error:
         yield RawRecord("input", error=error)
         return
-    except _DeepJSON:
-        # Not one document (or a deep one): read it as JSON Lines so each bad line is named.
-        yield from _json_lines(_BoundedLines(_Bytes(whole), len(whole) + 1), line_number - 1)
-        return
     except ValueError:
+        # Not one document (or too deep a one): read it as JSON Lines so each bad line is named.
         yield from _json_lines(_BoundedLines(_Bytes(whole), len(whole) + 1), line_number - 1)
         return
     yield RawRecord("record 1", document)

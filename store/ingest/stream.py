@@ -29,6 +29,7 @@ PAUSE_SECONDS = 0.2
 MAX_WAIT_SECONDS = 1.0
 # How often a wait for input looks at `stop`.
 _POLL_SECONDS = 0.1
+_QUEUE_RECORDS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def _chunks(records: Iterable[RawRecord], size: int, pause_seconds: float,
             max_wait_seconds: float, stop: threading.Event | None
             ) -> Iterator[list[RawRecord]]:
     """Chunks of records read by a thread, so that waiting for input never holds back a chunk."""
-    handoff: queue.Queue[RawRecord | _End] = queue.Queue(maxsize=2 * size)
+    # A short queue: enough to keep the saver busy, while memory stays about one chunk.
+    handoff: queue.Queue[RawRecord | _End] = queue.Queue(maxsize=min(size, _QUEUE_RECORDS))
     closed = threading.Event()
     reader = threading.Thread(target=_produce, args=(records, handoff, closed), daemon=True,
                               name="incidex-save-reader")
