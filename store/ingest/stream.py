@@ -70,16 +70,53 @@ def iter_save_batches(store: Store, stream: IO[bytes], *, batch_size: int,
                       stop: threading.Event | None = None) -> Iterator[list[SaveEvent]]:
     """As iter_save(), one list of events per committed batch (for progress and stopping)."""
     records = read_records(stream, store.limits.max_document_bytes)
-    yield from save_raw_records(store, records, batch_size=batch_size, stop=stop)
+    # A file or memory never pauses: reading it in line costs less than a reader thread.
+    pause_seconds = PAUSE_SECONDS if _may_pause(stream) else None
+    yield from save_raw_records(store, records, batch_size=batch_size, stop=stop,
+                                pause_seconds=pause_seconds)
 
 
 def save_raw_records(store: Store, records: Iterable[RawRecord], *, batch_size: int,
                      stop: threading.Event | None = None,
-                     pause_seconds: float = PAUSE_SECONDS,
+                     pause_seconds: float | None = PAUSE_SECONDS,
                      max_wait_seconds: float = MAX_WAIT_SECONDS) -> Iterator[list[SaveEvent]]:
-    """Validate and save parsed records in chunks of up to batch_size, one event per record."""
-    for chunk in _chunks(records, batch_size, pause_seconds, max_wait_seconds, stop):
+    """Validate and save parsed records in chunks of up to batch_size, one event per record.
+
+    With pause_seconds, records are read by a thread and a chunk is also saved when the
+    input pauses that long; with None, they are read in line (input that never pauses).
+    """
+    if pause_seconds is None:
+        chunks = _chunks_in_line(records, batch_size, stop)
+    else:
+        chunks = _chunks(records, batch_size, pause_seconds, max_wait_seconds, stop)
+    for chunk in chunks:
         yield _save_chunk(store, chunk)
+
+
+def _may_pause(stream: IO[bytes]) -> bool:
+    """Whether reading the stream can wait on a producer (a pipe, socket or terminal)."""
+    import os
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False  # a memory stream
+
+
+def _chunks_in_line(records: Iterable[RawRecord], size: int, stop: threading.Event | None
+                    ) -> Iterator[list[RawRecord]]:
+    chunk: list[RawRecord] = []
+    for record in records:
+        chunk.append(record)
+        stopping = stop is not None and stop.is_set()
+        if len(chunk) >= size or stopping:
+            yield chunk
+            chunk = []
+        if stopping:
+            return
+    if chunk:
+        yield chunk
 
 
 class _End:

@@ -208,3 +208,24 @@ def test_opening_the_store_sweeps_only_stale_temp_files(settings: Any) -> None:
     Store.open(settings).close()
     assert {path.name for path in files if path.exists()} == {
         path.name for path, (_mtime, kept) in files.items() if kept}
+
+
+def test_stop_on_a_file_saves_the_records_read_and_reads_no_further(store: Any) -> None:
+    from store.ingest.reader import RawRecord
+    from store.ingest.stream import save_raw_records
+
+    stop = threading.Event()
+    read: list[int] = []
+
+    def records() -> Any:
+        for n in range(10):
+            read.append(n)
+            if n == 2:
+                stop.set()  # the signal arrives while record 3 is read
+            yield RawRecord(f"line {n + 1}", make_record(f"FILE-{n}"))
+
+    batches = list(save_raw_records(store, records(), batch_size=100, stop=stop,
+                                    pause_seconds=None))
+    assert [[e.result.incident_id for e in batch] for batch in batches] == [
+        ["FILE-0", "FILE-1", "FILE-2"]]
+    assert read == [0, 1, 2]
