@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import os
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +39,10 @@ def safe_name(identifier: str) -> str:
     return cleaned
 
 
-def write_temp(target: Path, payload: bytes) -> Path:
-    """Write payload to a new 0600 temp file beside target (same folder, so a rename is atomic)."""
-    temp = target.with_name(f".tmp-{os.getpid()}-{next(_temp_counter)}-{target.name}")
+def write_temp(target: Path, payload: bytes, folder: Path | None = None) -> Path:
+    """Write payload to a new 0600 temp file beside target, or in `folder` (which must be on
+    the same file system, so that a rename is atomic); its name carries the writer's pid."""
+    temp = (folder or target.parent) / f".tmp-{os.getpid()}-{next(_temp_counter)}-{target.name}"
     descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     try:
         view = memoryview(payload)
@@ -128,3 +130,50 @@ def write_private_file(path: Path, payload: bytes) -> Path:
         raise
     fsync_path(path.parent)
     return path
+
+
+_TEMP_PID = re.compile(r"\.tmp-(\d+)-")
+# A temp file whose writer is gone is stale after this long (its pid may live in another
+# namespace, where it looks gone while it writes)...
+ORPHAN_AFTER_SECONDS = 60.0
+# ...and any temp file after this long: a write takes seconds, not hours.
+STALE_AFTER_SECONDS = 24 * 3600.0
+
+
+def sweep_stale_temps(directory: Path, now: float | None = None) -> int:
+    """Remove temp files that a crashed or killed writer left in `directory`; how many.
+
+    A temp file goes when its writer's pid is gone and it is over a minute old, or when it is
+    over a day old; a writer at work keeps its file fresh and its pid alive.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        found = _TEMP_PID.search(entry.name)
+        if found is None or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if age > STALE_AFTER_SECONDS or (age > ORPHAN_AFTER_SECONDS
+                                             and not _pid_alive(int(found.group(1)))):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue  # another sweeper or the writer's rename got there first
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 MAX_ID_CHARS = 256
+# Tokens of one model call: far above any context window, and far from overflowing the sums.
+MAX_TOKENS = 1_000_000_000
 # How many similar incidents a search returns unless asked otherwise (the CLI's and TUI's default).
 DEFAULT_SIMILAR_K = 10
 # The usual severity scale; an analysis may also carry its own word (any stored one is valid).
@@ -48,9 +50,9 @@ class UsageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    input_tokens: StrictInt = Field(default=0, ge=0)
-    output_tokens: StrictInt = Field(default=0, ge=0)
-    total_tokens: StrictInt | None = Field(default=None, ge=0)
+    input_tokens: StrictInt = Field(default=0, ge=0, le=MAX_TOKENS)
+    output_tokens: StrictInt = Field(default=0, ge=0, le=MAX_TOKENS)
+    total_tokens: StrictInt | None = Field(default=None, ge=0, le=2 * MAX_TOKENS)
     start_time: datetime | None = None
     end_time: datetime | None = None
     request_id: StrictStr | None = Field(default=None, max_length=MAX_ID_CHARS)
@@ -60,7 +62,13 @@ class UsageIn(BaseModel):
     @field_validator("start_time", "end_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        if value is None:
+            return None
+        try:
+            return as_utc(value)
+        except OverflowError:
+            # A ValueError is what pydantic turns into a field error (not a crash).
+            raise ValueError("is out of range once converted to UTC") from None
 
 
 class AnalysisIn(BaseModel):

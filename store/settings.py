@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     max_analysis_bytes: int = Field(
         default=5_000_000, description="Largest analysis JSON accepted, in bytes."
     )
+    max_document_bytes: int = Field(
+        default=100_000_000,
+        description="Largest single JSON document, array or line read by `incidex --save`, in "
+        "bytes; larger input is refused before it is read into memory.",
+    )
     save_batch_size: int = Field(
         default=500, description="Records committed per transaction by `incidex --save`."
     )

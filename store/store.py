@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store.backup.json_files import BackupItem, write_backups
+from store.backup.json_files import BackupItem, backup_path, incoming_directory, write_backups
 from store.db import queries
 from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
 from store.db.migrate import upgrade
@@ -56,7 +56,8 @@ class Store:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes)
+        self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
+                             settings.max_document_bytes)
         self.backups = backups_directory(settings)
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
@@ -82,7 +83,17 @@ class Store:
             reason = safe_reason(_first_line(error), secrets=secrets_of_url(url))
             raise StoreUnavailable(f"cannot open the store at {redact_url(url)}: {reason}"
                                    ) from None
-        return cls(settings, engine)
+        opened = cls(settings, engine)
+        opened.sweep_stale_temps()
+        return opened
+
+    def sweep_stale_temps(self) -> int:
+        """Remove temp files that killed writers left (backups, index snapshots); how many."""
+        from store.fileio import sweep_stale_temps
+        from store.locations import index_directory
+
+        return sum(sweep_stale_temps(folder) for folder in
+                   (incoming_directory(self.backups), index_directory(self.settings)))
 
     @property
     def vectors(self) -> VectorService:
@@ -159,19 +170,45 @@ class Store:
         self.vectors.added(saved)
         stream = iter(written)
         results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        self._back_up(prepared, results)
-        return results
+        return self._back_up(list(zip(prepared, written, strict=True)), results)
 
-    def _back_up(self, prepared: list[PreparedSave], results: list[SaveResult]) -> None:
-        saved = {r.analysis_id for r in results if r.status == "saved"}
-        items = [_backup_item(p) for p in prepared if p.analysis_id in saved]
+    def _back_up(self, written: list[tuple[PreparedSave, SaveResult]],
+                 results: list[SaveResult]) -> list[SaveResult]:
+        """Write the backups of saved records and the missing ones of duplicates (a save
+        killed before its backup, or one the disk refused); a record whose backup cannot be
+        written is reported as an error, never as saved."""
+        saved = {p.analysis_id: p for p, r in written if r.status == "saved"}
+        duplicates = {p.analysis_id: p for p, r in written
+                      if r.status == "duplicate" and p.analysis_id not in saved}
+        items = [_backup_item(p) for p in saved.values()]
+        items += self._missing_backups(list(duplicates.values()))
         if not items:
-            return
+            return results
         try:
             write_backups(self.backups, items)
         except OSError as error:
-            # The database is the source of truth; a missing backup is reported, not fatal.
-            log.warning("JSON backups not written to %s: %s", self.backups, error.strerror)
+            problem = error.strerror or str(error)
+            log.info("JSON backups not written to %s: %s", self.backups, problem)
+            failed = {item.analysis_id for item in items}
+            labels = {p.analysis_id: p.label for p, _result in written}
+            return [_backup_failed(r, labels[r.analysis_id], problem)
+                    if r.analysis_id in failed and r.analysis_id is not None else r
+                    for r in results]
+        return results
+
+    def _missing_backups(self, duplicates: list[PreparedSave]) -> list[BackupItem]:
+        if not duplicates:
+            return []
+        with read_connection(self.engine) as connection:
+            made = queries.analysis_times(connection, [p.analysis_id for p in duplicates])
+        missing = []
+        for prepared in duplicates:
+            if prepared.analysis_id not in made:
+                continue
+            item = _backup_item(prepared, made[prepared.analysis_id])
+            if not backup_path(self.backups, item).exists():
+                missing.append(item)
+        return missing
 
     def analysis_runner(self, model: str | None = None) -> AnalysisRunner:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
@@ -348,8 +385,15 @@ class Store:
         return StoreSummary(database_url=redact_url(url), **counts)
 
 
-def _backup_item(prepared: PreparedSave) -> BackupItem:
+def _backup_failed(result: SaveResult, label: str, problem: str) -> SaveResult:
+    return SaveResult(result.incident_id, result.analysis_id, "error",
+                      f"{label}: backup not written ({problem}); the analysis is in the "
+                      "database, and saving it again writes its backup", result.pk)
+
+
+def _backup_item(prepared: PreparedSave, created_at: datetime | None = None) -> BackupItem:
     record = prepared.record
+    created_at = created_at or prepared.event_time
     document = {
         "analysis_id": prepared.analysis_id,
         "incident": record.incident.model_dump(),
@@ -357,9 +401,9 @@ def _backup_item(prepared: PreparedSave) -> BackupItem:
         "analysis": record.analysis,
         "usage": record.usage.model_dump(mode="json") if record.usage else None,
         "content_hash": prepared.content_hash,
-        "created_at": prepared.event_time.isoformat(),
+        "created_at": created_at.isoformat(),
     }
-    return BackupItem(prepared.incident_id, prepared.analysis_id, prepared.event_time, document)
+    return BackupItem(prepared.incident_id, prepared.analysis_id, created_at, document)
 
 
 def _require_database_file(url: str) -> None:

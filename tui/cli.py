@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,7 +32,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 some records failed, 2 usage error,
-3 store unavailable, 130 interrupted.
+3 store unavailable, 70 internal error (a bug: please report it),
+130 interrupted (--save saves the records read completely first).
 """
 
 
@@ -128,17 +133,42 @@ def _save(settings: Settings, path: str) -> ExitCode:
     from tui.headless import save_stream
 
     stream = _open_input(path)
-    with stream, _open_store(settings) as store:
+    stop = threading.Event()
+    with stream, _open_store(settings) as store, _stop_on_signals(stop):
         ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
-                                 batch_size=settings.save_batch_size)
+                                 batch_size=settings.save_batch_size, stop=stop)
+    if stop.is_set():
+        click.echo(f"incidex: interrupted; {ok} saved or duplicate, {failed} failed "
+                   "(records read completely were saved)", err=True)
+        return ExitCode.INTERRUPTED
     if failed:
         say(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
     return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
 
 
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (the save finishes what it read); a second SIGINT
+    interrupts at once."""
+    def on_signal(number: int, _frame: object) -> None:
+        if stop.is_set() and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {number: signal.signal(number, on_signal)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _open_input(path: str) -> IO[bytes]:
     if path == "-":
-        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        # Unbuffered: the save stream's reader thread may be blocked reading it when a signal
+        # ends the run, and a buffered stream's lock would then hold up closing it.
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
     target = Path(path)
     if target.is_dir():
         raise InputUnreadable(f"cannot read {path}: is a directory")

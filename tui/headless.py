@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import IO, TextIO
 
 from store import Store, iter_save
@@ -9,11 +10,15 @@ from tui.output import write_json_line, write_line
 
 
 def save_stream(
-    store: Store, stream: IO[bytes], out: TextIO, err: TextIO, *, batch_size: int
+    store: Store, stream: IO[bytes], out: TextIO, err: TextIO, *, batch_size: int,
+    stop: threading.Event | None = None,
 ) -> tuple[int, int]:
-    """Save every record of the stream; print a JSON line per record. Returns (ok, failed)."""
+    """Save every record of the stream; print a JSON line per record. Returns (ok, failed).
+
+    Setting `stop` saves the records read completely so far, then returns.
+    """
     ok = failed = 0
-    for event in iter_save(store, stream, batch_size=batch_size):
+    for event in iter_save(store, stream, batch_size=batch_size, stop=stop):
         write_json_line(out, event.as_json())
         if event.ok:
             ok += 1

@@ -83,7 +83,9 @@ def score_bar(score: float, width: int = 10) -> str:
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides and
 # isolates that make a terminal show text in another order than it is stored.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 but tab and newline, DEL, C1, bidi overrides, and unpaired surrogates (no stream can
+# write them as UTF-8).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _LINE_BREAKS = re.compile("\r\n|\n|\t")
 
 

@@ -1,7 +1,8 @@
 """JSON backups of analyses: one atomic file per analysis, in a folder per day.
 
 Invariants: a backup's path is built from sanitised ids only (never a path from user input);
-a reader sees no file or a whole one; after write_backups() returns, every file is on disk.
+a reader sees no file or a whole one; after write_backups() returns, every file is on disk;
+temp files live only in the `.incoming` folder, where opening the store sweeps stale ones.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from typing import Any
 import orjson
 
 from store.fileio import flush_to_disk, fsync_path, private_directory, safe_name, write_temp
+
+# Temp files wait here, not beside their targets, so that sweeping stale ones (after a crash)
+# reads one folder, not the whole tree of backups.
+INCOMING = ".incoming"
+
+
+def incoming_directory(directory: Path) -> Path:
+    """The folder of a backups directory where files are written before their rename."""
+    return directory / INCOMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +59,16 @@ def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
     """
     pending: list[tuple[Path, Path]] = []
     folders: set[Path] = set()
+    incoming = incoming_directory(directory)
     try:
+        incoming.mkdir(parents=True, exist_ok=True)
         for item in items:
             target = backup_path(directory, item)
             if target.parent not in folders:
                 private_directory(target.parent)
                 folders.add(target.parent)
             payload = orjson.dumps(item.document, option=orjson.OPT_INDENT_2)
-            pending.append((write_temp(target, payload), target))
+            pending.append((write_temp(target, payload, incoming), target))
         flush_to_disk(directory, [temp for temp, _ in pending])
         for temp, target in pending:
             os.replace(temp, target)

@@ -301,3 +301,19 @@ def latest_analysis_pk(connection: Connection) -> int:
     """The highest analysis primary key, 0 for an empty store."""
     found = connection.execute(select(func.max(table_of(Analysis).c.id))).scalar_one()
     return int(found or 0)
+
+
+def analysis_times(connection: Connection, analysis_ids: list[str]) -> dict[str, datetime]:
+    """When each of these stored analyses was made (its created_at), by analysis_id."""
+    analyses = table_of(Analysis).c
+    found: dict[str, datetime] = {}
+    for start in range(0, len(analysis_ids), 500):
+        chunk = analysis_ids[start : start + 500]
+        rows = connection.execute(select(analyses.analysis_id, analyses.created_at)
+                                  .where(analyses.analysis_id.in_(chunk)))
+        found.update({analysis_id: _aware(moment) for analysis_id, moment in rows})
+    return found
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from store.errors import RecordError
 from store.ingest.pricing import price_call
+from store.ingest.reader import DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from store.schemas import AnalysisIn
 
 SEVERITY_KEYS = ("severity", "risk_level", "priority")
+# Far above any real call; keeps per-model and per-day sums far from 64-bit overflow.
+MAX_COST_USD = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,7 @@ class Limits:
 
     max_text_chars: int = 1_000_000
     max_analysis_bytes: int = 5_000_000
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
 @dataclass(slots=True)
@@ -55,6 +60,8 @@ def canonical_json(document: Any) -> str:
     try:
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     except orjson.JSONEncodeError as error:
+        if "recursion" in str(error).lower():
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
         raise ValueError(str(error)) from None
 
 
@@ -145,6 +152,9 @@ def _run_row(
     if total is None:
         total = usage.input_tokens + usage.output_tokens
     price = price_call(model_name, usage.input_tokens, usage.output_tokens, start, usage.kind)
+    if price.cost_usd is not None and price.cost_usd > MAX_COST_USD:
+        raise RecordError(label, "usage", f"priced at ${price.cost_usd:,.2f}, over the limit of "
+                          f"${MAX_COST_USD:,} for one call")
     return {
         "request_id": usage.request_id,
         "kind": usage.kind,
@@ -171,12 +181,17 @@ def _short(error: Exception) -> str:
     return str(error).splitlines()[0][:120]
 
 
-def validate_record(raw: Any, label: str) -> AnalysisIn:
-    """Validate one raw record; a problem becomes a RecordError naming the first bad field."""
+def validate_record(raw: Any, label: str, default_model: str | None = None) -> AnalysisIn:
+    """Validate one raw record; a problem becomes a RecordError naming the first bad field.
+
+    A record without a model_name (absent or null) gets default_model (INCIDEX_CHAT_MODEL).
+    """
     from pydantic import ValidationError
 
     if not isinstance(raw, dict):
         raise RecordError(label, "", f"expected a JSON object, got {_json_type(raw)}")
+    if default_model and raw.get("model_name") is None:
+        raw = {**raw, "model_name": default_model}
     try:
         return AnalysisIn.model_validate(raw)
     except ValidationError as error:
@@ -185,6 +200,8 @@ def validate_record(raw: Any, label: str) -> AnalysisIn:
         message = first["msg"]
         if first["type"] == "missing":
             message = "is required"
+        elif first["type"] == "string_unicode":
+            message = "contains an unpaired surrogate (not UTF-8)"
         elif first["type"] in ("dict_type", "model_type"):
             message = f"must be a JSON object, got {_json_type(first.get('input'))}"
         elif first["type"].endswith("_type"):

@@ -24,6 +24,7 @@ PHONE_REGION = "US"
 
 _UP, _LO = "A-ZÀ-ÖØ-ÞĀ-Ž", "a-zß-öø-ÿĀ-ž"
 _CAPWORD = rf"[{_UP}](?:['’][{_UP}])?[{_LO}]+(?:[-{_UP}][{_LO}]+)?"
+_WORD_CHAIN = r"\w++(?:['’-]\w++)*+"  # words joined by apostrophes or hyphens
 _ANGLE_EMAIL = r"[ \t]*<[^<>\s@]+(?:@|%40)"
 _QUOTED_NAME = r"\"(?P<v>[^\"<>@\n]{2,60})\"[ \t]*<[^<>\s@]+(?:@|%40)"
 
@@ -201,7 +202,17 @@ def _surnames(text: str, people: list[_Candidate]) -> Iterator[_Candidate]:
         words = text[person.start : person.end].split()
         if len(words) > 1 and len(words[-1]) > 2 and words[-1].upper() not in _NOT_LAST:
             by_surname.setdefault(words[-1], person.value)
-    if by_surname:
-        pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, by_surname)) + r")\b")
-        for m in pattern.finditer(text):
-            yield _Candidate(_P_SURNAME, m.start(), m.end(), "PERSON", by_surname[m.group()])
+    if not by_surname:
+        return
+    # Words looked up in a dict, not one alternation of every surname: that costs a pass per
+    # surname, so a text naming many people took quadratic time.
+    for m in _rx(_WORD_CHAIN).finditer(text):
+        word = m.group()
+        if word in by_surname:
+            yield _Candidate(_P_SURNAME, m.start(), m.end(), "PERSON", by_surname[word])
+        elif not word.isalnum():  # "Engel's", "Engel-led": the surname is one of the parts
+            for part in _rx(r"\w+").finditer(word):
+                if part.group() in by_surname:
+                    start = m.start() + part.start()
+                    yield _Candidate(_P_SURNAME, start, start + len(part.group()), "PERSON",
+                                     by_surname[part.group()])

@@ -14,7 +14,9 @@ from typing import NamedTuple
 _AWS_SECRET = r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 _EMAIL_DOMAIN = r"(?:@|%40)(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}(?![\w-])"
 _HEX_RUN = r"[0-9a-fA-F]{32,}"  # hashes: never a card or a phone number
-_DIGIT_TOKEN = r"\d+(?:[.:/-]\d+)+"  # IPs, dates, times, versions, CVE and ATT&CK numbers
+# IPs, dates, times, versions, CVE and ATT&CK numbers. Never starting inside a digit run, and
+# possessive, so that a long run of digits costs one pass, not one pass per digit.
+_DIGIT_TOKEN = r"(?<!\d)\d++(?:[.:/-]\d++)+"
 _DATE = r"\d{4}[-/.]\d\d?[-/.]\d\d?|\d\d?/\d\d?/\d{2,4}"
 _PHONE_HINT = r"\d(?:[\s().-]{0,3}\d){6}"
 _CARD = (
@@ -48,8 +50,10 @@ _RULES = (
     _Rule(
         "PRIVATE_KEY",
         _P_PEM,
-        r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----"
-        r"END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:\s*[A-Za-z0-9+/=]{16,})*)",
+        # The body never runs past the next BEGIN line, so many headers without an END cost
+        # one pass in all, not one pass each.
+        r"(?s)-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:(?:(?!-----BEGIN ).)*?"
+        r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|(?:\s*+[A-Za-z0-9+/=]{16,}+)*+)",
         "private key",
     ),
     _Rule(

@@ -56,6 +56,7 @@ KEY_ENV_VAR = "INCIDEX_PII_KEY"
 MIN_KEY_CHARS = 32
 TAG_HEX_CHARS = 12
 FINGERPRINT_LABEL = b"incidex/pii-key-fingerprint/v1"
+MAX_HOST_CHARS = 253
 INTERNAL_SUFFIXES = ("corp", "local", "internal", "lan", "intranet", "localdomain", "home.arpa")
 PRIVATE_NETWORKS = (
     *("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16"),
@@ -173,14 +174,19 @@ def _numbers(text: str, taken: list[tuple[int, int]]) -> list[_Candidate]:
 
 def _hosts(text: str, lowered: str, suffix_pattern: str) -> Iterator[_Candidate]:
     """Host names ending in an internal suffix or domain, labels and all."""
+    floor = 0  # never walk back over the host before: each character is walked once
     for m in _lower_finditer(suffix_pattern, text, lowered):
         begin = start = m.start()
         if text[begin] != "." and begin and (text[begin - 1].isalnum() or text[begin - 1] in "-_"):
             continue  # "notacme.com" is not under the internal domain "acme.com"
-        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in ".-"):
+        # A DNS name has at most 253 characters: walking back no further keeps a text full
+        # of suffixes linear.
+        while (start > floor and begin - start < MAX_HOST_CHARS
+               and (text[start - 1].isalnum() or text[start - 1] in ".-")):
             start -= 1
         while start < begin and text[start] in ".-":
             start += 1
+        floor = m.end()
         if start < begin or text[begin] != ".":
             yield _Candidate(_P_NET, start, m.end(), "HOST", text[start : m.end()].lower())
 

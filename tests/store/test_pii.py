@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -421,3 +422,61 @@ def test_importing_the_module_loads_no_heavy_dependency() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+ADVERSARIAL_SCRIPT = """
+import sys, time
+from store.privacy.scrubber import PiiScrubber
+chars = 1_000_000
+def _name(i):
+    return chr(65 + i % 26) + "".join(chr(97 + (i // 26**k) % 26) for k in range(1, 6))
+families = {
+    "digit run": "7" * chars,
+    "digit run, letter at the end": "7" * (chars - 1) + "x",
+    "digits and separators": ("1" * 40 + "-") * (chars // 41),
+    "name-like words": "John Smith " * (chars // 11),
+    "many titled names": "".join(f"Mr {_name(i)} {_name(i + 7)} met. "
+                                  for i in range(chars // 20)),
+    "key headers, no end": "-----BEGIN PRIVATE KEY-----\\n" * (chars // 28),
+    "host suffix chain": "-a.corp.-" * (chars // 9),
+    "spaced digits": "1 2 3 4 5 6 7 8 9 " * (chars // 18),
+}
+scrubber = PiiScrubber(b"k" * 32, strip_internal_hosts=True)
+for name, text in families.items():
+    started = time.perf_counter()
+    scrubber.scrub(text)
+    print(f"{name}: {time.perf_counter() - started:.2f}", flush=True)
+"""
+
+
+def _name(i: int) -> str:
+    """A distinct capitalised made-up word for each i (many different surnames)."""
+    return chr(65 + i % 26) + "".join(chr(97 + (i // 26**k) % 26) for k in range(1, 6))
+
+
+def test_a_million_hostile_characters_scrub_in_seconds() -> None:
+    """Each backtracking shape at 1,000,000 characters (bench/pii_adversarial.py measures)."""
+    # A quadratic rule takes hours here: the subprocess's timeout turns that into a failure.
+    result = subprocess.run([sys.executable, "-c", ADVERSARIAL_SCRIPT], capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    seconds = dict(line.rsplit(": ", 1) for line in result.stdout.splitlines())
+    assert len(seconds) == 8
+    slow = {name: value for name, value in seconds.items() if float(value) > 30}
+    assert not slow, seconds
+
+
+def test_a_million_character_adversarial_record_saves_in_seconds(store: Any) -> None:
+    from store.schemas import AnalysisIn
+
+    shapes = ["7" * 100_000, ("1" * 40 + "-") * 2_500, "John Smith " * 9_000,
+              "-----BEGIN PRIVATE KEY-----\n" * 3_500, "1 2 3 4 5 6 7 8 9 " * 5_500,
+              "".join(f"Mr {_name(i)} {_name(i + 7)} met. " for i in range(6_000)),
+              "password: " * 10_000]
+    description = "".join(shapes)[:1_000_000].ljust(1_000_000, "8")
+    record = AnalysisIn.model_validate({
+        "incident": {"incident_id": "ADV-1", "title": "hostile", "description": description},
+        "analysis": {"summary": "stress"}, "model_name": "gpt-4o-mini"})
+    started = time.perf_counter()
+    assert store.save_analysis(record).status == "saved"
+    assert time.perf_counter() - started < 90  # about 5 s here (bench/pii_adversarial.py)
