@@ -138,8 +138,8 @@ def _save(settings: Settings, path: str) -> ExitCode:
         ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
                                  batch_size=settings.save_batch_size, stop=stop)
     if stop.is_set():
-        click.echo(f"incidex: interrupted; {ok} saved or duplicate, {failed} failed "
-                   "(records read completely were saved)", err=True)
+        say(f"incidex: interrupted; {ok} saved or duplicate, {failed} failed "
+            "(records read completely were saved)", err=True)
         return ExitCode.INTERRUPTED
     if failed:
         say(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)

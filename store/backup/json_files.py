@@ -61,7 +61,7 @@ def write_backups(directory: Path, items: Iterable[BackupItem]) -> list[Path]:
     folders: set[Path] = set()
     incoming = incoming_directory(directory)
     try:
-        incoming.mkdir(parents=True, exist_ok=True)
+        private_directory(incoming)
         for item in items:
             target = backup_path(directory, item)
             if target.parent not in folders:
