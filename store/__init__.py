@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from store.locations import data_directory
     from store.schemas import (
         DEFAULT_SIMILAR_K,
+        INCIDENT_SORTS,
         AnalysisIn,
         AnalysisRecord,
         IncidentDetail,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from store.store import Store
     from store.vectors.embedder import EmbedderUnavailable
     from store.vectors.maintenance import VerifyReport
+    from store.view_state import load_view_state, save_view_state
 
 # Public name -> (module, attribute in it).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -61,11 +63,13 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "fill_demo_store": ("store.demo.fill", "fill_store"),
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
+    "load_view_state": ("store.view_state", "load_view_state"),
+    "save_view_state": ("store.view_state", "save_view_state"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
     **{name: ("store.schemas", name) for name in (
-        "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentPage",
-        "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
+        "DEFAULT_SIMILAR_K", "INCIDENT_SORTS", "AnalysisIn", "AnalysisRecord", "IncidentDetail",
+        "IncidentPage", "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
         "SimilarResult", "StoreSummary", "UsageByDay", "UsageTotal", "as_utc")},
 }
 
@@ -75,6 +79,7 @@ __all__ = [
     "DEFAULT_SIMILAR_K",
     "EmbedderMismatch",
     "EmbedderUnavailable",
+    "INCIDENT_SORTS",
     "IncidentDetail",
     "IncidentPage",
     "IncidentSort",
@@ -98,8 +103,10 @@ __all__ = [
     "fill_demo_store",
     "iter_save",
     "iter_save_batches",
+    "load_view_state",
     "load_settings",
     "safe_name",
+    "save_view_state",
 ]
 
 

@@ -13,7 +13,7 @@ from store.db.engine import sqlite_path
 
 MIGRATIONS_DIRECTORY = Path(__file__).resolve().parent / "migrations"
 # The newest revision, known without importing Alembic (a test keeps it equal to Alembic's head).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0011"
 PG_LOCK_KEY = 0x1C1DE7  # an arbitrary constant shared by every incidex process
 
 

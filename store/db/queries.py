@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import Connection, Select, TextClause, case, func, literal, select, text
 from sqlalchemy import tuple_ as row
 
-from store.db.models import PG_SEARCH_VECTOR, Analysis, Incident, RunMetadata, table_of
+from store.db.models import (
+    NANOS_PER_USD,
+    PG_SEARCH_VECTOR,
+    Analysis,
+    Incident,
+    RunMetadata,
+    table_of,
+)
 from store.schemas import (
     AnalysisRecord,
     IncidentDetail,
@@ -24,10 +31,16 @@ from store.schemas import (
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-SORT_COLUMNS = {
-    "updated": table_of(Incident).c.updated_at,
-    "created": table_of(Incident).c.created_at,
-    "incident_id": table_of(Incident).c.incident_id,
+_INCIDENTS = table_of(Incident).c
+# Each sort's keyset key, most significant first; incident_id last makes every key unique.
+# Each key has an index of exactly these columns (models.py), walked in either direction.
+SORT_KEYS = {
+    "updated": (_INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "created": (_INCIDENTS.created_at, _INCIDENTS.incident_id),
+    "incident_id": (_INCIDENTS.incident_id,),
+    "severity": (_INCIDENTS.severity_rank, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "analyses": (_INCIDENTS.analysis_count, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "cost": (_INCIDENTS.cost_nano_usd, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
 }
 
 
@@ -51,7 +64,9 @@ def _fts_match(words: list[str]) -> str:
 
 
 BROAD_MATCH = 2000
-SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created"}
+SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
+                "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
+                "cost": "ix_incidents_cost"}
 
 
 def _broad_filter(connection: Connection, query: str | None, sort: str) -> str | None:
@@ -76,16 +91,17 @@ def incidents_page(
     connection: Connection,
     *,
     sort: IncidentSort = "updated",
+    descending: bool = True,
     after: PageCursor | None = None,
     before: PageCursor | None = None,
     from_end: bool = False,
     limit: int = 100,
     query: str | None = None,
 ) -> IncidentPage:
-    """One page in the sort order, newest first; `before`/`from_end` walk backwards."""
+    """One page in the sort order (largest first unless `descending` is False);
+    `before`/`from_end` walk backwards."""
     table = table_of(Incident)
-    incidents = table.c
-    column = SORT_COLUMNS[sort]
+    key = SORT_KEYS[sort]
     statement: Select[Any] = select(table)
     condition = text_condition(connection, query)
     if condition is not None:
@@ -94,20 +110,21 @@ def incidents_page(
         if walk is not None:
             statement = statement.with_hint(table, f"INDEXED BY {walk}", "sqlite")
     backwards = before is not None or from_end
+    # "after" is further down the listing: smaller when descending, larger when ascending.
     if after is not None:
-        statement = statement.where(row(column, incidents.incident_id) < _key(after))
+        statement = statement.where(_beyond(key, after, descending))
     if before is not None:
-        statement = statement.where(row(column, incidents.incident_id) > _key(before))
-    order = (column.asc(), incidents.incident_id.asc()) if backwards else (
-        column.desc(), incidents.incident_id.desc())
+        statement = statement.where(_beyond(key, before, not descending))
+    walk_descending = descending != backwards
+    order = [column.desc() if walk_descending else column.asc() for column in key]
     rows = list(connection.execute(statement.order_by(*order).limit(limit + 1)).mappings())
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
         rows.reverse()
     summaries = [_summary(r) for r in rows]
-    cursors = [_cursor(sort, r) for r in rows[:1]] + [_cursor(sort, r) for r in rows[-1:]]
-    first, last = (cursors[0], cursors[-1]) if cursors else (None, None)
+    first = _cursor(sort, descending, rows[0]) if rows else None
+    last = _cursor(sort, descending, rows[-1]) if rows else None
     if backwards:
         has_newer, has_older = more, after is not None or (before is not None and not from_end)
     else:
@@ -119,18 +136,32 @@ def incidents_page(
     )
 
 
-def _key(cursor: PageCursor) -> Any:
-    value: Any = cursor.value
-    if cursor.sort != "incident_id":
-        value = datetime.fromisoformat(cursor.value)
-    column = SORT_COLUMNS[cursor.sort]
-    return row(literal(value, column.type), literal(cursor.incident_id))
+def _beyond(key: tuple[Any, ...], cursor: PageCursor, descending: bool) -> Any:
+    """Rows strictly past the cursor in the walking direction."""
+    if len(cursor.values) != len(key):
+        raise ValueError(f"a page cursor of sort {cursor.sort!r} does not fit this sort")
+    values = [literal(_parse(column, value), column.type)
+              for column, value in zip(key, cursor.values, strict=True)]
+    if len(key) == 1:
+        return key[0] < values[0] if descending else key[0] > values[0]
+    return row(*key) < row(*values) if descending else row(*key) > row(*values)
 
 
-def _cursor(sort: IncidentSort, mapping: Any) -> PageCursor:
-    value = mapping["incident_id"] if sort == "incident_id" else mapping[
-        "updated_at" if sort == "updated" else "created_at"].isoformat()
-    return PageCursor(sort=sort, value=value, incident_id=mapping["incident_id"])
+def _parse(column: Any, value: str) -> Any:
+    if column.name in ("updated_at", "created_at"):
+        return datetime.fromisoformat(value)
+    if column.name in ("severity_rank", "analysis_count", "cost_nano_usd"):
+        return int(value)
+    return value
+
+
+def _cursor(sort: IncidentSort, descending: bool, mapping: Any) -> PageCursor:
+    values = tuple(
+        mapping[column.name].isoformat() if isinstance(mapping[column.name], datetime)
+        else str(mapping[column.name])
+        for column in SORT_KEYS[sort]
+    )
+    return PageCursor(sort=sort, values=values, descending=descending)
 
 
 def _summary(mapping: Any) -> IncidentSummary:
@@ -141,7 +172,41 @@ def _summary(mapping: Any) -> IncidentSummary:
         analysis_count=mapping["analysis_count"],
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],
+        cost_usd=Decimal(mapping["cost_nano_usd"]) / NANOS_PER_USD,
     )
+
+
+def find_incidents(connection: Connection, typed: str, limit: int = 10) -> list[IncidentSummary]:
+    """Incidents for a typed id or words: the exact id, then ids starting with it, then text.
+
+    The id lookups walk the unique index (as typed, then upper-cased: ids are usually
+    upper-case); the words go through the text filter, newest first.
+    """
+    typed = typed.strip()
+    if not typed:
+        return []
+    table = table_of(Incident)
+    incidents = table.c
+    found: dict[str, IncidentSummary] = {}
+    for candidate in dict.fromkeys((typed, typed.upper())):
+        exact = connection.execute(
+            select(table).where(incidents.incident_id == candidate)).mappings().first()
+        if exact is not None:
+            found.setdefault(exact["incident_id"], _summary(exact))
+    for candidate in dict.fromkeys((typed, typed.upper())):
+        prefixed = select(table).where(
+            incidents.incident_id.startswith(candidate, autoescape=True))
+        if connection.dialect.name == "sqlite":
+            # A range the unique index serves (SQLite's LIKE cannot use it).
+            prefixed = prefixed.where(incidents.incident_id >= candidate,
+                                      incidents.incident_id < candidate + "\U0010ffff")
+        prefixed = prefixed.order_by(incidents.incident_id).limit(limit)
+        for mapping in connection.execute(prefixed).mappings():
+            found.setdefault(mapping["incident_id"], _summary(mapping))
+    if len(found) < limit:
+        for summary in incidents_page(connection, query=typed, limit=limit).rows:
+            found.setdefault(summary.incident_id, summary)
+    return list(found.values())[:limit]
 
 
 def count_incidents(connection: Connection, query: str | None = None) -> int:
