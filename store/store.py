@@ -294,6 +294,11 @@ class Store:
 
         return pending_count(self)
 
+    def incidents_new_since(self, analysis_pk: int) -> int:
+        """How many incidents were first saved after analysis `analysis_pk` (any process)."""
+        with read_connection(self.engine) as connection:
+            return queries.incidents_new_since(connection, analysis_pk)
+
     def latest_analysis_pk(self) -> int:
         """The highest analysis id: a cheap way to notice other processes' saves."""
         with read_connection(self.engine) as connection:

@@ -354,6 +354,18 @@ def totals(connection: Connection) -> dict[str, Any]:
     }
 
 
+def incidents_new_since(connection: Connection, analysis_pk: int) -> int:
+    """How many incidents got their first analysis after analysis `analysis_pk`."""
+    analyses = table_of(Analysis)
+    earlier = analyses.alias("earlier")
+    statement = select(func.count(func.distinct(analyses.c.incident_id))).where(
+        analyses.c.id > analysis_pk,
+        ~select(earlier.c.id).where(earlier.c.incident_id == analyses.c.incident_id,
+                                    earlier.c.id <= analysis_pk).exists(),
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
 def latest_analysis_pk(connection: Connection) -> int:
     """The highest analysis primary key, 0 for an empty store."""
     found = connection.execute(select(func.max(table_of(Analysis).c.id))).scalar_one()

@@ -62,11 +62,162 @@ async def test_s_cycles_the_sort(filled_store: Any, tui_settings: Any) -> None:
         assert app.screen.sort == "created"
         await pilot.press("s")
         await settle(pilot)
+        assert app.screen.sort == "severity"
+        assert listed_ids(app)[:3] == ["INC-0002", "INC-0007", "INC-0009"]
+        assert "sorted by severity, worst first" in status_of(app)
+        await pilot.press("s", "s", "s")
+        await settle(pilot)
         assert app.screen.sort == "incident_id"
         assert listed_ids(app)[0] == "INC-0010"
         await pilot.press("s")
         await settle(pilot)
         assert app.screen.sort == "updated"
+
+
+def status_of(app: Any) -> str:
+    return str(app.screen.query_one("#list-status").render())
+
+
+async def test_capital_s_reverses_and_the_sort_is_kept_for_the_next_run(
+        filled_store: Any, tui_settings: Any) -> None:
+    from store import load_view_state
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "s", "S")
+        await settle(pilot)
+        assert (app.screen.sort, app.screen.descending) == ("severity", False)
+        # Low first; the whole key reverses, so the earlier update of the two comes first.
+        assert listed_ids(app)[:2] == ["INC-0008", "INC-0005"]
+        assert "sorted by severity, mildest first" in status_of(app)
+    remembered = load_view_state(tui_settings)
+    assert remembered == {"sort": "severity", "descending": False}
+    again = make_app(filled_store, tui_settings, view_state=remembered)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert listed_ids(again)[:2] == ["INC-0008", "INC-0005"]
+
+
+async def test_sorts_by_analysis_count_and_cost(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings, view_state={"sort": "analyses"})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert listed_ids(app)[0] == "INC-0002"  # the only incident with two analyses
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.sort == "cost"
+        costs = [row.cost_usd for row in app.screen.table.rows]
+        assert costs == sorted(costs, reverse=True) and costs[0] > 0
+        assert "sorted by cost, dearest first" in status_of(app)
+
+
+async def test_a_broken_state_file_is_ignored(filled_store: Any, tui_settings: Any) -> None:
+    from store import load_view_state
+    from store.locations import state_file
+
+    path = state_file(tui_settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    assert load_view_state(tui_settings) == {}
+    path.write_text('{"sort": "no-such-sort", "descending": "yes"}')
+    app = make_app(filled_store, tui_settings, view_state=load_view_state(tui_settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert (app.screen.sort, app.screen.descending) == ("updated", True)
+    assert str(path.parent).startswith(str(tui_settings.data_dir.parent / "config"))
+
+
+async def test_colon_jumps_to_an_incident_by_id_from_anywhere(filled_store: Any,
+                                                              tui_settings: Any) -> None:
+    from tui.screens.analysis import AnalysisScreen
+    from tui.screens.jump import JumpScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("colon")
+        assert isinstance(app.screen, JumpScreen)
+        await pilot.press(*"inc-0007", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen)
+        assert app.screen.incident_id == "INC-0007"
+        await pilot.press("u")
+        await settle(pilot)
+        await pilot.press("colon", *"INC-0009", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen) and app.screen.incident_id == "INC-0009"
+
+
+async def test_colon_with_an_unknown_id_says_so_and_lists_close_ids(filled_store: Any,
+                                                                    tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("colon", *"INC-00", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        [note] = list(app._notifications)
+        assert "No incident has the id “INC-00”" in note.message and "INC-0001" in note.message
+        app.clear_notifications()
+        await pilot.press("colon", *"NOPE-404", "enter")
+        await settle(pilot)
+        [note] = list(app._notifications)
+        assert "No incident has the id “NOPE-404”" in note.message
+
+
+async def test_the_jump_prompt_completes_ids_as_you_type(filled_store: Any, tui_settings: Any
+                                                         ) -> None:
+    from tui.screens.jump import IncidentIdSuggester
+
+    app = make_app(filled_store, tui_settings)
+    suggester = IncidentIdSuggester(app.incident_ids_like)
+    assert await suggester.get_suggestion("INC-000") == "INC-0001"
+    assert await suggester.get_suggestion("inc-000") == "inc-0001"
+    assert await suggester.get_suggestion("INC-0007") is None  # complete already
+    assert await suggester.get_suggestion("ZZZ") is None
+
+
+async def test_the_palette_finds_incidents_by_id_and_title(filled_store: Any, tui_settings: Any
+                                                           ) -> None:
+    from textual.command import CommandPalette
+
+    from tui.screens.analysis import AnalysisScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"cobalt strike")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen) and app.screen.incident_id == "INC-0007"
+
+
+async def test_f_with_no_incident_says_why_nothing_happens(filled_store: Any,
+                                                           tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"zzzqqq", "enter")
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        [note] = list(app._notifications)
+        assert "No incident matches “zzzqqq”" in note.message
+
+
+async def test_f_on_an_empty_store_says_why(empty_store: Any, tui_settings: Any) -> None:
+    app = make_app(empty_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        [note] = list(app._notifications)
+        assert "no incidents yet" in note.message and "d for demo data" in note.message
 
 
 async def test_j_k_g_and_capital_g_move_the_cursor(filled_store: Any, tui_settings: Any

@@ -96,6 +96,56 @@ async def test_an_empty_store_says_how_to_add_data_and_d_fills_it(empty_store: A
         assert len(screen.table.rows) > 0
         assert empty_store.summary().analyses == 40
         assert screen.check_action("fill_demo", ()) is False
+        # The table has the keys at once: no Tab needed before arrows, PageDown and Enter.
+        assert app.focused is screen.table
+        await pilot.press("down", "pagedown")
+        assert screen.table.cursor > 1
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "AnalysisScreen"
+
+
+async def test_an_import_into_an_empty_store_gives_the_table_the_keys(
+        empty_store: Any, tui_settings: Any, tmp_path: Path) -> None:
+    from tests.tui.conftest import fixed_records
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(record) for record in fixed_records()))
+    app = make_app(empty_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        app.screen.query_one("#path", Input).value = str(source)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, IncidentListScreen) and len(screen.table.rows) == 10
+        assert app.focused is screen.table
+        await pilot.press("down")
+        assert screen.table.cursor == 1
+
+
+def test_the_empty_store_shows_commands_that_work_where_incidex_was_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tui.app import MAKE_RUN, shell_command_prefix
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    checkout = Path(sys.prefix).resolve().parent
+    monkeypatch.chdir(checkout)
+    if (checkout / "Makefile").is_file():  # the tests run from make's .venv in a checkout
+        assert shell_command_prefix() == MAKE_RUN
+    tool = tmp_path / "bin" / "incidex"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tool.parent))
+    assert shell_command_prefix() == "incidex"
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "venv" / "bin" / "incidex")])
+    assert shell_command_prefix() == str(tmp_path / "venv" / "bin" / "incidex")
 
 
 async def test_usage_shows_models_days_and_incidents(filled_store: Any, tui_settings: Any
