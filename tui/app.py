@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import sys
@@ -48,8 +49,8 @@ class IncidexApp(App[ExitCode]):
     COMMANDS = App.COMMANDS | {IncidexCommands, IncidentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("colon", "jump", "Go to id", id="app.jump"),
         Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("colon", "jump", "Go to id", id="app.jump"),
         Binding("u", "usage", "Usage", id="app.usage"),
         Binding("t", "toggle_theme", "Dark/light theme", show=False, id="app.theme"),
     ]
@@ -73,6 +74,7 @@ class IncidexApp(App[ExitCode]):
         self.view_state: dict[str, Any] = dict(view_state or {})
         self.shell_prefix = shell_prefix or shell_command_prefix()
         self.exiting = False
+        self.exit_notes: list[str] = []
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
@@ -141,8 +143,12 @@ class IncidexApp(App[ExitCode]):
                         title="Go to incident", severity="warning")
 
     def exit(self, *args: Any, **kwargs: Any) -> None:
-        """Quit; keys already typed after the quit no longer open screens."""
+        """Quit; keys already typed after the quit no longer open screens, and background
+        imports and warming stop at their next batch, so that quitting waits for nothing."""
         self.exiting = True
+        for screen in self.screen_stack:
+            if isinstance(screen, IncidentListScreen) and not self.exit_notes:
+                self.exit_notes.extend(screen.stop_background())
         super().exit(*args, **kwargs)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -261,9 +267,17 @@ def run_app(settings: Settings) -> ExitCode:
     except StoreUnavailable as error:
         print(f"incidex: {error}", file=sys.stderr)
         return ExitCode.STORE_UNAVAILABLE
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
         app = IncidexApp(store, settings, view_state=load_view_state(settings))
-        app.run()
+        # With its own loop Textual returns without joining the worker threads (asyncio.run
+        # waits for each: seconds while the embedder loads). They were told to stop; a batch
+        # still being saved is one transaction, so it is rolled back whole, never half-written.
+        app.run(loop=loop)
     finally:
         store.close()
+        loop.close()
+    for note in app.exit_notes:
+        print(f"incidex: {note}", file=sys.stderr)
     return ExitCode.OK if not app.return_code else ExitCode.INTERNAL_ERROR

@@ -197,6 +197,39 @@ async def test_an_analysis_saved_by_another_process_appears(filled_store: Any,
         assert "of 11" in str(screen.query_one("#list-status").render())
 
 
+async def test_new_incidents_show_at_the_top_with_a_notice_and_n_goes_to_them(
+        filled_store: Any, tui_settings: Any) -> None:
+    from store.store import Store
+
+    app = make_app(filled_store, tui_settings, view_state={"sort": "created"})
+    async with app.run_test(size=(100, 16)) as pilot:  # fewer lines than incidents
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("j", "j")
+        reading = screen.table.selected.incident_id
+        with Store.open(tui_settings) as other:
+            save_records(other, [make_record(f"NEW-{n}", usage={
+                "input_tokens": 10, "output_tokens": 5, "start_time": "2026-11-21T11:58:00Z",
+                "end_time": "2026-11-21T11:59:00Z", "request_id": f"new-{n}"})
+                for n in range(3)])
+            # A new analysis of a known incident is not a new incident.
+            save_records(other, [fixed_record(6, hours_earlier=-90, summary_suffix=" Again.")])
+        screen.check_for_new_analyses()
+        await settle(pilot)
+        assert [row.incident_id for row in screen.table.rows[:3]] == ["NEW-2", "NEW-1", "NEW-0"]
+        assert screen.table.top == 0  # the new rows are on screen
+        assert screen.table.selected.incident_id == reading  # the cursor did not move away
+        notes = [note.message for note in app._notifications]
+        assert any("3 new incidents at the top; n goes to them" in note for note in notes)
+        assert "3 new (n shows them)" in str(screen.query_one("#list-status").render())
+        await pilot.press("n")
+        await settle(pilot)
+        assert (screen.sort, screen.descending) == ("updated", True)
+        assert screen.table.selected.incident_id == screen.table.rows[0].incident_id
+        assert screen.new_incidents == 0
+        assert "new (n" not in str(screen.query_one("#list-status").render())
+
+
 async def test_the_poll_timer_notices_new_analyses_by_itself(
         filled_store: Any, tui_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     noticed = asyncio.Event()
@@ -236,6 +269,7 @@ async def test_quitting_during_a_demo_fill_stops_it(empty_store: Any, tui_settin
         assert app.screen.query_one("#task-progress").display
         await pilot.press("q")
     assert 0 < empty_store.summary().analyses < 200_000
+    assert app.exit_notes == ["the demo fill stopped when you quit; what it saved is kept"]
 
 
 async def test_a_failing_app_worker_becomes_a_notification(empty_store: Any, tui_settings: Any

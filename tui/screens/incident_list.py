@@ -71,7 +71,7 @@ class IncidentListScreen(IncidexScreen):
         Binding("g,home", "first", "First", show=False, id="list.first"),
         Binding("G,end", "last", "Last", show=False, id="list.last"),
         Binding("r", "refresh", "Refresh", show=False, id="list.refresh"),
-        Binding("i", "import_file", "Import", id="list.import"),
+        Binding("i", "import_file", "Import", show=False, id="list.import"),
         Binding("d", "fill_demo", "Demo data", id="list.demo"),
     ]
 
@@ -92,6 +92,8 @@ class IncidentListScreen(IncidexScreen):
         self._warm_stop = threading.Event()
         self.task_stop = threading.Event()
         self._warmed_top: str | None = None
+        self._importing: str | None = None
+        self._import_saved = 0
         self.busy: set[str] = set()
 
     def compose(self) -> ComposeResult:
@@ -111,7 +113,7 @@ class IncidentListScreen(IncidexScreen):
                                            save=self.incidex.shell_command("--save FILE")),
                          id="empty-message")
         yield ProgressBar(id="task-progress", show_eta=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the first page and start the timers that watch for new analyses."""
@@ -125,8 +127,21 @@ class IncidentListScreen(IncidexScreen):
 
     def on_unmount(self) -> None:
         """Stop background threads so quitting does not wait for them."""
+        self.stop_background()
+
+    def stop_background(self) -> list[str]:
+        """Stop warming now, and imports and demo fills after the batch being saved; returns
+        what the analyst must hear about the work left undone."""
         self.stop_warming()
         self.task_stop.set()
+        notes = []
+        if "import" in self.busy and self._importing is not None:
+            notes.append(f"the import of {self._importing} stopped when you quit, after "
+                         f"{self._import_saved:,} records; import the file again to save the "
+                         "rest (records already saved are skipped)")
+        if "demo" in self.busy:
+            notes.append("the demo fill stopped when you quit; what it saved is kept")
+        return notes
 
     def on_screen_suspend(self) -> None:
         """Give the database to the analyst's request on the next screen."""
@@ -390,6 +405,7 @@ class IncidentListScreen(IncidexScreen):
     def _import_chosen(self, path: Path | None) -> None:
         if path is not None:
             self._start_task("import", f"Importing {path.name}…")
+            self._importing, self._import_saved = str(path), 0
             self._import(path)
 
     def action_fill_demo(self) -> None:
@@ -419,6 +435,7 @@ class IncidentListScreen(IncidexScreen):
         """Advance the progress bar."""
         self.query_one("#task-progress", ProgressBar).update(
             total=max(1, message.total_bytes), progress=message.done_bytes)
+        self._import_saved = message.saved
 
     def on_import_finished(self, message: ImportFinished) -> None:
         """Summarise, list the bad records, refresh the list."""
