@@ -284,3 +284,29 @@ async def test_a_failing_app_worker_becomes_a_notification(empty_store: Any, tui
         failures = [n for n in app._notifications if n.title == "prepare failed"]
         assert len(failures) == 1
         assert "PII key" in failures[0].message
+
+
+async def test_an_unpriced_model_reads_the_same_on_every_screen(filled_store: Any,
+                                                                tui_settings: Any) -> None:
+    from textual.widgets import OptionList
+
+    from tui.screens.analysis import AnalysisScreen
+    from widgets.cost_panel import CostPanel
+
+    # llama3.1:8b (INC-0008) has no price: never "$0.0000" on one screen and "–" on another.
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        models = app.screen.query_one("#usage-models", DataTable)
+        row = models.get_row("llama3.1:8b")
+        assert row[-1] == "unpriced"
+        incidents = app.screen.query_one("#usage-incidents", DataTable)
+        assert incidents.get_row("INC-0008")[-1] == "unpriced"
+        assert "calls without a price" in str(app.screen.query_one(CostPanel).render())
+        await pilot.press("escape", "colon", *"INC-0008", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen)
+        label = str(app.screen.query_one("#analyses", OptionList).get_option_at_index(0).prompt)
+        assert label.endswith("tok · unpriced")

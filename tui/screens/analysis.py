@@ -20,7 +20,7 @@ from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import PathPromptScreen
-from widgets.format import money, severity_style, timestamp, tokens
+from widgets.format import cost, severity_style, timestamp, tokens
 from widgets.json_view import JsonView
 
 
@@ -182,5 +182,5 @@ def _analysis_label(record: AnalysisRecord) -> Text:
     return Text.assemble(
         (record.model_name, "bold"), "  ", (severity, severity_style(severity)), "\n",
         (timestamp(record.created_at), "dim"), "\n",
-        f"{tokens(used)} tok · {money(record.cost_usd)}",
+        "no usage recorded" if used is None else f"{tokens(used)} tok · {cost(record.cost_usd)}",
     )

@@ -16,7 +16,7 @@ from store import UsageTotal
 from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoaded
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals
-from widgets.format import money, tokens
+from widgets.format import cost, tokens
 from widgets.usage_chart import UsageChart
 
 TOP_INCIDENTS = 20
@@ -67,7 +67,8 @@ class UsageScreen(IncidexScreen):
         models.clear()
         for total in message.by_model:
             models.add_row(total.key, f"{total.calls:,}", tokens(total.total_tokens),
-                           money(total.cost_usd), key=total.key)
+                           cost(total.cost_usd, total.unpriced_calls, total.calls),
+                           key=total.key)
 
     def on_usage_by_day_loaded(self, message: UsageByDayLoaded) -> None:
         """Draw the chart."""
@@ -82,7 +83,9 @@ class UsageScreen(IncidexScreen):
         incidents.clear()
         for total in message.by_incident:
             incidents.add_row(total.key, f"{total.calls:,}", tokens(total.input_tokens),
-                              tokens(total.output_tokens), money(total.cost_usd), key=total.key)
+                              tokens(total.output_tokens),
+                              cost(total.cost_usd, total.unpriced_calls, total.calls),
+                              key=total.key)
 
     def _answered(self, part: str, *selectors: str) -> None:
         self.pending.discard(part)
