@@ -340,3 +340,15 @@ async def test_a_keymap_setting_remaps_keys_and_the_help_shows_them(filled_store
         assert type(app.screen).__name__ == "UsageScreen"
     everywhere = dict(help_sections({"app.usage": "U"}))["Everywhere"]
     assert [b.key for b in everywhere if getattr(b, "id", None) == "app.usage"] == ["U"]
+
+
+async def test_the_help_and_a_tooltip_say_what_an_and_sim_mean(filled_store: Any,
+                                                               tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "An: analyses of the incident" in str(app.screen.table.tooltip)
+        await pilot.press("question_mark")
+        columns = str(app.screen.query_one("#help-columns").render())
+        assert "An analyses of the incident" in columns
+        assert "Sim similar past incidents seen before" in columns

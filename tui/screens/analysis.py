@@ -56,7 +56,7 @@ class AnalysisScreen(IncidexScreen):
         with Horizontal(id="analysis-body"):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the incident in the background."""

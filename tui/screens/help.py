@@ -14,6 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 Section = tuple[str, Iterable[BindingType]]
+COLUMNS_TEXT = Text.assemble(
+    ("Incident list columns  ", "bold"),
+    ("An", "bold cyan"), " analyses of the incident  ·  ",
+    ("Sim", "bold cyan"), " similar past incidents seen before (· until known)  ·  ",
+    ("Severity", "bold cyan"), " of the latest analysis\n",
+)
 
 
 def key_names(binding: Binding) -> str:
@@ -65,6 +71,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label(Text("Keys  ·  ctrl+p opens the command palette (every action by name)",
                              style="bold"), id="help-title")
             with VerticalScroll(id="help-keys"):
+                yield Static(COLUMNS_TEXT, id="help-columns")
                 yield Static(keys_table(self.sections))
             yield Static("Esc, ? or q closes.", classes="prompt-hint")
 

@@ -106,6 +106,7 @@ class IncidentListScreen(IncidexScreen):
         yield Static("Loading incidents…", id="list-status")
         table = IncidentTable(now=self.incidex.now, id="incidents")
         table.edge_margin = self.page_size
+        table.tooltip = "An: analyses of the incident · Sim: similar past incidents seen before"
         yield table
         with Vertical(id="empty"):
             yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count,

@@ -26,6 +26,8 @@ class UsageScreen(IncidexScreen):
     """Tokens and dollars by model, by day and by incident, and the cache's savings."""
 
     SUB_TITLE = "usage"
+    # Below 110 columns the chart gives its half to the by-model table, whose dollars matter more.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="usage.back"),
         Binding("d", "toggle_days", "30/90 days", id="usage.days"),
@@ -46,7 +48,7 @@ class UsageScreen(IncidexScreen):
                 yield UsageChart(id="usage-chart")
                 yield DataTable(id="usage-models", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="usage-incidents", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Set up the tables and load the figures."""
