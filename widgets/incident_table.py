@@ -113,6 +113,8 @@ class IncidentTable(Widget, can_focus=True):
         self.similar_counts: dict[str, int] = {}
         self.top = 0
         self.edge_margin = 60
+        # Similar counts come from a top-k search: k means "k or more".
+        self.similar_cap: int | None = None
         self._id_width = 16
 
     @property
@@ -237,7 +239,7 @@ class IncidentTable(Widget, can_focus=True):
         if similar is None:
             similar = getattr(row, "similar_count", None)
         return [row.incident_id, row.title, row.latest_severity or "–", str(row.analysis_count),
-                "·" if similar is None else str(similar), relative_age(row.updated_at, self.now())]
+                _similar_text(similar, self.similar_cap), relative_age(row.updated_at, self.now())]
 
     def render_line(self, y: int) -> Strip:
         """Draw the header on line 0 and a row on every other line."""
@@ -273,6 +275,12 @@ class IncidentTable(Widget, can_focus=True):
             segments.append(Segment(_fit(text, column.width, column.align), style))
             segments.append(Segment(" ", fill))
         return Strip(segments).crop_extend(0, width, fill)
+
+
+def _similar_text(similar: int | None, cap: int | None) -> str:
+    if similar is None:
+        return "·"
+    return f"{cap}+" if cap is not None and similar >= cap else str(similar)
 
 
 def _fit(text: str, width: int, align: str) -> str:

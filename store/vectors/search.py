@@ -237,8 +237,10 @@ class SimilarSearch:
                              (time.perf_counter() - started) * 1000)
 
     def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
-        """For incidents whose similar results are cached now, how many scored at least the
-        seen-before score; incidents not in the cache are left out (unknown, not zero)."""
+        """For incidents whose similar results are cached now, how many distinct incidents
+        (near-duplicates folded into one) scored at least the seen-before score; incidents not
+        in the cache are left out (unknown, not zero). At most DEFAULT_SIMILAR_K: a flood of
+        one templated alert counts once, not hundreds of times."""
         cache = self._cache_provider()
         if cache is None or not self.vectors.index_loaded:
             return {}
@@ -250,8 +252,7 @@ class SimilarSearch:
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
                 hits = result_from_json(found).hits
-                counts[incident_id] = sum(1 + hit.near_duplicates for hit in hits
-                                          if hit.score >= self.seen_min_score)
+                counts[incident_id] = sum(1 for hit in hits if hit.score >= self.seen_min_score)
         return counts
 
     def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None) -> int:

@@ -161,3 +161,18 @@ def test_upgrading_an_0006_store_fills_the_sort_keys(settings: Any) -> None:
         assert costs == {"A": 500_012_346, "B": 0, "C": 0}
     finally:
         engine.dispose()
+
+
+def test_a_flood_of_near_duplicates_counts_once_as_seen_before(settings: Any) -> None:
+    from store.store import Store
+
+    # The same templated alert 40 times, as a noisy detection rule produces it.
+    records = [(f"r{n}", _record(f"FLOOD-{n:03d}", n, "low", "gpt-4o-mini", 100, n % 5))
+               for n in range(40)]
+    with Store.open(settings) as store:
+        store.save_many(records)
+        store.warm_similar(["FLOOD-000"])
+        [hit] = store.similar(incident_id="FLOOD-000").hits[:1]
+        assert hit.near_duplicates > 0  # the flood is folded behind one row
+        counts = store.known_similar_counts(["FLOOD-000"])
+    assert 1 <= counts["FLOOD-000"] <= 10

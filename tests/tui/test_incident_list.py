@@ -352,3 +352,18 @@ async def test_the_help_and_a_tooltip_say_what_an_and_sim_mean(filled_store: Any
         columns = str(app.screen.query_one("#help-columns").render())
         assert "An analyses of the incident" in columns
         assert "Sim similar past incidents seen before" in columns
+
+
+def test_a_similar_count_at_the_search_depth_reads_as_that_many_or_more() -> None:
+    from datetime import UTC, datetime
+
+    from store import IncidentSummary
+    from widgets.incident_table import IncidentTable
+
+    table = IncidentTable()
+    table.similar_cap = 10
+    row = IncidentSummary("INC-1", "t", "low", 1, datetime.now(UTC), datetime.now(UTC))
+    table.set_similar_counts({"INC-1": 10})
+    assert table._cells(row)[4] == "10+"
+    table.set_similar_counts({"INC-1": 3})
+    assert table._cells(row)[4] == "3"

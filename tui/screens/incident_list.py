@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from store import INCIDENT_SORTS, IncidentSort, PageCursor
+from store import DEFAULT_SIMILAR_K, INCIDENT_SORTS, IncidentSort, PageCursor
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
     CacheWarmed,
@@ -106,6 +106,7 @@ class IncidentListScreen(IncidexScreen):
         yield Static("Loading incidents…", id="list-status")
         table = IncidentTable(now=self.incidex.now, id="incidents")
         table.edge_margin = self.page_size
+        table.similar_cap = DEFAULT_SIMILAR_K
         table.tooltip = "An: analyses of the incident · Sim: similar past incidents seen before"
         yield table
         with Vertical(id="empty"):
