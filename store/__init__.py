@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
         EmbedderMismatch,
@@ -64,6 +65,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     "load_view_state": ("store.view_state", "load_view_state"),
+    "parse_incident_filter": ("store.db.incident_filter", "parse_incident_filter"),
+    "IncidentFilter": ("store.db.incident_filter", "IncidentFilter"),
     "save_view_state": ("store.view_state", "save_view_state"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
@@ -81,6 +84,7 @@ __all__ = [
     "EmbedderUnavailable",
     "INCIDENT_SORTS",
     "IncidentDetail",
+    "IncidentFilter",
     "IncidentPage",
     "IncidentSort",
     "IncidentSummary",
@@ -105,6 +109,7 @@ __all__ = [
     "iter_save_batches",
     "load_view_state",
     "load_settings",
+    "parse_incident_filter",
     "safe_name",
     "save_view_state",
 ]

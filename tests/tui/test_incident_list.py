@@ -36,7 +36,7 @@ async def test_slash_filters_by_text_and_escape_clears(filled_store: Any, tui_se
         await settle(pilot)
         assert sorted(listed_ids(app)) == ["INC-0002", "INC-0009"]
         assert app.focused is app.screen.table
-        assert "matching “ransomware”" in str(app.screen.query_one("#list-status").render())
+        assert "matching text ransomware" in str(app.screen.query_one("#list-status").render())
         await pilot.press("escape")
         await settle(pilot)
         assert len(listed_ids(app)) == 10
@@ -367,3 +367,19 @@ def test_a_similar_count_at_the_search_depth_reads_as_that_many_or_more() -> Non
     assert table._cells(row)[4] == "10+"
     table.set_similar_counts({"INC-1": 3})
     assert table._cells(row)[4] == "3"
+
+
+async def test_the_filter_line_says_how_the_filter_was_understood(filled_store: Any,
+                                                                  tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *'critical "file shares" OR beacon since:2026-01-01', "enter")
+        await settle(pilot)
+        assert sorted(listed_ids(app)) == ["INC-0002", "INC-0007"]
+        assert ("matching severity critical; created since 2026-01-01; "
+                "text “file shares” OR beacon") in status_of(app)
+        await pilot.press("escape", "slash", *"since:soon", "enter")
+        await settle(pilot)
+        assert "since:soon is not a date like 2026-11-01" in status_of(app)
+        assert len(listed_ids(app)) == 10

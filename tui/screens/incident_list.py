@@ -13,7 +13,13 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from store import DEFAULT_SIMILAR_K, INCIDENT_SORTS, IncidentSort, PageCursor
+from store import (
+    DEFAULT_SIMILAR_K,
+    INCIDENT_SORTS,
+    IncidentSort,
+    PageCursor,
+    parse_incident_filter,
+)
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
     CacheWarmed,
@@ -99,8 +105,9 @@ class IncidentListScreen(IncidexScreen):
     def compose(self) -> ComposeResult:
         """Header, filter, status line, the table (or the empty-store help), footer."""
         yield Header()
-        filter_input = FilterBar(placeholder="Filter by words in id, title, description or "
-                                 "findings (Enter applies, Esc clears)", id="filter")
+        filter_input = FilterBar(placeholder='words, "a phrase", OR, critical, '
+                                 "since:2026-11-01, until:…, model:gpt-4o (Enter applies, "
+                                 "Esc clears)", id="filter")
         filter_input.cursor_blink = self.incidex.cursor_blink
         yield filter_input
         yield Static("Loading incidents…", id="list-status")
@@ -283,8 +290,9 @@ class IncidentListScreen(IncidexScreen):
         else:
             parts.append(f"{total} incidents")
         if self.filter_text:
-            parts.append(f"matching “{self.filter_text}”" if window.rows or not self.loaded
-                         else f"no incident matches “{self.filter_text}”")
+            understood = parse_incident_filter(self.filter_text).description()
+            parts.append(f"matching {understood}" if window.rows or not self.loaded
+                         else f"no incident matches {understood}")
         name, largest_first, smallest_first = SORT_LABELS[self.sort]
         parts.append(f"sorted by {name}, {largest_first if self.descending else smallest_first}")
         if self.new_incidents:
