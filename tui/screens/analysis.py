@@ -122,7 +122,10 @@ class AnalysisScreen(IncidexScreen):
             return
         view = self.query_one(JsonView)
         self.app.copy_to_clipboard(view.text)
-        self.notify(f"Copied {len(view.text):,} characters of JSON", title="Clipboard")
+        # OSC 52 has no answer: a terminal (or tmux with set-clipboard off) may drop it silently.
+        self.notify(f"Sent {len(view.text):,} characters of JSON to the clipboard. Terminals do "
+                    "not confirm this (in tmux it needs set-clipboard on); if it did not arrive, "
+                    "e exports to a file.", title="Clipboard", timeout=8)
 
     def action_export(self) -> None:
         """Ask where to write the analysis, then write it in the background."""
