@@ -56,7 +56,8 @@ Add data from a shell:
   [b]{save}[/b]
       analyses from a JSON or JSON Lines file
 
-Or right here: press [b]d[/b] to fill {count:,} demo analyses now, or [b]i[/b] to import a file."""
+Or right here: press [b]d[/b] to fill {count:,} demo analyses now,
+or [b]i[/b] to import a file."""
 
 
 class IncidentListScreen(IncidexScreen):
@@ -78,7 +79,7 @@ class IncidentListScreen(IncidexScreen):
         Binding("G,end", "last", "Last", show=False, id="list.last"),
         Binding("r", "refresh", "Refresh", show=False, id="list.refresh"),
         Binding("i", "import_file", "Import", show=False, id="list.import"),
-        Binding("d", "fill_demo", "Demo data", id="list.demo"),
+        Binding("d", "fill_demo", "Demo", id="list.demo"),
     ]
 
     def __init__(self) -> None:
