@@ -71,8 +71,8 @@ class HelpScreen(ModalScreen[None]):
             yield Label(Text("Keys  ·  ctrl+p opens the command palette (every action by name)",
                              style="bold"), id="help-title")
             with VerticalScroll(id="help-keys"):
-                yield Static(COLUMNS_TEXT, id="help-columns")
                 yield Static(keys_table(self.sections))
+                yield Static(COLUMNS_TEXT, id="help-columns")
             yield Static("Esc, ? or q closes.", classes="prompt-hint")
 
     def action_close(self) -> None:
