@@ -94,6 +94,7 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_severity", "severity_rank", "updated_at", "incident_id"),
         Index("ix_incidents_analyses", "analysis_count", "updated_at", "incident_id"),
         Index("ix_incidents_cost", "cost_nano_usd", "updated_at", "incident_id"),
+        Index("ix_incidents_severity_created", "severity_rank", "created_at"),
         Index("ix_incidents_search", text(f"({PG_SEARCH_VECTOR})"),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
     )

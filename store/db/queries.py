@@ -46,11 +46,21 @@ SORT_KEYS = {
 }
 
 
-def filter_conditions(connection: Connection, query: str | None) -> list[Any]:
-    """WHERE clauses of a typed filter: text (words, phrases, OR) and facets."""
+def filter_conditions(connection: Connection, query: str | None, *,
+                      walk_sort_index: bool = False) -> list[Any]:
+    """WHERE clauses of a typed filter: text (words, phrases, OR) and facets.
+
+    With walk_sort_index (SQLite, a filter matching many incidents) every clause is written
+    so that no index can serve it, which leaves SQLite one plan: walk the sort order's index
+    and stop after a page. (SQLAlchemy does not render SQLite's INDEXED BY hint.)
+    """
     parsed = parse_incident_filter(query)
     incidents = _INCIDENTS
     conditions: list[Any] = []
+
+    def unindexed(column: Any) -> Any:
+        return func.coalesce(column, column, type_=column.type) if walk_sort_index else column
+
     if connection.dialect.name == "postgresql":
         tsquery = pg_tsquery(parsed)
         if tsquery is not None:
@@ -59,16 +69,17 @@ def filter_conditions(connection: Connection, query: str | None) -> list[Any]:
     else:
         match = fts5_match(parsed)
         if match is not None:
+            # A unary + keeps SQLite from reading the matches by rowid first.
             conditions.append(text(
-                "incidents.id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH "
-                ":match)").bindparams(match=match))
+                f"{'+' if walk_sort_index else ''}incidents.id IN (SELECT rowid FROM "
+                "incidents_fts WHERE incidents_fts MATCH :match)").bindparams(match=match))
     if parsed.severities:
         ranks = {0 if level == "none" else severity_rank(level) for level in parsed.severities}
-        conditions.append(incidents.severity_rank.in_(sorted(ranks)))
+        conditions.append(unindexed(incidents.severity_rank).in_(sorted(ranks)))
     if parsed.since_moment is not None:
-        conditions.append(incidents.created_at >= parsed.since_moment)
+        conditions.append(unindexed(incidents.created_at) >= parsed.since_moment)
     if parsed.until_moment is not None:
-        conditions.append(incidents.created_at < parsed.until_moment)
+        conditions.append(unindexed(incidents.created_at) < parsed.until_moment)
     if parsed.models:
         analyses = table_of(Analysis).c
         conditions.append(select(analyses.id).where(
@@ -84,7 +95,8 @@ SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_crea
 
 
 def _broad_filter(connection: Connection, query: str | None, sort: str) -> str | None:
-    """The sort index to walk when a SQLite filter matches many incidents, else None.
+    """The sort index to walk when a SQLite filter matches many incidents, else None
+    (then `filter_conditions(walk_sort_index=True)` makes SQLite walk it).
 
     A rare term is fastest from the text index outward; a common one (a fifth of a
     million incidents match "phishing") is fastest walking the sort order newest first
@@ -121,12 +133,10 @@ def incidents_page(
     table = table_of(Incident)
     key = SORT_KEYS[sort]
     statement: Select[Any] = select(table)
-    conditions = filter_conditions(connection, query)
+    walk = _broad_filter(connection, query, sort) if query else None
+    conditions = filter_conditions(connection, query, walk_sort_index=walk is not None)
     if conditions:
         statement = statement.where(*conditions)
-        walk = _broad_filter(connection, query, sort)
-        if walk is not None:
-            statement = statement.with_hint(table, f"INDEXED BY {walk}", "sqlite")
     backwards = before is not None or from_end
     # "after" is further down the listing: smaller when descending, larger when ascending.
     if after is not None:

@@ -6,6 +6,7 @@ import re
 from datetime import date
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,16 @@ def _ids(store: Any, query: str) -> list[str]:
     return found
 
 
-def test_facets_phrases_and_or_filter_the_list(store: Any) -> None:
+@pytest.fixture(params=["selective", "broad"])
+def filter_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both SQLite plans: from the text index outward, and walking the sort index (taken when
+    a filter matches at least BROAD_MATCH incidents; 1 here so that every filter does)."""
+    if request.param == "broad":
+        monkeypatch.setattr("store.db.queries.BROAD_MATCH", 1)
+    return str(request.param)
+
+
+def test_facets_phrases_and_or_filter_the_list(store: Any, filter_plan: str) -> None:
     _save(store, "A", "Lateral movement over SMB after phishing", "critical", "gpt-4o",
           "2026-11-01")
     _save(store, "B", "Movement lateral? no: a phishing e-mail", "low", "gpt-4o-mini",

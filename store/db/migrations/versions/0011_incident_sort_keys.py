@@ -24,6 +24,8 @@ SORT_INDEXES = {
     "ix_incidents_severity": ["severity_rank", "updated_at", "incident_id"],
     "ix_incidents_analyses": ["analysis_count", "updated_at", "incident_id"],
     "ix_incidents_cost": ["cost_nano_usd", "updated_at", "incident_id"],
+    # Counts of a severity facet with a date range read this index only (14 s -> see bench).
+    "ix_incidents_severity_created": ["severity_rank", "created_at"],
 }
 # Must match store.db.models.SEVERITY_RANKS.
 RANK_CASE = """CASE lower(latest_severity)
