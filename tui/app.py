@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.worker import Worker, WorkerState
 
 from store import (
@@ -135,11 +136,11 @@ class IncidexApp(App[ExitCode]):
         if exact or len(found) == 1:
             self.open_analysis((exact or found)[0].incident_id)
         elif found:
-            listed = ", ".join(row.incident_id for row in found)
-            self.notify(f"No incident has the id “{typed}”; close matches: {listed}",
+            listed = escape(", ".join(row.incident_id for row in found))
+            self.notify(f"No incident has the id “{escape(typed)}”; close matches: {listed}",
                         title="Go to incident", severity="warning", timeout=8)
         else:
-            self.notify(f"No incident has the id “{typed}” or mentions it.",
+            self.notify(f"No incident has the id “{escape(typed)}” or mentions it.",
                         title="Go to incident", severity="warning")
 
     def exit(self, *args: Any, **kwargs: Any) -> None:

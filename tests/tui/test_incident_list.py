@@ -383,3 +383,21 @@ async def test_the_filter_line_says_how_the_filter_was_understood(filled_store: 
         await settle(pilot)
         assert "since:soon is not a date like 2026-11-01" in status_of(app)
         assert len(listed_ids(app)) == 10
+
+
+async def test_typed_markup_in_the_filter_and_the_jump_prompt_shows_as_typed(
+        filled_store: Any, tui_settings: Any) -> None:
+    from textual.content import Content
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"[bold]x[/]", "enter")
+        await settle(pilot)
+        assert "no incident matches text bold x" in status_of(app)
+        await pilot.press("f")
+        await pilot.press("colon", *"[red]NOPE", "enter")
+        await settle(pilot)
+        shown = [Content.from_markup(note.message).plain for note in app._notifications]
+        assert any("No incident matches “[bold]x[/]”" in text for text in shown)
+        assert any("No incident has the id “[red]NOPE”" in text for text in shown)

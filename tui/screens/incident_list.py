@@ -10,6 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
@@ -119,8 +120,10 @@ class IncidentListScreen(IncidexScreen):
         yield table
         with Vertical(id="empty"):
             yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count,
-                                           demo=self.incidex.shell_command("demo --count 1000"),
-                                           save=self.incidex.shell_command("--save FILE")),
+                                           demo=escape(self.incidex.shell_command(
+                                               "demo --count 1000")),
+                                           save=escape(self.incidex.shell_command(
+                                               "--save FILE"))),
                          id="empty-message")
         yield ProgressBar(id="task-progress", show_eta=False)
         yield Footer(compact=True)
@@ -291,7 +294,7 @@ class IncidentListScreen(IncidexScreen):
         else:
             parts.append(f"{total} incidents")
         if self.filter_text:
-            understood = parse_incident_filter(self.filter_text).description()
+            understood = escape(parse_incident_filter(self.filter_text).description())
             parts.append(f"matching {understood}" if window.rows or not self.loaded
                          else f"no incident matches {understood}")
         name, largest_first, smallest_first = SORT_LABELS[self.sort]
@@ -400,7 +403,8 @@ class IncidentListScreen(IncidexScreen):
         if not self.loaded:
             reason = "The list is still loading; press f again in a moment."
         elif self.filter_text:
-            reason = (f"No incident matches “{self.filter_text}”, so there is none to compare. "
+            reason = (f"No incident matches “{escape(self.filter_text)}”, so there is none to "
+                      "compare. "
                       "Esc clears the filter; F searches by typed text.")
         else:
             reason = ("There are no incidents yet to compare. Press d for demo data or i to "
