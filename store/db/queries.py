@@ -91,7 +91,7 @@ def filter_conditions(connection: Connection, query: str | None, *,
 BROAD_MATCH = 2000
 SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
                 "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
-                "cost": "ix_incidents_cost"}
+                "cost": "ix_incidents_cost", "incident_id": "the unique index of incident_id"}
 
 
 def _broad_filter(connection: Connection, query: str | None, sort: str) -> str | None:
