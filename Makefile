@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
+# Test processes: one per core (pytest-xdist); TEST_JOBS=0 runs in this process only.
+TEST_JOBS ?= auto
 
 .PHONY: run test lint bench clean-venv
 
@@ -26,7 +28,7 @@ run: $(RUN_STAMP)
 
 ## test: the whole test suite (SQLite always; PostgreSQL and Redis when they answer)
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check tui widgets store tests bench

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Estimate,
         PreparedAnalysis,
     )
+    from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
         EmbedderMismatch,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from store.schemas import (
         CACHE_NAMESPACES,
         DEFAULT_SIMILAR_K,
+        INCIDENT_SORTS,
         SEVERITY_SCALE,
         AnalysisIn,
         AnalysisRecord,
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from store.store import Store
     from store.vectors.embedder import EmbedderUnavailable
     from store.vectors.maintenance import VerifyReport
+    from store.view_state import load_view_state, save_view_state
 
 # Public name -> (module, attribute in it).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -80,15 +83,19 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "fill_demo_store": ("store.demo.fill", "fill_store"),
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
+    "load_view_state": ("store.view_state", "load_view_state"),
+    "parse_incident_filter": ("store.db.incident_filter", "parse_incident_filter"),
+    "IncidentFilter": ("store.db.incident_filter", "IncidentFilter"),
+    "save_view_state": ("store.view_state", "save_view_state"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
     "SettingsInvalid": ("store.errors", "SettingsInvalid"),
     "CACHE_NAMESPACES": ("store.schemas", "CACHE_NAMESPACES"),
     "SEVERITY_SCALE": ("store.schemas", "SEVERITY_SCALE"),
     **{name: ("store.schemas", name) for name in (
-        "DEFAULT_SIMILAR_K", "AnalysisIn", "AnalysisRecord", "IncidentDetail", "IncidentIn",
-        "IncidentPage",
-        "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult", "SimilarHit",
+        "DEFAULT_SIMILAR_K", "INCIDENT_SORTS", "AnalysisIn", "AnalysisRecord", "IncidentDetail",
+        "IncidentIn", "IncidentPage", "IncidentSort", "IncidentSummary", "PageCursor", "SaveResult",
+        "SimilarHit",
         "SimilarResult", "StoreSummary", "UsageByDay", "UsageTotal", "as_utc")},
 }
 
@@ -104,7 +111,9 @@ __all__ = [
     "EmbedderMismatch",
     "EmbedderUnavailable",
     "Estimate",
+    "INCIDENT_SORTS",
     "IncidentDetail",
+    "IncidentFilter",
     "IncidentIn",
     "IncidentPage",
     "IncidentSort",
@@ -131,9 +140,12 @@ __all__ = [
     "fill_demo_store",
     "iter_save",
     "iter_save_batches",
+    "load_view_state",
     "load_settings",
+    "parse_incident_filter",
     "read_records",
     "safe_name",
+    "save_view_state",
     "write_private_file",
 ]
 

@@ -42,3 +42,10 @@ def secrets_directory(settings: Settings) -> Path:
     base = os.environ.get("XDG_CONFIG_HOME")
     root = Path(base) if base else default_config_file().parent.parent
     return root / "incidex" / "secrets"
+
+
+def state_file(settings: Settings) -> Path:
+    """The app's remembered view (sort order and the like), beside the config file, not in data/."""
+    config = settings.config_file or os.environ.get("INCIDEX_CONFIG_FILE")
+    folder = Path(config).expanduser().parent if config else default_config_file().parent
+    return folder.resolve() / "state.json"

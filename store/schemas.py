@@ -112,6 +112,7 @@ class IncidentSummary:
     created_at: datetime
     updated_at: datetime
     similar_count: int | None = None
+    cost_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +143,18 @@ class AnalysisRecord:
     severity: str | None = None
 
 
-IncidentSort = Literal["updated", "created", "incident_id"]
+IncidentSort = Literal["updated", "created", "incident_id", "severity", "analyses", "cost"]
+INCIDENT_SORTS: tuple[IncidentSort, ...] = (
+    "updated", "created", "severity", "analyses", "cost", "incident_id")
 
 
 @dataclass(frozen=True, slots=True)
 class PageCursor:
-    """Keyset position: the sort value and incident_id of the row a page ended on."""
+    """Keyset position: the sort key's values (as text) of the row a page ended on."""
 
     sort: IncidentSort
-    value: str
-    incident_id: str
+    values: tuple[str, ...]
+    descending: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from store.schemas import (
     IncidentIn,
     IncidentPage,
     IncidentSort,
+    IncidentSummary,
     PageCursor,
     SaveResult,
     SimilarResult,
@@ -234,16 +235,23 @@ class Store:
         self,
         *,
         sort: IncidentSort = "updated",
+        descending: bool = True,
         after: PageCursor | None = None,
         before: PageCursor | None = None,
         from_end: bool = False,
         limit: int = 100,
         query: str | None = None,
     ) -> IncidentPage:
-        """A page of incidents, newest first, by keyset (never OFFSET)."""
+        """A page of incidents, largest (newest) first unless not descending, by keyset."""
         with read_connection(self.engine) as connection:
-            return queries.incidents_page(connection, sort=sort, after=after, before=before,
-                                          from_end=from_end, limit=limit, query=query)
+            return queries.incidents_page(connection, sort=sort, descending=descending,
+                                          after=after, before=before, from_end=from_end,
+                                          limit=limit, query=query)
+
+    def find_incidents(self, typed: str, limit: int = 10) -> list[IncidentSummary]:
+        """Incidents for a typed id, id prefix or words: exact id first (the jump prompt)."""
+        with read_connection(self.engine) as connection:
+            return queries.find_incidents(connection, typed, limit)
 
     def count_incidents(self, query: str | None = None) -> int:
         """How many incidents there are, or how many match the text filter."""
@@ -371,6 +379,11 @@ class Store:
         from store.vectors.maintenance import pending_count
 
         return pending_count(self)
+
+    def incidents_new_since(self, analysis_pk: int) -> int:
+        """How many incidents were first saved after analysis `analysis_pk` (any process)."""
+        with read_connection(self.engine) as connection:
+            return queries.incidents_new_since(connection, analysis_pk)
 
     def latest_analysis_pk(self) -> int:
         """The highest analysis id: a cheap way to notice other processes' saves."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,18 +15,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from store import (
+    IncidentSummary,
     Settings,
     SettingsInvalid,
     Store,
     StoreError,
     StoreUnavailable,
     data_directory,
+    load_view_state,
+    save_view_state,
 )
-from tui.commands import IncidexCommands, PaletteCommand
+from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
 from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
@@ -46,10 +52,11 @@ class IncidexApp(App[ExitCode]):
 
     CSS_PATH = "app.tcss"
     TITLE = "incidex"
-    COMMANDS = App.COMMANDS | {IncidexCommands}
+    COMMANDS = App.COMMANDS | {IncidexCommands, IncidentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("colon", "jump", "Go to id", id="app.jump"),
         Binding("u", "usage", "Usage", id="app.usage"),
         Binding("t", "toggle_theme", "Dark/light theme", show=False, id="app.theme"),
     ]
@@ -57,7 +64,9 @@ class IncidexApp(App[ExitCode]):
     def __init__(self, store: Store, settings: Settings, *,
                  now: Callable[[], datetime] | None = None, poll_seconds: float | None = 2.0,
                  warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
-                 demo_count: int = 1000, data_dir: Path | None = None) -> None:
+                 demo_count: int = 1000, data_dir: Path | None = None,
+                 view_state: dict[str, Any] | None = None,
+                 shell_prefix: str | None = None) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
@@ -69,7 +78,10 @@ class IncidexApp(App[ExitCode]):
         self.demo_count = demo_count
         self.data_dir = data_dir or data_directory(settings)
         self.analysing: set[str] = set()
+        self.view_state: dict[str, Any] = dict(view_state or {})
+        self.shell_prefix = shell_prefix or shell_command_prefix()
         self.exiting = False
+        self.exit_notes: list[str] = []
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
@@ -90,9 +102,60 @@ class IncidexApp(App[ExitCode]):
         """Rewrite the index snapshot when enough changed (it is also written at exit)."""
         self.store.refresh_index_snapshot()
 
+    def remember_view(self, **changes: Any) -> None:
+        """Keep these view choices (the sort) for the next run, written in the background."""
+        self.view_state.update(changes)
+        self._save_view_state(dict(self.view_state))
+
+    @work(thread=True, exit_on_error=False, group="view-state")
+    def _save_view_state(self, state: dict[str, Any]) -> None:
+        save_view_state(self.settings, state)
+
+    def shell_command(self, arguments: str) -> str:
+        """How the analyst types `incidex ARGUMENTS` in the shell this app was started from."""
+        if self.shell_prefix == MAKE_RUN:
+            return f'make run ARGS="{arguments}"'
+        return f"{self.shell_prefix} {arguments}"
+
+    def action_jump(self) -> None:
+        """Ask for an incident id and open it."""
+        from tui.screens.jump import JumpScreen
+
+        if not isinstance(self.screen, JumpScreen):
+            self.push_screen(JumpScreen(self.incident_ids_like), self._jump_chosen)
+
+    def incident_ids_like(self, typed: str) -> list[str]:
+        """Incident ids for a typed id or prefix (called in a thread by the prompt)."""
+        return [found.incident_id for found in self.store.find_incidents(typed, limit=5)]
+
+    def _jump_chosen(self, typed: str | None) -> None:
+        if typed:
+            self._find_for_jump(typed)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="jump")
+    def _find_for_jump(self, typed: str) -> None:
+        found = self.store.find_incidents(typed, limit=5)
+        self.call_from_thread(self._jump_found, typed, found)
+
+    def _jump_found(self, typed: str, found: list[IncidentSummary]) -> None:
+        exact = [row for row in found if row.incident_id.lower() == typed.lower()]
+        if exact or len(found) == 1:
+            self.open_analysis((exact or found)[0].incident_id)
+        elif found:
+            listed = escape(", ".join(row.incident_id for row in found))
+            self.notify(f"No incident has the id “{escape(typed)}”; close matches: {listed}",
+                        title="Go to incident", severity="warning", timeout=8)
+        else:
+            self.notify(f"No incident has the id “{escape(typed)}” or mentions it.",
+                        title="Go to incident", severity="warning")
+
     def exit(self, *args: Any, **kwargs: Any) -> None:
-        """Quit; keys already typed after the quit no longer open screens."""
+        """Quit; keys already typed after the quit no longer open screens, and background
+        imports and warming stop at their next batch, so that quitting waits for nothing."""
         self.exiting = True
+        for screen in self.screen_stack:
+            if isinstance(screen, IncidentListScreen) and not self.exit_notes:
+                self.exit_notes.extend(screen.stop_background())
         super().exit(*args, **kwargs)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -287,6 +350,23 @@ def check_keymap(keymap: dict[str, str]) -> None:
             raise SettingsInvalid(f"INCIDEX_KEYMAP: {binding_id!r} has no key")
 
 
+MAKE_RUN = "make run"
+
+
+def shell_command_prefix() -> str:
+    """What starts incidex from the analyst's shell: `incidex` when it is on PATH, the
+    `make run` form inside a checkout run by make, else the full path of this program."""
+    if shutil.which("incidex"):
+        return "incidex"
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    venv = Path(sys.prefix).resolve()
+    if (Path.cwd() / "Makefile").is_file() and venv == (Path.cwd() / ".venv").resolve():
+        return MAKE_RUN
+    if program is not None and program.name == "incidex":
+        return str(program.resolve())
+    return "incidex"
+
+
 def run_app(settings: Settings) -> ExitCode:
     """Open the store, run the app until the analyst quits, close the store."""
     check_keymap(settings.keymap)
@@ -295,9 +375,17 @@ def run_app(settings: Settings) -> ExitCode:
     except StoreUnavailable as error:
         print(f"incidex: {error}", file=sys.stderr)
         return ExitCode.STORE_UNAVAILABLE
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        app = IncidexApp(store, settings)
-        app.run()
+        app = IncidexApp(store, settings, view_state=load_view_state(settings))
+        # With its own loop Textual returns without joining the worker threads (asyncio.run
+        # waits for each: seconds while the embedder loads). They were told to stop; a batch
+        # still being saved is one transaction, so it is rolled back whole, never half-written.
+        app.run(loop=loop)
     finally:
         store.close()
+        loop.close()
+    for note in app.exit_notes:
+        print(f"incidex: {note}", file=sys.stderr)
     return ExitCode.OK if not app.return_code else ExitCode.INTERNAL_ERROR

@@ -185,7 +185,20 @@ def _open_app(settings: Settings) -> ExitCode:
         from tui.app import run_app
     except ImportError:
         return _print_summary(settings)
-    return run_app(settings)
+    code = run_app(settings)
+    _exit_now(code)
+    return code
+
+
+def _exit_now(code: ExitCode) -> None:
+    """Leave at once once the app has closed the store: the interpreter's own teardown of
+    every loaded module (FAISS, numpy, SQLAlchemy) takes about a second and saves nothing."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
 
 
 def _print_summary(settings: Settings) -> ExitCode:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -9,6 +10,7 @@ from typing import Any
 
 from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.screen import Screen
 
 from tui.screens.help import key_names
@@ -71,3 +73,36 @@ class IncidexCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(printable(command.name, one_line=True)),
                           command.run, help=markup_source(command.help))
+
+
+class IncidentCommands(Provider):
+    """Finds incidents by id, id prefix or title words as the analyst types, and opens one."""
+
+    MIN_CHARS = 2
+    # Ids found by the store but not fuzzy-matched by name still rank, below name matches.
+    FOUND_SCORE = 0.3
+
+    async def search(self, query: str) -> Hits:
+        """Incidents the store finds for the typed text (looked up in a thread)."""
+        app: Any = self.app
+        finder = getattr(app, "store", None)
+        if len(query.strip()) < self.MIN_CHARS or finder is None:
+            return
+        found = await asyncio.to_thread(finder.find_incidents, query, 8)
+        matcher = self.matcher(query)
+        for row in found:
+            label = f"{row.incident_id}  {row.title}".replace("\n", " ")[:120]
+            score = max(matcher.match(label), self.FOUND_SCORE)
+            yield Hit(score, _highlighted(label, query), partial(app.open_analysis,
+                                                                 row.incident_id),
+                      text=label, help=markup_source(
+                          f"open incident · {row.latest_severity or 'no severity'}"))
+
+
+def _highlighted(label: str, query: str) -> Content:
+    """The label as plain text (never markup: titles are stored text) with the query bold."""
+    content = Content(label)
+    start = label.lower().find(query.strip().lower())
+    if start >= 0:
+        content = content.stylize("bold", start, start + len(query.strip()))
+    return content

@@ -55,6 +55,7 @@ class NewAnalysesNoticed(Message):
 
     latest_pk: int
     previous_pk: int
+    new_incidents: int = 0
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from widgets.format import compact, money
+from widgets.format import compact, cost, money
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class CostPanel(Static):
         """Show these totals and, when known, the cache's hit rate and savings."""
         tokens = totals.input_tokens + totals.output_tokens
         line = Text.assemble(
-            (money(totals.cost_usd), "bold"), f" over {totals.calls:,} calls · ",
+            (cost(totals.cost_usd, totals.unpriced_calls, totals.calls), "bold"),
+            f" over {totals.calls:,} calls · ",
             (compact(tokens), "bold"), f" tokens ({compact(totals.input_tokens)} in, "
             f"{compact(totals.output_tokens)} out)",
         )

@@ -53,6 +53,17 @@ def money(amount: Decimal | float | None) -> str:
     return f"${value:.4f}"
 
 
+UNPRICED = "unpriced"
+
+
+def cost(amount: Decimal | None, unpriced_calls: int = 0, calls: int = 1) -> str:
+    """The cost of model calls as every screen shows it: dollars, or 'unpriced' when no call
+    behind the amount had a known price (a local or unknown model), never a made-up $0."""
+    if amount is None or (calls > 0 and unpriced_calls >= calls):
+        return UNPRICED
+    return money(amount)
+
+
 def tokens(count: int | None) -> str:
     """A token count with thousands separators, an en dash when unknown."""
     return "–" if count is None else f"{count:,}"

@@ -113,6 +113,8 @@ class IncidentTable(Widget, can_focus=True):
         self.similar_counts: dict[str, int] = {}
         self.top = 0
         self.edge_margin = 60
+        # Similar counts come from a top-k search: k means "k or more".
+        self.similar_cap: int | None = None
         self._id_width = 16
 
     @property
@@ -238,7 +240,7 @@ class IncidentTable(Widget, can_focus=True):
             similar = getattr(row, "similar_count", None)
         return [printable(row.incident_id, one_line=True), printable(row.title, one_line=True),
                 printable(row.latest_severity or "–", one_line=True), str(row.analysis_count),
-                "·" if similar is None else str(similar), relative_age(row.updated_at, self.now())]
+                _similar_text(similar, self.similar_cap), relative_age(row.updated_at, self.now())]
 
     def render_line(self, y: int) -> Strip:
         """Draw the header on line 0 and a row on every other line."""
@@ -274,6 +276,12 @@ class IncidentTable(Widget, can_focus=True):
             segments.append(Segment(_fit(text, column.width, column.align), style))
             segments.append(Segment(" ", fill))
         return Strip(segments).crop_extend(0, width, fill)
+
+
+def _similar_text(similar: int | None, cap: int | None) -> str:
+    if similar is None:
+        return "·"
+    return f"{cap}+" if cap is not None and similar >= cap else str(similar)
 
 
 def _fit(text: str, width: int, align: str) -> str:

@@ -54,6 +54,7 @@ class JsonView(Widget):
 
     def update(self, document: Any, label: str = "analysis") -> None:
         """Show a new document."""
+        document = reading_order(document)
         self.document = document
         self.text = json_text(document, indent=2)
         tree: Tree[Any] = self.query_one("#json-tree", Tree)
@@ -89,6 +90,19 @@ class JsonView(Widget):
         syntax = Syntax(self.text, "json", theme="ansi_dark" if dark else "ansi_light",
                         word_wrap=True, background_color="default", line_numbers=False)
         self.query_one("#json-static", Static).update(syntax)
+
+
+READ_FIRST = ("summary", "severity", "category")
+
+
+def reading_order(document: Any, first: tuple[str, ...] = READ_FIRST) -> Any:
+    """The document with the keys an analyst reads first (summary, severity, category) on
+    top and the others in their stored order (stored analyses come back sorted by name)."""
+    if not isinstance(document, dict):
+        return document
+    leading = [key for key in first if key in document]
+    return {**{key: document[key] for key in leading},
+            **{key: value for key, value in document.items() if key not in leading}}
 
 
 def _branch_label(name: str, value: Any) -> Text:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -32,6 +32,23 @@ PG_SEARCH_VECTOR = (
     "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
     "'g'))"
 )
+
+
+# The latest severity as a sort rank (migration 0011 repeats it in SQL); anything else ranks 0.
+SEVERITY_RANKS = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "informational": 1}
+NANOS_PER_USD = 1_000_000_000
+
+
+def severity_rank(severity: str | None) -> int:
+    """The sort rank of a severity label: critical highest, unknown or missing 0."""
+    return SEVERITY_RANKS.get((severity or "").strip().lower(), 0)
+
+
+def cost_nanos(cost_usd: Decimal | None) -> int:
+    """A dollar amount in whole billionths (0 when unpriced)."""
+    if cost_usd is None:
+        return 0
+    return int((Decimal(cost_usd) * NANOS_PER_USD).to_integral_value(ROUND_HALF_UP))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -73,6 +90,11 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         Index("ix_incidents_updated", "updated_at", "incident_id"),
         Index("ix_incidents_created", "created_at", "incident_id"),
+        # Keyset indexes of the other list sorts (migration 0011).
+        Index("ix_incidents_severity", "severity_rank", "updated_at", "incident_id"),
+        Index("ix_incidents_analyses", "analysis_count", "updated_at", "incident_id"),
+        Index("ix_incidents_cost", "cost_nano_usd", "updated_at", "incident_id"),
+        Index("ix_incidents_severity_created", "severity_rank", "created_at"),
         Index("ix_incidents_search", text(f"({PG_SEARCH_VECTOR})"),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
@@ -87,6 +109,11 @@ class Incident(SQLModel, table=True):
     analysis_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     latest_severity: str | None = Field(default=None, sa_column=Column(String(32)))
     latest_analysis_at: datetime | None = _utc(nullable=True)
+    severity_rank: int = Field(default=0, sa_column=Column(
+        Integer, nullable=False, default=0, server_default="0"))
+    # The known cost of the incident's model calls in billionths of a dollar: an exact sort key.
+    cost_nano_usd: int = Field(default=0, sa_column=Column(
+        BigInteger, nullable=False, default=0, server_default="0"))
 
 
 class Analysis(SQLModel, table=True):

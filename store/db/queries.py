@@ -8,10 +8,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, TextClause, case, func, literal, select, text
+from sqlalchemy import Connection, Select, case, func, literal, select, text
 from sqlalchemy import tuple_ as row
 
-from store.db.models import PG_SEARCH_VECTOR, Analysis, Incident, RunMetadata, table_of
+from store.db.incident_filter import fts5_match, parse_incident_filter, pg_tsquery
+from store.db.models import (
+    NANOS_PER_USD,
+    PG_SEARCH_VECTOR,
+    Analysis,
+    Incident,
+    RunMetadata,
+    severity_rank,
+    table_of,
+)
 from store.schemas import (
     AnalysisRecord,
     IncidentDetail,
@@ -24,50 +33,86 @@ from store.schemas import (
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-SORT_COLUMNS = {
-    "updated": table_of(Incident).c.updated_at,
-    "created": table_of(Incident).c.created_at,
-    "incident_id": table_of(Incident).c.incident_id,
+_INCIDENTS = table_of(Incident).c
+# Each sort's keyset key, most significant first; incident_id last makes every key unique.
+# Each key has an index of exactly these columns (models.py), walked in either direction.
+SORT_KEYS = {
+    "updated": (_INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "created": (_INCIDENTS.created_at, _INCIDENTS.incident_id),
+    "incident_id": (_INCIDENTS.incident_id,),
+    "severity": (_INCIDENTS.severity_rank, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "analyses": (_INCIDENTS.analysis_count, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
+    "cost": (_INCIDENTS.cost_nano_usd, _INCIDENTS.updated_at, _INCIDENTS.incident_id),
 }
 
 
-def text_condition(connection: Connection, query: str | None) -> TextClause | None:
-    """A WHERE clause matching incidents whose id or text hold every word of the query."""
-    words = _WORD.findall(query or "")[:16]
-    if not words:
-        return None
+def filter_conditions(connection: Connection, query: str | None, *,
+                      walk_sort_index: bool = False) -> list[Any]:
+    """WHERE clauses of a typed filter: text (words, phrases, OR) and facets.
+
+    With walk_sort_index (SQLite, a filter matching many incidents) every clause is written
+    so that no index can serve it, which leaves SQLite one plan: walk the sort order's index
+    and stop after a page. (SQLAlchemy does not render SQLite's INDEXED BY hint.)
+    """
+    parsed = parse_incident_filter(query)
+    incidents = _INCIDENTS
+    conditions: list[Any] = []
+
+    def unindexed(column: Any) -> Any:
+        return func.coalesce(column, column, type_=column.type) if walk_sort_index else column
+
     if connection.dialect.name == "postgresql":
-        tsquery = " & ".join(f"{word.lower()}:*" for word in words)
-        return text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)").bindparams(
-            tsquery=tsquery
-        )
-    return text(
-        "incidents.id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH :match)"
-    ).bindparams(match=_fts_match(words))
-
-
-def _fts_match(words: list[str]) -> str:
-    return " ".join(f'"{word}"*' for word in words)
+        tsquery = pg_tsquery(parsed)
+        if tsquery is not None:
+            conditions.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)")
+                              .bindparams(tsquery=tsquery))
+    else:
+        match = fts5_match(parsed)
+        if match is not None:
+            # A unary + keeps SQLite from reading the matches by rowid first.
+            conditions.append(text(
+                f"{'+' if walk_sort_index else ''}incidents.id IN (SELECT rowid FROM "
+                "incidents_fts WHERE incidents_fts MATCH :match)").bindparams(match=match))
+    if parsed.severities:
+        ranks = {0 if level == "none" else severity_rank(level) for level in parsed.severities}
+        conditions.append(unindexed(incidents.severity_rank).in_(sorted(ranks)))
+    if parsed.since_moment is not None:
+        conditions.append(unindexed(incidents.created_at) >= parsed.since_moment)
+    if parsed.until_moment is not None:
+        conditions.append(unindexed(incidents.created_at) < parsed.until_moment)
+    if parsed.models:
+        analyses = table_of(Analysis).c
+        conditions.append(select(analyses.id).where(
+            analyses.incident_id == incidents.incident_id,
+            analyses.model_name.in_(parsed.models)).exists())
+    return conditions
 
 
 BROAD_MATCH = 2000
-SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created"}
+SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
+                "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
+                "cost": "ix_incidents_cost", "incident_id": "the unique index of incident_id"}
 
 
 def _broad_filter(connection: Connection, query: str | None, sort: str) -> str | None:
-    """The sort index to walk when a SQLite filter matches many incidents, else None.
+    """The sort index to walk when a SQLite filter matches many incidents, else None
+    (then `filter_conditions(walk_sort_index=True)` makes SQLite walk it).
 
     A rare term is fastest from the text index outward; a common one (a fifth of a
     million incidents match "phishing") is fastest walking the sort order newest first
-    and stopping at a page: 29 ms instead of 5 s at a million incidents.
+    and stopping at a page: 29 ms instead of 5 s at a million incidents. A filter of
+    facets only walks the sort index too.
     """
-    words = _WORD.findall(query or "")[:16]
-    if not words or connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
+    if connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
         return None
+    parsed = parse_incident_filter(query)
+    match = fts5_match(parsed)
+    if match is None:
+        return SORT_INDEXES[sort] if not parsed.empty else None
     found = connection.execute(
         text("SELECT count(*) FROM (SELECT rowid FROM incidents_fts "
              "WHERE incidents_fts MATCH :match LIMIT :cap)"),
-        {"match": _fts_match(words), "cap": BROAD_MATCH},
+        {"match": match, "cap": BROAD_MATCH},
     ).scalar_one()
     return SORT_INDEXES[sort] if found >= BROAD_MATCH else None
 
@@ -76,38 +121,38 @@ def incidents_page(
     connection: Connection,
     *,
     sort: IncidentSort = "updated",
+    descending: bool = True,
     after: PageCursor | None = None,
     before: PageCursor | None = None,
     from_end: bool = False,
     limit: int = 100,
     query: str | None = None,
 ) -> IncidentPage:
-    """One page in the sort order, newest first; `before`/`from_end` walk backwards."""
+    """One page in the sort order (largest first unless `descending` is False);
+    `before`/`from_end` walk backwards."""
     table = table_of(Incident)
-    incidents = table.c
-    column = SORT_COLUMNS[sort]
+    key = SORT_KEYS[sort]
     statement: Select[Any] = select(table)
-    condition = text_condition(connection, query)
-    if condition is not None:
-        statement = statement.where(condition)
-        walk = _broad_filter(connection, query, sort)
-        if walk is not None:
-            statement = statement.with_hint(table, f"INDEXED BY {walk}", "sqlite")
+    walk = _broad_filter(connection, query, sort) if query else None
+    conditions = filter_conditions(connection, query, walk_sort_index=walk is not None)
+    if conditions:
+        statement = statement.where(*conditions)
     backwards = before is not None or from_end
+    # "after" is further down the listing: smaller when descending, larger when ascending.
     if after is not None:
-        statement = statement.where(row(column, incidents.incident_id) < _key(after))
+        statement = statement.where(_beyond(key, after, descending))
     if before is not None:
-        statement = statement.where(row(column, incidents.incident_id) > _key(before))
-    order = (column.asc(), incidents.incident_id.asc()) if backwards else (
-        column.desc(), incidents.incident_id.desc())
+        statement = statement.where(_beyond(key, before, not descending))
+    walk_descending = descending != backwards
+    order = [column.desc() if walk_descending else column.asc() for column in key]
     rows = list(connection.execute(statement.order_by(*order).limit(limit + 1)).mappings())
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
         rows.reverse()
     summaries = [_summary(r) for r in rows]
-    cursors = [_cursor(sort, r) for r in rows[:1]] + [_cursor(sort, r) for r in rows[-1:]]
-    first, last = (cursors[0], cursors[-1]) if cursors else (None, None)
+    first = _cursor(sort, descending, rows[0]) if rows else None
+    last = _cursor(sort, descending, rows[-1]) if rows else None
     if backwards:
         has_newer, has_older = more, after is not None or (before is not None and not from_end)
     else:
@@ -119,18 +164,32 @@ def incidents_page(
     )
 
 
-def _key(cursor: PageCursor) -> Any:
-    value: Any = cursor.value
-    if cursor.sort != "incident_id":
-        value = datetime.fromisoformat(cursor.value)
-    column = SORT_COLUMNS[cursor.sort]
-    return row(literal(value, column.type), literal(cursor.incident_id))
+def _beyond(key: tuple[Any, ...], cursor: PageCursor, descending: bool) -> Any:
+    """Rows strictly past the cursor in the walking direction."""
+    if len(cursor.values) != len(key):
+        raise ValueError(f"a page cursor of sort {cursor.sort!r} does not fit this sort")
+    values = [literal(_parse(column, value), column.type)
+              for column, value in zip(key, cursor.values, strict=True)]
+    if len(key) == 1:
+        return key[0] < values[0] if descending else key[0] > values[0]
+    return row(*key) < row(*values) if descending else row(*key) > row(*values)
 
 
-def _cursor(sort: IncidentSort, mapping: Any) -> PageCursor:
-    value = mapping["incident_id"] if sort == "incident_id" else mapping[
-        "updated_at" if sort == "updated" else "created_at"].isoformat()
-    return PageCursor(sort=sort, value=value, incident_id=mapping["incident_id"])
+def _parse(column: Any, value: str) -> Any:
+    if column.name in ("updated_at", "created_at"):
+        return datetime.fromisoformat(value)
+    if column.name in ("severity_rank", "analysis_count", "cost_nano_usd"):
+        return int(value)
+    return value
+
+
+def _cursor(sort: IncidentSort, descending: bool, mapping: Any) -> PageCursor:
+    values = tuple(
+        mapping[column.name].isoformat() if isinstance(mapping[column.name], datetime)
+        else str(mapping[column.name])
+        for column in SORT_KEYS[sort]
+    )
+    return PageCursor(sort=sort, values=values, descending=descending)
 
 
 def _summary(mapping: Any) -> IncidentSummary:
@@ -141,15 +200,49 @@ def _summary(mapping: Any) -> IncidentSummary:
         analysis_count=mapping["analysis_count"],
         created_at=mapping["created_at"],
         updated_at=mapping["updated_at"],
+        cost_usd=Decimal(mapping["cost_nano_usd"]) / NANOS_PER_USD,
     )
+
+
+def find_incidents(connection: Connection, typed: str, limit: int = 10) -> list[IncidentSummary]:
+    """Incidents for a typed id or words: the exact id, then ids starting with it, then text.
+
+    The id lookups walk the unique index (as typed, then upper-cased: ids are usually
+    upper-case); the words go through the text filter, newest first.
+    """
+    typed = typed.strip()
+    if not typed:
+        return []
+    table = table_of(Incident)
+    incidents = table.c
+    found: dict[str, IncidentSummary] = {}
+    for candidate in dict.fromkeys((typed, typed.upper())):
+        exact = connection.execute(
+            select(table).where(incidents.incident_id == candidate)).mappings().first()
+        if exact is not None:
+            found.setdefault(exact["incident_id"], _summary(exact))
+    for candidate in dict.fromkeys((typed, typed.upper())):
+        prefixed = select(table).where(
+            incidents.incident_id.startswith(candidate, autoescape=True))
+        if connection.dialect.name == "sqlite":
+            # A range the unique index serves (SQLite's LIKE cannot use it).
+            prefixed = prefixed.where(incidents.incident_id >= candidate,
+                                      incidents.incident_id < candidate + "\U0010ffff")
+        prefixed = prefixed.order_by(incidents.incident_id).limit(limit)
+        for mapping in connection.execute(prefixed).mappings():
+            found.setdefault(mapping["incident_id"], _summary(mapping))
+    if len(found) < limit:
+        for summary in incidents_page(connection, query=typed, limit=limit).rows:
+            found.setdefault(summary.incident_id, summary)
+    return list(found.values())[:limit]
 
 
 def count_incidents(connection: Connection, query: str | None = None) -> int:
     """How many incidents there are, or how many match the text filter."""
     statement = select(func.count()).select_from(table_of(Incident))
-    condition = text_condition(connection, query)
-    if condition is not None:
-        statement = statement.where(condition)
+    conditions = filter_conditions(connection, query)
+    if conditions:
+        statement = statement.where(*conditions)
     return int(connection.execute(statement).scalar_one())
 
 
@@ -295,6 +388,18 @@ def severity_stored(connection: Connection, severity: str) -> bool:
     found = connection.execute(select(analyses.c.id).where(
         analyses.c.severity == severity.strip().lower()[:32]).limit(1)).first()
     return found is not None
+
+
+def incidents_new_since(connection: Connection, analysis_pk: int) -> int:
+    """How many incidents got their first analysis after analysis `analysis_pk`."""
+    analyses = table_of(Analysis)
+    earlier = analyses.alias("earlier")
+    statement = select(func.count(func.distinct(analyses.c.incident_id))).where(
+        analyses.c.id > analysis_pk,
+        ~select(earlier.c.id).where(earlier.c.incident_id == analyses.c.incident_id,
+                                    earlier.c.id <= analysis_pk).exists(),
+    )
+    return int(connection.execute(statement).scalar_one())
 
 
 def latest_analysis_pk(connection: Connection) -> int:

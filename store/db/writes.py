@@ -13,7 +13,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store.db.engine import run_write
 from store.db.identity import allocate_seqs
-from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
+from store.db.models import (
+    Analysis,
+    Embedding,
+    Incident,
+    RunMetadata,
+    cost_nanos,
+    severity_rank,
+    table_of,
+)
 from store.errors import InvalidVector, StoreUnavailable
 from store.ingest.records import PreparedSave, utc_now
 from store.schemas import SaveResult
@@ -134,6 +142,8 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
                                     else_=current.latest_severity),
             "latest_analysis_at": case((newer, excluded.latest_analysis_at),
                                        else_=current.latest_analysis_at),
+            "severity_rank": case((newer, excluded.severity_rank), else_=current.severity_rank),
+            "cost_nano_usd": current.cost_nano_usd + excluded.cost_nano_usd,
         },
     )
     rows = []
@@ -149,6 +159,8 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
             "analysis_count": 1,
             "latest_severity": prepared.severity,
             "latest_analysis_at": prepared.event_time,
+            "severity_rank": severity_rank(prepared.severity),
+            "cost_nano_usd": cost_nanos(run["cost_usd"]) if (run := prepared.run_row) else 0,
         })
     connection.execute(statement, rows)
 

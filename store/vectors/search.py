@@ -263,8 +263,10 @@ class SimilarSearch:
                 for pk, score, duplicates in ranking]
 
     def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
-        """For incidents whose similar results are cached now, how many scored at least the
-        seen-before score; incidents not in the cache are left out (unknown, not zero)."""
+        """For incidents whose similar results are cached now, how many distinct incidents
+        (near-duplicates folded into one) scored at least the seen-before score; incidents not
+        in the cache are left out (unknown, not zero). At most DEFAULT_SIMILAR_K: a flood of
+        one templated alert counts once, not hundreds of times."""
         cache = self._cache_provider()
         if cache is None or not self.vectors.index_loaded:
             return {}
@@ -274,7 +276,7 @@ class SimilarSearch:
             key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index)
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
-                counts[incident_id] = sum(1 + duplicates for _pk, score, duplicates
+                counts[incident_id] = sum(1 for _pk, score, _duplicates
                                           in ranking_from_json(found)
                                           if score >= self.seen_min_score)
         return counts

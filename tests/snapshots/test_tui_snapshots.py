@@ -1,4 +1,5 @@
-"""One snapshot per meaningful screen: fixed data, frozen clock, 120x36, no blink or animation.
+"""One snapshot per meaningful screen at 80x24, 120x36 and 200x50: fixed data, frozen clock,
+no blink or animation.
 
 Update with `pytest tests/snapshots --snapshot-update` after checking the report's pictures.
 """
@@ -8,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from tests.tui.conftest import SIZE, make_app, settle
+
+SIZES = pytest.mark.parametrize("size", [(80, 24), SIZE, (200, 50)],
+                                ids=["80x24", "120x36", "200x50"])
 
 
 def after(*keys: str) -> Callable[[Any], Awaitable[None]]:
@@ -23,31 +29,57 @@ def after(*keys: str) -> Callable[[Any], Awaitable[None]]:
     return run_before
 
 
-def test_incident_list(snap_compare: Any, filled_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_incident_list(snap_compare: Any, filled_store: Any, tui_settings: Any,
+                       size: tuple[int, int]) -> None:
     app = make_app(filled_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after("j"))
+    assert snap_compare(app, terminal_size=size, run_before=after("j"))
 
 
-def test_analysis_view(snap_compare: Any, filled_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_analysis_view(snap_compare: Any, filled_store: Any, tui_settings: Any,
+                       size: tuple[int, int]) -> None:
     app = make_app(filled_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after("j", "enter"))
+    assert snap_compare(app, terminal_size=size, run_before=after("j", "enter"))
 
 
-def test_similar_incidents(snap_compare: Any, filled_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_similar_incidents(snap_compare: Any, filled_store: Any, tui_settings: Any,
+                           size: tuple[int, int]) -> None:
     app = make_app(filled_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after("f"))
+    assert snap_compare(app, terminal_size=size, run_before=after("f"))
 
 
-def test_usage(snap_compare: Any, filled_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_usage(snap_compare: Any, filled_store: Any, tui_settings: Any,
+               size: tuple[int, int]) -> None:
     app = make_app(filled_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after("u"))
+    assert snap_compare(app, terminal_size=size, run_before=after("u"))
 
 
-def test_empty_store(snap_compare: Any, empty_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_empty_store(snap_compare: Any, empty_store: Any, tui_settings: Any,
+                     size: tuple[int, int]) -> None:
     app = make_app(empty_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after())
+    assert snap_compare(app, terminal_size=size, run_before=after())
 
 
-def test_help(snap_compare: Any, filled_store: Any, tui_settings: Any) -> None:
+@SIZES
+def test_help(snap_compare: Any, filled_store: Any, tui_settings: Any,
+              size: tuple[int, int]) -> None:
     app = make_app(filled_store, tui_settings)
-    assert snap_compare(app, terminal_size=SIZE, run_before=after("question_mark"))
+    assert snap_compare(app, terminal_size=size, run_before=after("question_mark"))
+
+
+@SIZES
+def test_jump_prompt(snap_compare: Any, filled_store: Any, tui_settings: Any,
+                     size: tuple[int, int]) -> None:
+    app = make_app(filled_store, tui_settings)
+    assert snap_compare(app, terminal_size=size, run_before=after("colon", "I", "N", "C"))
+
+
+@SIZES
+def test_incident_list_sorted_by_severity(snap_compare: Any, filled_store: Any,
+                                          tui_settings: Any, size: tuple[int, int]) -> None:
+    app = make_app(filled_store, tui_settings, view_state={"sort": "severity"})
+    assert snap_compare(app, terminal_size=size, run_before=after())

@@ -115,7 +115,8 @@ def make_app(store: Any, settings: Any, **options: Any) -> Any:
     from tui.app import IncidexApp
 
     defaults: dict[str, Any] = {"now": lambda: FROZEN_NOW, "poll_seconds": None,
-                                "warm_cache": False, "cursor_blink": False}
+                                "warm_cache": False, "cursor_blink": False,
+                                "shell_prefix": "incidex"}
     app = IncidexApp(store, settings, **{**defaults, **options})
     app.animation_level = "none"
     return app

@@ -63,7 +63,9 @@ async def test_y_copies_the_json_and_e_exports_it(filled_store: Any, tui_setting
         screen = await open_second_incident(pilot)
         await pilot.press("y")
         assert json.loads(app.clipboard)["severity"] == "critical"
-        assert any("Copied" in n.message for n in app._notifications)
+        assert any("Sent" in n.message and "Terminals do not confirm" in n.message
+                   and "e exports to a file" in n.message for n in app._notifications)
+        assert not any("Copied" in n.message for n in app._notifications)
         await pilot.press("e")
         await pilot.pause()
         prompt_value = app.screen.query_one("#path").value
@@ -147,3 +149,17 @@ async def test_f_from_the_analysis_view_comes_back_to_it(filled_store: Any, tui_
         assert app.screen.incident_id == "INC-0002"
         await pilot.press("escape")
         assert app.screen is screen
+
+
+async def test_an_analysis_reads_summary_severity_and_category_first(filled_store: Any,
+                                                                     tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        view = screen.query_one(JsonView)
+        keys = list(json.loads(view.text))
+        assert keys[:3] == ["summary", "severity", "category"]
+        assert sorted(keys[3:]) == keys[3:]  # the rest as stored
+        tree = view.query_one("#json-tree")
+        first = [str(child.label).split(":")[0].split()[0] for child in tree.root.children[:3]]
+        assert first == ["summary", "severity", "category"]

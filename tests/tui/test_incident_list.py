@@ -36,7 +36,7 @@ async def test_slash_filters_by_text_and_escape_clears(filled_store: Any, tui_se
         await settle(pilot)
         assert sorted(listed_ids(app)) == ["INC-0002", "INC-0009"]
         assert app.focused is app.screen.table
-        assert "matching “ransomware”" in str(app.screen.query_one("#list-status").render())
+        assert "matching text ransomware" in str(app.screen.query_one("#list-status").render())
         await pilot.press("escape")
         await settle(pilot)
         assert len(listed_ids(app)) == 10
@@ -62,11 +62,162 @@ async def test_s_cycles_the_sort(filled_store: Any, tui_settings: Any) -> None:
         assert app.screen.sort == "created"
         await pilot.press("s")
         await settle(pilot)
+        assert app.screen.sort == "severity"
+        assert listed_ids(app)[:3] == ["INC-0002", "INC-0007", "INC-0009"]
+        assert "sorted by severity, worst first" in status_of(app)
+        await pilot.press("s", "s", "s")
+        await settle(pilot)
         assert app.screen.sort == "incident_id"
         assert listed_ids(app)[0] == "INC-0010"
         await pilot.press("s")
         await settle(pilot)
         assert app.screen.sort == "updated"
+
+
+def status_of(app: Any) -> str:
+    return str(app.screen.query_one("#list-status").render())
+
+
+async def test_capital_s_reverses_and_the_sort_is_kept_for_the_next_run(
+        filled_store: Any, tui_settings: Any) -> None:
+    from store import load_view_state
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "s", "S")
+        await settle(pilot)
+        assert (app.screen.sort, app.screen.descending) == ("severity", False)
+        # Low first; the whole key reverses, so the earlier update of the two comes first.
+        assert listed_ids(app)[:2] == ["INC-0008", "INC-0005"]
+        assert "sorted by severity, mildest first" in status_of(app)
+    remembered = load_view_state(tui_settings)
+    assert remembered == {"sort": "severity", "descending": False}
+    again = make_app(filled_store, tui_settings, view_state=remembered)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert listed_ids(again)[:2] == ["INC-0008", "INC-0005"]
+
+
+async def test_sorts_by_analysis_count_and_cost(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings, view_state={"sort": "analyses"})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert listed_ids(app)[0] == "INC-0002"  # the only incident with two analyses
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.sort == "cost"
+        costs = [row.cost_usd for row in app.screen.table.rows]
+        assert costs == sorted(costs, reverse=True) and costs[0] > 0
+        assert "sorted by cost, dearest first" in status_of(app)
+
+
+async def test_a_broken_state_file_is_ignored(filled_store: Any, tui_settings: Any) -> None:
+    from store import load_view_state
+    from store.locations import state_file
+
+    path = state_file(tui_settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    assert load_view_state(tui_settings) == {}
+    path.write_text('{"sort": "no-such-sort", "descending": "yes"}')
+    app = make_app(filled_store, tui_settings, view_state=load_view_state(tui_settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert (app.screen.sort, app.screen.descending) == ("updated", True)
+    assert str(path.parent).startswith(str(tui_settings.data_dir.parent / "config"))
+
+
+async def test_colon_jumps_to_an_incident_by_id_from_anywhere(filled_store: Any,
+                                                              tui_settings: Any) -> None:
+    from tui.screens.analysis import AnalysisScreen
+    from tui.screens.jump import JumpScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("colon")
+        assert isinstance(app.screen, JumpScreen)
+        await pilot.press(*"inc-0007", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen)
+        assert app.screen.incident_id == "INC-0007"
+        await pilot.press("u")
+        await settle(pilot)
+        await pilot.press("colon", *"INC-0009", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen) and app.screen.incident_id == "INC-0009"
+
+
+async def test_colon_with_an_unknown_id_says_so_and_lists_close_ids(filled_store: Any,
+                                                                    tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("colon", *"INC-00", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        [note] = list(app._notifications)
+        assert "No incident has the id “INC-00”" in note.message and "INC-0001" in note.message
+        app.clear_notifications()
+        await pilot.press("colon", *"NOPE-404", "enter")
+        await settle(pilot)
+        [note] = list(app._notifications)
+        assert "No incident has the id “NOPE-404”" in note.message
+
+
+async def test_the_jump_prompt_completes_ids_as_you_type(filled_store: Any, tui_settings: Any
+                                                         ) -> None:
+    from tui.screens.jump import IncidentIdSuggester
+
+    app = make_app(filled_store, tui_settings)
+    suggester = IncidentIdSuggester(app.incident_ids_like)
+    assert await suggester.get_suggestion("INC-000") == "INC-0001"
+    assert await suggester.get_suggestion("inc-000") == "inc-0001"
+    assert await suggester.get_suggestion("INC-0007") is None  # complete already
+    assert await suggester.get_suggestion("ZZZ") is None
+
+
+async def test_the_palette_finds_incidents_by_id_and_title(filled_store: Any, tui_settings: Any
+                                                           ) -> None:
+    from textual.command import CommandPalette
+
+    from tui.screens.analysis import AnalysisScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"cobalt strike")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, AnalysisScreen) and app.screen.incident_id == "INC-0007"
+
+
+async def test_f_with_no_incident_says_why_nothing_happens(filled_store: Any,
+                                                           tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"zzzqqq", "enter")
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentListScreen)
+        [note] = list(app._notifications)
+        assert "No incident matches “zzzqqq”" in note.message
+
+
+async def test_f_on_an_empty_store_says_why(empty_store: Any, tui_settings: Any) -> None:
+    app = make_app(empty_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        [note] = list(app._notifications)
+        assert "no incidents yet" in note.message and "d for demo data" in note.message
 
 
 async def test_j_k_g_and_capital_g_move_the_cursor(filled_store: Any, tui_settings: Any
@@ -189,3 +340,64 @@ async def test_a_keymap_setting_remaps_keys_and_the_help_shows_them(filled_store
         assert type(app.screen).__name__ == "UsageScreen"
     everywhere = dict(help_sections({"app.usage": "U"}))["Everywhere"]
     assert [b.key for b in everywhere if getattr(b, "id", None) == "app.usage"] == ["U"]
+
+
+async def test_the_help_and_a_tooltip_say_what_an_and_sim_mean(filled_store: Any,
+                                                               tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "An: analyses of the incident" in str(app.screen.table.tooltip)
+        await pilot.press("question_mark")
+        columns = str(app.screen.query_one("#help-columns").render())
+        assert "An analyses of the incident" in columns
+        assert "Sim similar past incidents seen before" in columns
+
+
+def test_a_similar_count_at_the_search_depth_reads_as_that_many_or_more() -> None:
+    from datetime import UTC, datetime
+
+    from store import IncidentSummary
+    from widgets.incident_table import IncidentTable
+
+    table = IncidentTable()
+    table.similar_cap = 10
+    row = IncidentSummary("INC-1", "t", "low", 1, datetime.now(UTC), datetime.now(UTC))
+    table.set_similar_counts({"INC-1": 10})
+    assert table._cells(row)[4] == "10+"
+    table.set_similar_counts({"INC-1": 3})
+    assert table._cells(row)[4] == "3"
+
+
+async def test_the_filter_line_says_how_the_filter_was_understood(filled_store: Any,
+                                                                  tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *'critical "file shares" OR beacon since:2026-01-01', "enter")
+        await settle(pilot)
+        assert sorted(listed_ids(app)) == ["INC-0002", "INC-0007"]
+        assert ("matching severity critical; created since 2026-01-01; "
+                "text “file shares” OR beacon") in status_of(app)
+        await pilot.press("escape", "slash", *"since:soon", "enter")
+        await settle(pilot)
+        assert "since:soon is not a date like 2026-11-01" in status_of(app)
+        assert len(listed_ids(app)) == 10
+
+
+async def test_typed_markup_in_the_filter_and_the_jump_prompt_shows_as_typed(
+        filled_store: Any, tui_settings: Any) -> None:
+    from textual.content import Content
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"[bold]x[/]", "enter")
+        await settle(pilot)
+        assert "no incident matches text bold x" in status_of(app)
+        await pilot.press("f")
+        await pilot.press("colon", *"[red]NOPE", "enter")
+        await settle(pilot)
+        shown = [Content.from_markup(note.message).plain for note in app._notifications]
+        assert any("No incident matches “[bold]x[/]”" in text for text in shown)
+        assert any("No incident has the id “[red]NOPE”" in text for text in shown)

@@ -96,8 +96,26 @@ def test_incidex_in_a_real_terminal(tmux: Tmux, tui_settings: Any, tmp_path: Pat
     assert "Incident list" in screen and "list.filter" in screen
     tmux.keys("q")
     tmux.wait_for("row 2 of 10")
+    tmux.keys(":")
+    tmux.wait_for("Go to incident")
+    for key in "inc-0007":
+        tmux.keys(key)
+    tmux.keys("Enter")
+    screen = tmux.wait_for("Cobalt Strike beacon on a finance workstation", "esc Back")
+    tmux.keys("Escape")
+    tmux.wait_for("row 2 of 10")
+    for _ in range(2):
+        tmux.keys("s")
+    screen = tmux.wait_for("sorted by severity, worst first")
+    first_rows = [line for line in screen.splitlines() if "INC-00" in line][:3]
+    assert all("critical" in line for line in first_rows), screen
+    assert "INC-0002" in first_rows[0]
     tmux.keys("q")
-    deadline = time.monotonic() + WAIT_SECONDS
+    asked = time.monotonic()
+    deadline = asked + WAIT_SECONDS
     while not exit_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.05)
+    quit_seconds = time.monotonic() - asked
     assert exit_file.read_text().strip() == "EXIT=0"
+    # A generous bound: quitting took about 1.5 s before it skipped the teardown, 0.3 s after.
+    assert quit_seconds < 5, quit_seconds

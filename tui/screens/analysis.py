@@ -20,7 +20,7 @@ from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import PathPromptScreen
-from widgets.format import money, printable, severity_style, timestamp, tokens
+from widgets.format import cost, printable, severity_style, timestamp, tokens
 from widgets.json_view import JsonView
 from widgets.stored_text import stored
 
@@ -35,7 +35,8 @@ class AnalysisScreen(IncidexScreen):
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
-        Binding("a", "analyze", "Analyse again", id="analysis.analyze"),
+        # Listed under ? and in the palette: in the footer it pushed q and ? off 80 columns.
+        Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
         Binding("n,right_square_bracket", "step(1)", "Next analysis", show=False,
                 id="analysis.next"),
         Binding("p,left_square_bracket", "step(-1)", "Previous analysis", show=False,
@@ -60,7 +61,7 @@ class AnalysisScreen(IncidexScreen):
         with Horizontal(id="analysis-body"):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the incident in the background."""
@@ -144,7 +145,10 @@ class AnalysisScreen(IncidexScreen):
             return
         view = self.query_one(JsonView)
         self.app.copy_to_clipboard(view.text)
-        self.notify(f"Copied {len(view.text):,} characters of JSON", title="Clipboard")
+        # OSC 52 has no answer: a terminal (or tmux with set-clipboard off) may drop it silently.
+        self.notify(f"Sent {len(view.text):,} characters of JSON to the clipboard. Terminals do "
+                    "not confirm this (in tmux it needs set-clipboard on); if it did not arrive, "
+                    "e exports to a file.", title="Clipboard", timeout=8)
 
     def action_export(self) -> None:
         """Ask where to write the analysis, then write it in the background."""
@@ -209,5 +213,5 @@ def _analysis_label(record: AnalysisRecord) -> Text:
         stored(record.model_name, "bold", one_line=True), "  ",
         (severity, severity_style(severity)), "\n",
         (timestamp(record.created_at), "dim"), "\n",
-        f"{tokens(used)} tok · {money(record.cost_usd)}",
+        "no usage recorded" if used is None else f"{tokens(used)} tok · {cost(record.cost_usd)}",
     )

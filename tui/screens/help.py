@@ -16,6 +16,12 @@ from textual.widgets import Label, Static
 from widgets.stored_text import stored
 
 Section = tuple[str, Iterable[BindingType]]
+COLUMNS_TEXT = Text.assemble(
+    ("Incident list columns  ", "bold"),
+    ("An", "bold cyan"), " analyses of the incident  ·  ",
+    ("Sim", "bold cyan"), " similar past incidents seen before (· until known)  ·  ",
+    ("Severity", "bold cyan"), " of the latest analysis\n",
+)
 
 
 def key_names(binding: Binding) -> str:
@@ -68,6 +74,7 @@ class HelpScreen(ModalScreen[None]):
                              style="bold"), id="help-title")
             with VerticalScroll(id="help-keys"):
                 yield Static(keys_table(self.sections))
+                yield Static(COLUMNS_TEXT, id="help-columns")
             yield Static("Esc, ? or q closes.", classes="prompt-hint")
 
     def action_close(self) -> None:

@@ -10,10 +10,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from store import IncidentSort, PageCursor
+from store import (
+    DEFAULT_SIMILAR_K,
+    INCIDENT_SORTS,
+    IncidentSort,
+    PageCursor,
+    parse_incident_filter,
+)
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
     CacheWarmed,
@@ -34,15 +41,25 @@ from widgets.filter_bar import FilterBar
 from widgets.incident_table import IncidentTable
 from widgets.stored_text import stored
 
-SORTS: tuple[IncidentSort, ...] = ("updated", "created", "incident_id")
-SORT_LABELS = {"updated": "last update", "created": "creation", "incident_id": "incident id"}
+# Each sort's name, then how its largest-first and smallest-first orders read.
+SORT_LABELS: dict[IncidentSort, tuple[str, str, str]] = {
+    "updated": ("last update", "latest first", "earliest first"),
+    "created": ("creation", "newest first", "oldest first"),
+    "severity": ("severity", "worst first", "mildest first"),
+    "analyses": ("analysis count", "most first", "fewest first"),
+    "cost": ("cost", "dearest first", "cheapest first"),
+    "incident_id": ("incident id", "Z to A", "A to Z"),
+}
 EMPTY_TEXT = """[b]No incidents yet.[/b]
 
 Add data from a shell:
-  [b]incidex demo --count 1000[/b]     realistic synthetic incidents and analyses
-  [b]incidex --save FILE[/b]           analyses from a JSON or JSON Lines file
+  [b]{demo}[/b]
+      realistic synthetic incidents and analyses
+  [b]{save}[/b]
+      analyses from a JSON or JSON Lines file
 
-Or right here: press [b]d[/b] to fill {count:,} demo analyses now, or [b]i[/b] to import a file."""
+Or right here: press [b]d[/b] to fill {count:,} demo analyses now,
+or [b]i[/b] to import a file."""
 
 
 class IncidentListScreen(IncidexScreen):
@@ -54,6 +71,8 @@ class IncidentListScreen(IncidexScreen):
         Binding("slash", "filter", "Filter", id="list.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="list.clear_filter"),
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, id="list.reverse_sort"),
+        Binding("n", "go_to_new", "Go to new incidents", show=False, id="list.new"),
         Binding("f", "similar", "Similar", id="list.similar"),
         Binding("F", "similar_text", "Similar by text", show=False, id="list.similar_text"),
         Binding("a", "analyze", "Analyse", show=False, id="list.analyze"),
@@ -62,14 +81,18 @@ class IncidentListScreen(IncidexScreen):
         Binding("g,home", "first", "First", show=False, id="list.first"),
         Binding("G,end", "last", "Last", show=False, id="list.last"),
         Binding("r", "refresh", "Refresh", show=False, id="list.refresh"),
-        Binding("i", "import_file", "Import", id="list.import"),
-        Binding("d", "fill_demo", "Demo data", id="list.demo"),
+        Binding("i", "import_file", "Import", show=False, id="list.import"),
+        Binding("d", "fill_demo", "Demo", id="list.demo"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.window = PageWindow(max_pages=5)
-        self.sort: IncidentSort = "updated"
+        remembered = self.incidex.view_state
+        sort = remembered.get("sort")
+        self.sort: IncidentSort = sort if sort in INCIDENT_SORTS else "updated"
+        self.descending: bool = remembered.get("descending", True) is not False
+        self.new_incidents = 0
         self.filter_text: str | None = None
         self.generation = 0
         self.loaded = False
@@ -79,24 +102,33 @@ class IncidentListScreen(IncidexScreen):
         self._warm_stop = threading.Event()
         self.task_stop = threading.Event()
         self._warmed_top: str | None = None
+        self._importing: str | None = None
+        self._import_saved = 0
         self.busy: set[str] = set()
 
     def compose(self) -> ComposeResult:
         """Header, filter, status line, the table (or the empty-store help), footer."""
         yield Header()
-        filter_input = FilterBar(placeholder="Filter by words in id, title, description or "
-                                 "findings (Enter applies, Esc clears)", id="filter")
+        filter_input = FilterBar(placeholder='words, "a phrase", OR, critical, '
+                                 "since:2026-11-01, until:…, model:gpt-4o (Enter applies, "
+                                 "Esc clears)", id="filter")
         filter_input.cursor_blink = self.incidex.cursor_blink
         yield filter_input
         yield Static("Loading incidents…", id="list-status")
         table = IncidentTable(now=self.incidex.now, id="incidents")
         table.edge_margin = self.page_size
+        table.similar_cap = DEFAULT_SIMILAR_K
+        table.tooltip = "An: analyses of the incident · Sim: similar past incidents seen before"
         yield table
         with Vertical(id="empty"):
-            yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count),  # trusted markup
+            yield Static(EMPTY_TEXT.format(count=self.incidex.demo_count,  # trusted markup
+                                           demo=escape(self.incidex.shell_command(
+                                               "demo --count 1000")),
+                                           save=escape(self.incidex.shell_command(
+                                               "--save FILE"))),
                          id="empty-message")
         yield ProgressBar(id="task-progress", show_eta=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the first page and start the timers that watch for new analyses."""
@@ -110,8 +142,21 @@ class IncidentListScreen(IncidexScreen):
 
     def on_unmount(self) -> None:
         """Stop background threads so quitting does not wait for them."""
+        self.stop_background()
+
+    def stop_background(self) -> list[str]:
+        """Stop warming now, and imports and demo fills after the batch being saved; returns
+        what the analyst must hear about the work left undone."""
         self.stop_warming()
         self.task_stop.set()
+        notes = []
+        if "import" in self.busy and self._importing is not None:
+            notes.append(f"the import of {self._importing} stopped when you quit, after "
+                         f"{self._import_saved:,} records; import the file again to save the "
+                         "rest (records already saved are skipped)")
+        if "demo" in self.busy:
+            notes.append("the demo fill stopped when you quit; what it saved is kept")
+        return notes
 
     def on_screen_suspend(self) -> None:
         """Give the database to the analyst's request on the next screen."""
@@ -128,7 +173,7 @@ class IncidentListScreen(IncidexScreen):
             return False
         if action == "fill_demo":
             return self.loaded and not self.window.rows and not self.filter_text and not self.busy
-        if action in ("similar", "move", "analyze"):
+        if action in ("move", "analyze"):
             return True if self.window.rows else None
         return True
 
@@ -153,7 +198,8 @@ class IncidentListScreen(IncidexScreen):
             # The indicator only shows when loading is slow: no flicker on quick pages.
             generation = self.generation
             self.set_timer(0.3, lambda: self._show_loading(generation))
-        self._fetch_window(self.generation, direction, self.sort, self.filter_text, pages)
+        self._fetch_window(self.generation, direction, self.sort, self.descending,
+                           self.filter_text, pages)
         self.count()
 
     def _show_loading(self, generation: int) -> None:
@@ -181,9 +227,14 @@ class IncidentListScreen(IncidexScreen):
         from_end = message.direction == "last"
         self.window.reset(message.pages, from_end=from_end)
         rows = self.window.rows
+        if message.direction != "reload":
+            self.new_incidents = 0
         if message.direction == "reload":
             found = self.window.index_of(keep) if keep else None
             cursor = found if found is not None else min(table.cursor, len(rows) - 1)
+            if table.top == 0 and self.window.at_top:
+                # New rows show at the top; the cursor stays on its incident, lower down.
+                screen_row = cursor
             table.set_rows(rows, cursor=cursor, screen_row=screen_row)
         else:
             table.set_rows(rows, cursor=len(rows) - 1 if from_end else 0)
@@ -193,6 +244,9 @@ class IncidentListScreen(IncidexScreen):
         empty = not rows and not self.filter_text
         self.query_one("#empty").display = empty
         table.display = not empty
+        if not empty and not isinstance(self.focused, FilterBar):
+            # After the first demo fill or import the table was hidden: give it the keys.
+            table.focus()
         self.refresh_bindings()
         self.request_similar_counts([row.incident_id for row in rows])
         self.start_warming()
@@ -211,12 +265,11 @@ class IncidentListScreen(IncidexScreen):
         if rows - 1 - cursor < self.page_size and window.next_cursor and "next" not in \
                 self._fetching:
             self._fetching.add("next")
-            self._fetch_edge(self.generation, "next", window.next_cursor, self.sort,
-                             self.filter_text)
+            self._fetch_edge(self.generation, "next", window.next_cursor, self.filter_text)
         if cursor < self.page_size and window.previous_cursor and "previous" not in \
                 self._fetching:
             self._fetching.add("previous")
-            self._fetch_edge(self.generation, "previous", window.previous_cursor, self.sort,
+            self._fetch_edge(self.generation, "previous", window.previous_cursor,
                              self.filter_text)
 
     def count(self) -> None:
@@ -243,9 +296,15 @@ class IncidentListScreen(IncidexScreen):
         else:
             parts.append(f"{total} incidents")
         if self.filter_text:
-            parts.append(f"matching “{self.filter_text}”" if window.rows or not self.loaded
-                         else f"no incident matches “{self.filter_text}”")
-        parts.append(f"sorted by {SORT_LABELS[self.sort]}")
+            # A filter with nothing the parser reads (only punctuation) is shown as typed.
+            understood = (parse_incident_filter(self.filter_text).description()
+                          or f"“{self.filter_text}”")
+            parts.append(f"matching {understood}" if window.rows or not self.loaded
+                         else f"no incident matches {understood}")
+        name, largest_first, smallest_first = SORT_LABELS[self.sort]
+        parts.append(f"sorted by {name}, {largest_first if self.descending else smallest_first}")
+        if self.new_incidents:
+            parts.append(f"{self.new_incidents:,} new (n shows them)")
         self.query_one("#list-status", Static).update(stored(" · ".join(parts), one_line=True))
 
     def on_incident_table_highlighted(self, _message: IncidentTable.Highlighted) -> None:
@@ -293,9 +352,21 @@ class IncidentListScreen(IncidexScreen):
         self.table.focus()
 
     def action_cycle_sort(self) -> None:
-        """Sort by the next key: last update, creation, incident id."""
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        """Sort by the next key: last update, creation, severity, analyses, cost, incident id."""
+        self.sort = INCIDENT_SORTS[(INCIDENT_SORTS.index(self.sort) + 1) % len(INCIDENT_SORTS)]
+        self._sort_changed()
+
+    def action_reverse_sort(self) -> None:
+        """Reverse the sort order."""
+        self.descending = not self.descending
+        self._sort_changed()
+
+    def _sort_changed(self) -> None:
         self.load("first")
+        self.incidex.remember_view(sort=self.sort, descending=self.descending)
+        name, largest_first, smallest_first = SORT_LABELS[self.sort]
+        self.notify(f"Sorted by {name}, {largest_first if self.descending else smallest_first}",
+                    timeout=2)
 
     def action_move(self, delta: int) -> None:
         """Move the cursor."""
@@ -303,6 +374,9 @@ class IncidentListScreen(IncidexScreen):
 
     def action_first(self) -> None:
         """Go to the newest incident."""
+        if self.new_incidents and self._new_go_on_top:
+            self.new_incidents = 0
+            self._update_status()
         if self.window.at_top or not self.window.pages:
             self.table.action_first()
         else:
@@ -330,10 +404,21 @@ class IncidentListScreen(IncidexScreen):
             self.incidex.analyze_incident(row.incident_id)
 
     def action_similar(self) -> None:
-        """Find incidents similar to the selected one."""
+        """Find incidents similar to the selected one, or say why there is none to use."""
         if (row := self.table.selected) is not None:
             self.stop_warming()
             self.incidex.open_similar(incident_id=row.incident_id, title=row.title)
+            return
+        if not self.loaded:
+            reason = "The list is still loading; press f again in a moment."
+        elif self.filter_text:
+            reason = (f"No incident matches “{escape(self.filter_text)}”, so there is none to "
+                      "compare. "
+                      "Esc clears the filter; F searches by typed text.")
+        else:
+            reason = ("There are no incidents yet to compare. Press d for demo data or i to "
+                      "import a file; F searches by typed text.")
+        self.notify(reason, title="Similar incidents", severity="warning")
 
     # Importing and demo data -------------------------------------------------------------
 
@@ -344,6 +429,7 @@ class IncidentListScreen(IncidexScreen):
     def _import_chosen(self, path: Path | None) -> None:
         if path is not None:
             self._start_task("import", f"Importing {path.name}…")
+            self._importing, self._import_saved = str(path), 0
             self._import(path)
 
     def action_fill_demo(self) -> None:
@@ -373,6 +459,7 @@ class IncidentListScreen(IncidexScreen):
         """Advance the progress bar."""
         self.query_one("#task-progress", ProgressBar).update(
             total=max(1, message.total_bytes), progress=message.done_bytes)
+        self._import_saved = message.saved
 
     def on_import_finished(self, message: ImportFinished) -> None:
         """Summarise, list the bad records, refresh the list."""
@@ -384,6 +471,8 @@ class IncidentListScreen(IncidexScreen):
         if failed:
             self.app.push_screen(ImportErrorsScreen(message.path, message.errors))
         self.reload_in_place()
+        # Written now, in the background, so that quitting has no snapshot left to write.
+        self.incidex.refresh_index_snapshot()
 
     def on_demo_fill_progressed(self, message: DemoFillProgressed) -> None:
         """Advance the progress bar."""
@@ -395,6 +484,7 @@ class IncidentListScreen(IncidexScreen):
         self.end_task("demo")
         self.notify(f"{message.saved:,} demo analyses saved", title="Demo data")
         self.load("first")
+        self.incidex.refresh_index_snapshot()
 
     # Other processes' saves and the similar cache ----------------------------------------
 
@@ -404,7 +494,8 @@ class IncidentListScreen(IncidexScreen):
             self._poll(self.latest_pk)
 
     def on_new_analyses_noticed(self, message: NewAnalysesNoticed) -> None:
-        """Refresh the first pages when the analyst is looking at them."""
+        """Refresh the first pages when the analyst is looking at them (the cursor stays on
+        its incident) and say how many incidents are new."""
         if self.latest_pk is not None and message.latest_pk <= self.latest_pk:
             return
         self.latest_pk = message.latest_pk
@@ -412,6 +503,28 @@ class IncidentListScreen(IncidexScreen):
             self.reload_in_place()
         else:
             self.count()
+        if message.new_incidents and self.window.rows:
+            self.new_incidents += message.new_incidents
+            noun = "incident" if self.new_incidents == 1 else "incidents"
+            where = "at the top" if self._new_go_on_top else "saved"
+            self.notify(f"{self.new_incidents:,} new {noun} {where}; n goes to them",
+                        title="New incidents", timeout=6)
+            self._update_status()
+
+    @property
+    def _new_go_on_top(self) -> bool:
+        return self.sort in ("updated", "created") and self.descending
+
+    def action_go_to_new(self) -> None:
+        """Show the newest incidents at the top: newest first, no filter."""
+        self.new_incidents = 0
+        changed = self.sort != "updated" or not self.descending
+        self.sort, self.descending = "updated", True
+        if self.filter_text or self.query_one(FilterBar).has_class("-open"):
+            self.query_one(FilterBar).action_clear()
+        self.load("first")
+        if changed:
+            self.incidex.remember_view(sort=self.sort, descending=self.descending)
 
     def request_similar_counts(self, incident_ids: list[str]) -> None:
         """Fetch the cached similar counts of these incidents."""
@@ -456,22 +569,24 @@ class IncidentListScreen(IncidexScreen):
 
     @work(thread=True, exclusive=True, group="list", exit_on_error=False)
     def _fetch_window(self, generation: int, direction: PageDirection, sort: IncidentSort,
-                      query: str | None, pages: int) -> None:
+                      descending: bool, query: str | None, pages: int) -> None:
         store = self.incidex.store
         latest = store.latest_analysis_pk()
-        loaded = [store.incidents_page(sort=sort, query=query, limit=self.page_size,
-                                       from_end=direction == "last")]
+        loaded = [store.incidents_page(sort=sort, descending=descending, query=query,
+                                       limit=self.page_size, from_end=direction == "last")]
         while len(loaded) < pages and loaded[-1].next_cursor is not None:
-            loaded.append(store.incidents_page(sort=sort, query=query, limit=self.page_size,
+            loaded.append(store.incidents_page(sort=sort, descending=descending, query=query,
+                                               limit=self.page_size,
                                                after=loaded[-1].next_cursor))
         self._post_unless_cancelled(IncidentsPageLoaded(generation, direction, loaded, latest))
 
     @work(thread=True, group="page", exit_on_error=False)
     def _fetch_edge(self, generation: int, edge: PageDirection, cursor: PageCursor,
-                    sort: IncidentSort, query: str | None) -> None:
+                    query: str | None) -> None:
         after, before = (cursor, None) if edge == "next" else (None, cursor)
-        page = self.incidex.store.incidents_page(sort=sort, query=query, limit=self.page_size,
-                                                 after=after, before=before)
+        page = self.incidex.store.incidents_page(
+            sort=cursor.sort, descending=cursor.descending, query=query, limit=self.page_size,
+            after=after, before=before)
         self.post_message(IncidentsPageLoaded(generation, edge, [page]))
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
@@ -500,9 +615,11 @@ class IncidentListScreen(IncidexScreen):
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def _poll(self, previous: int) -> None:
-        latest = self.incidex.store.latest_analysis_pk()
+        store = self.incidex.store
+        latest = store.latest_analysis_pk()
         if latest != previous:
-            self.post_message(NewAnalysesNoticed(latest, previous))
+            self.post_message(NewAnalysesNoticed(latest, previous,
+                                                 store.incidents_new_since(previous)))
 
     @work(thread=True, group="similar-counts", exit_on_error=False)
     def _similar_counts(self, incident_ids: list[str]) -> None:

@@ -46,7 +46,7 @@ class SimilarScreen(IncidexScreen):
         yield query
         yield Static(id="similar-status")
         yield SimilarList(id="similar-results")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Search for the incident given, or wait for a typed query."""

@@ -17,7 +17,7 @@ from store import UsageTotal
 from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoaded
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals
-from widgets.format import money, tokens
+from widgets.format import cost, tokens
 from widgets.stored_text import stored
 from widgets.usage_chart import UsageChart
 
@@ -28,6 +28,8 @@ class UsageScreen(IncidexScreen):
     """Tokens and dollars by model, by day and by incident, and the cache's savings."""
 
     SUB_TITLE = "usage"
+    # Below 110 columns the chart gives its half to the by-model table, whose dollars matter more.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="usage.back"),
         Binding("d", "toggle_days", "30/90 days", id="usage.days"),
@@ -48,7 +50,7 @@ class UsageScreen(IncidexScreen):
                 yield UsageChart(id="usage-chart")
                 yield DataTable(id="usage-models", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="usage-incidents", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Set up the tables and load the figures."""
@@ -69,7 +71,9 @@ class UsageScreen(IncidexScreen):
         models.clear()
         for total in message.by_model:
             models.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
-                           tokens(total.total_tokens), money(total.cost_usd), key=total.key)
+                           tokens(total.total_tokens),
+                           cost(total.cost_usd, total.unpriced_calls, total.calls),
+                           key=total.key)
 
     def on_usage_by_day_loaded(self, message: UsageByDayLoaded) -> None:
         """Draw the chart."""
@@ -85,7 +89,8 @@ class UsageScreen(IncidexScreen):
         for total in message.by_incident:
             incidents.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
                               tokens(total.input_tokens), tokens(total.output_tokens),
-                              money(total.cost_usd), key=total.key)
+                              cost(total.cost_usd, total.unpriced_calls, total.calls),
+                              key=total.key)
 
     def _answered(self, part: str, *selectors: str) -> None:
         self.pending.discard(part)

@@ -1,0 +1,157 @@
+"""The incident list's filter language: facets, quoted phrases and OR, parsed without I/O.
+
+    ransomware lockbit             incidents holding both words (prefixes match)
+    "lateral movement"             the phrase, words next to each other
+    phishing OR smishing           either
+    critical  /  severity:high,critical     the latest severity (a facet, not a word)
+    since:2026-11-01 until:2026-11-20       created in that range (UTC days, both included)
+    model:gpt-4o                   analysed at least once by that model
+
+Invariants: parsing never raises; a facet it cannot read is reported in `problems` (naming
+the facet) and left out, never guessed; the description says how every part was understood.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+SEVERITY_LEVELS = ("critical", "high", "medium", "low", "info", "informational")
+_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 16
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word (matched as a prefix) or a phrase (its words in order)."""
+
+    words: tuple[str, ...]
+    phrase: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """A parsed filter: text alternatives (OR of ANDed terms) and facets."""
+
+    alternatives: tuple[tuple[Term, ...], ...] = ()
+    severities: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+    models: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing filters (problems alone filter nothing)."""
+        return not (self.alternatives or self.severities or self.since or self.until
+                    or self.models)
+
+    @property
+    def since_moment(self) -> datetime | None:
+        """The first instant of the since day, UTC."""
+        return None if self.since is None else datetime.combine(self.since, datetime.min.time(),
+                                                                 tzinfo=UTC)
+
+    @property
+    def until_moment(self) -> datetime | None:
+        """The first instant after the until day, UTC."""
+        return None if self.until is None else datetime.combine(
+            self.until + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+    def description(self) -> str:
+        """How the filter was understood, in one line."""
+        parts = []
+        if self.severities:
+            parts.append("severity " + " or ".join(self.severities))
+        if self.since and self.until:
+            parts.append(f"created {self.since} to {self.until}")
+        elif self.since:
+            parts.append(f"created since {self.since}")
+        elif self.until:
+            parts.append(f"created until {self.until}")
+        if self.models:
+            parts.append("model " + " or ".join(self.models))
+        if self.alternatives:
+            parts.append("text " + " OR ".join(
+                " ".join(_shown(term) for term in terms) for terms in self.alternatives))
+        parts.extend(self.problems)
+        return "; ".join(parts)
+
+
+def _shown(term: Term) -> str:
+    return f"“{' '.join(term.words)}”" if term.phrase else " ".join(term.words)
+
+
+def parse_incident_filter(query: str | None) -> IncidentFilter:
+    """Read a typed filter into text terms and facets (see the module docstring)."""
+    alternatives: list[list[Term]] = [[]]
+    severities: list[str] = []
+    models: list[str] = []
+    problems: list[str] = []
+    dates: dict[str, date] = {}
+    count = 0
+    for match in _TOKEN.finditer(query or ""):
+        quoted, bare = match.group(1), match.group(2)
+        if quoted is not None:
+            words = tuple(_WORD.findall(quoted))
+            if words and count < MAX_TERMS:
+                alternatives[-1].append(Term(words, phrase=len(words) > 1))
+                count += 1
+            continue
+        if bare == "OR":
+            if alternatives[-1]:
+                alternatives.append([])
+            continue
+        name, colon, value = bare.partition(":")
+        facet = name.lower() if colon else ""
+        if facet in ("severity", "sev"):
+            for level in filter(None, value.lower().split(",")):
+                if level in SEVERITY_LEVELS or level == "none":
+                    severities.append(level)
+                else:
+                    problems.append(f"severity:{level} is not a level (critical, high, "
+                                    "medium, low, info, none)")
+        elif facet in ("since", "until"):
+            try:
+                dates[facet] = date.fromisoformat(value)
+            except ValueError:
+                problems.append(f"{facet}:{value} is not a date like 2026-11-01")
+        elif facet == "model":
+            if value:
+                models.append(value)
+        elif not colon and bare.lower() in SEVERITY_LEVELS:
+            severities.append(bare.lower())
+        else:
+            words = tuple(_WORD.findall(bare))
+            if words and count < MAX_TERMS:
+                alternatives[-1].extend(Term((word,)) for word in words)
+                count += len(words)
+    kept = tuple(tuple(terms) for terms in alternatives if terms)
+    return IncidentFilter(kept, tuple(dict.fromkeys(severities)), dates.get("since"),
+                          dates.get("until"), tuple(dict.fromkeys(models)), tuple(problems))
+
+
+def fts5_match(parsed: IncidentFilter) -> str | None:
+    """The SQLite FTS5 MATCH expression of the text part, None without text."""
+    if not parsed.alternatives:
+        return None
+    groups = []
+    for terms in parsed.alternatives:
+        groups.append("(" + " AND ".join(
+            f'"{" ".join(term.words)}"' if term.phrase else f'"{term.words[0]}"*'
+            for term in terms) + ")")
+    return " OR ".join(groups)
+
+
+def pg_tsquery(parsed: IncidentFilter) -> str | None:
+    """The PostgreSQL tsquery of the text part, None without text."""
+    if not parsed.alternatives:
+        return None
+    groups = []
+    for terms in parsed.alternatives:
+        groups.append("(" + " & ".join(
+            "(" + " <-> ".join(word.lower() for word in term.words) + ")" if term.phrase
+            else f"{term.words[0].lower()}:*" for term in terms) + ")")
+    return " | ".join(groups)
