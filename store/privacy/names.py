@@ -1,4 +1,4 @@
-"""Personal names and phone numbers for store/pii.py: the recognisers whose data loads lazily.
+"""Personal names and phone numbers for scrubber.py: the recognisers whose data loads lazily.
 
 The census name lists of `names` and the metadata of `phonenumbers` are read on the first text that
 needs them, never on import.

@@ -1,6 +1,6 @@
-"""The pattern recognisers behind store/pii.py: secrets, user folders, e-mails, cards, IBANs.
+"""The pattern recognisers behind scrubber.py: secrets, user folders, e-mails, cards, IBANs.
 
-Each recogniser yields `_Candidate`s that store/pii.py resolves into findings; patterns are compiled
+Each recogniser yields `_Candidate`s that scrubber.py resolves into findings; patterns are compiled
 on first use, so importing this module stays cheap.
 """
 

@@ -9,8 +9,8 @@ model, names. So phone numbers come from `phonenumbers` (libphonenumber's metada
 personal names partly from the US census lists shipped in `names`, and the rest from regular
 expressions with Luhn and mod-97 checks, each gated by a cheap substring test. Hashes, IPs, CVE
 and ATT&CK ids, dates and times are masked before the number recognisers run, and public IOCs are
-never replaced: analysts search by them. The recognisers live in store/pii_rules.py and
-store/pii_names.py; this module resolves overlaps, strips internal hosts and keeps the key.
+never replaced: analysts search by them. The recognisers live in rules.py and
+names.py; this module resolves overlaps, strips internal hosts and keeps the key.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of PII pseudonymisation before embedding (store/pii.py)."""
+"""Tests of PII pseudonymisation before embedding (store/privacy)."""
 
 from __future__ import annotations
 

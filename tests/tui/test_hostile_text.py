@@ -59,7 +59,7 @@ def assert_safe(app: Any, *visible: str) -> str:
     toasts = [str(toast.render()) for toast in app.screen.query(Toast)]
     for expected in visible:
         assert expected in text or any(expected in toast for toast in toasts), \
-            f"{expected!r} not on screen"
+            f"{expected!r} not on screen: {text!r}"
     return text
 
 
