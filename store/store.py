@@ -365,20 +365,20 @@ class Store:
         """Compare the vector index this process would search with the database, id by id."""
         from store.vectors.maintenance import verify
 
-        return verify(self, sample=sample)
+        return verify(self.vectors, sample=sample)
 
     def reindex(self, pending_only: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed analyses with the configured embedder and rebuild the index; how many."""
         from store.vectors.maintenance import reindex
 
-        return reindex(self, pending_only=pending_only, progress=progress)
+        return reindex(self.vectors, pending_only=pending_only, progress=progress)
 
     def pending_vector_count(self) -> int:
         """How many analyses wait for a vector (an embedder outage left them pending)."""
         from store.vectors.maintenance import pending_count
 
-        return pending_count(self)
+        return pending_count(self.engine)
 
     def incidents_new_since(self, analysis_pk: int) -> int:
         """How many incidents were first saved after analysis `analysis_pk` (any process)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlmodel import col
 
 from store.db.engine import read_connection, run_write
@@ -21,7 +21,7 @@ from store.vectors.index import VectorIndex
 from store.vectors.service import embedding_run_row
 
 if TYPE_CHECKING:
-    from store.store import Store
+    from store.vectors.service import VectorService
 
 Progress = Callable[[int, int], None]
 REINDEX_CHUNK = 1000
@@ -91,11 +91,10 @@ class VerifyReport:
         return {name: getattr(self, name) for name in self.__slots__} | {"in_step": self.in_step}
 
 
-def verify(store: Store, sample: int = 200) -> VerifyReport:
+def verify(service: VectorService, sample: int = 200) -> VerifyReport:
     """Compare the index this process would search with the database, id by id."""
-    service = store.vectors
     embedder = service.embedder
-    as_found, set_aside = VectorIndex.open_snapshot(index_directory(store.settings),
+    as_found, set_aside = VectorIndex.open_snapshot(index_directory(service.settings),
                                                     embedder.name, embedder.dimension)
     if as_found is not None:
         set_aside = service.snapshot_problem(as_found)
@@ -106,7 +105,7 @@ def verify(store: Store, sample: int = 200) -> VerifyReport:
         key_problem = None
     except PiiKeyMismatch as error:
         key_problem = str(error)
-    with read_connection(store.engine) as connection:
+    with read_connection(service.engine) as connection:
         ready = np.fromiter(connection.execute(
             select(col(Embedding.analysis_pk)).where(col(Embedding.status) == "ready",
                                                 col(Embedding.embedder) == embedder.name)
@@ -159,31 +158,31 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
     return sorted(changed)
 
 
-def reindex(store: Store, pending_only: bool = False, progress: Progress | None = None) -> int:
+def reindex(service: VectorService, pending_only: bool = False,
+            progress: Progress | None = None) -> int:
     """Re-embed analyses with the configured embedder and rebuild the index from the database.
 
     pending_only fills just the vectors an unreachable embedder left pending (and analyses
     with no vector row). Returns how many vectors were written.
     """
-    service = store.vectors
     if not pending_only:
         service.begin_reindex()  # a full reindex is how the store moves to a new PII key
-    wanted = _analyses_to_embed(store, pending_only)
+    wanted = _analyses_to_embed(service, pending_only)
     written = 0
     for start in range(0, len(wanted), REINDEX_CHUNK):
         chunk = wanted[start : start + REINDEX_CHUNK]
-        written += _reembed(store, chunk)
+        written += _reembed(service, chunk)
         if progress is not None:
             progress(min(start + REINDEX_CHUNK, len(wanted)), len(wanted))
     if not pending_only:
         service.finish_reindex()
         service.forget_index()
-        service.rebuild_index().save_snapshot(index_directory(store.settings))
+        service.rebuild_index().save_snapshot(index_directory(service.settings))
     return written
 
 
-def _analyses_to_embed(store: Store, pending_only: bool) -> list[int]:
-    with read_connection(store.engine) as connection:
+def _analyses_to_embed(service: VectorService, pending_only: bool) -> list[int]:
+    with read_connection(service.engine) as connection:
         analysis_pk = table_of(Analysis).c.id
         statement = select(analysis_pk).order_by(analysis_pk)
         if pending_only:
@@ -193,9 +192,8 @@ def _analyses_to_embed(store: Store, pending_only: bool) -> list[int]:
         return list(connection.execute(statement).scalars())
 
 
-def _reembed(store: Store, analysis_pks: list[int]) -> int:
-    service = store.vectors
-    with read_connection(store.engine) as connection:
+def _reembed(service: VectorService, analysis_pks: list[int]) -> int:
+    with read_connection(service.engine) as connection:
         rows = connection.execute(
             select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
                    col(Incident.description), col(Incident.initial_findings))
@@ -218,12 +216,12 @@ def _reembed(store: Store, analysis_pks: list[int]) -> int:
         if run_rows:
             connection.execute(table_of(RunMetadata).insert(), run_rows)
 
-    run_write(store.engine, replace_vectors)
+    run_write(service.engine, replace_vectors)
     return len(new_rows)
 
 
-def pending_count(store: Store) -> int:
+def pending_count(engine: Engine) -> int:
     """How many analyses wait for a vector."""
-    with read_connection(store.engine) as connection:
+    with read_connection(engine) as connection:
         return int(connection.execute(select(func.count()).select_from(Embedding)
                                       .where(col(Embedding.status) == "pending")).scalar_one())

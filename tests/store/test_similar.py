@@ -18,7 +18,6 @@ from store.locations import index_directory
 from store.settings import Settings
 from store.store import Store
 from store.vectors.index import VectorIndex
-from store.vectors.maintenance import reindex, verify
 from tests.conftest import make_record
 
 FAMILIES = {
@@ -130,7 +129,7 @@ def test_a_crash_before_the_snapshot_loses_nothing(settings: Settings) -> None:
     assert writer.wait(timeout=60) == -signal.SIGKILL
     with Store.open(settings) as store:
         assert "PHISH-77" in [h.incident_id for h in store.similar(incident_id="PHISH-1").hits]
-        assert verify(store).in_step
+        assert store.verify_vectors().in_step
 
 
 def test_verify_reports_a_deleted_and_a_foreign_vector(store: Store) -> None:
@@ -141,13 +140,13 @@ def test_verify_reports_a_deleted_and_a_foreign_vector(store: Store) -> None:
     index.add(np.array([987654], dtype=np.int64),
               np.ones((1, index.dimension), dtype=np.float32) / np.sqrt(index.dimension))
     store.vectors.snapshot(force=True)
-    report = verify(store)
+    report = store.verify_vectors()
     assert not report.in_step
     assert report.missing_from_index == [int(held[0])]
     assert report.foreign_in_index == [987654]
     assert any("foreign" in line for line in report.lines())
-    reindex(store)
-    assert verify(store).in_step
+    store.reindex()
+    assert store.verify_vectors().in_step
 
 
 def test_changing_the_embedder_is_refused_until_reindex(settings: Settings,
@@ -160,9 +159,9 @@ def test_changing_the_embedder_is_refused_until_reindex(settings: Settings,
     with Store.open(changed) as store:
         with pytest.raises(EmbedderMismatch, match="incidex reindex"):
             store.similar(incident_id="PHISH-1")
-        reindex(store)
+        store.reindex()
         assert store.similar(incident_id="PHISH-1").hits
-        assert verify(store).in_step
+        assert store.verify_vectors().in_step
 
 
 def test_pii_never_reaches_the_embedder_the_index_or_the_cache(
@@ -200,12 +199,11 @@ def test_unreachable_embedder_saves_the_analysis_as_pending(settings: Settings,
             result = store.save_analysis(validate_record(family_record("phish", number), mode))
             assert result.status == "saved"
         openai_server.fail_mode = None
-        from store.vectors.maintenance import pending_count
 
-        assert pending_count(store) == 3
-        assert reindex(store, pending_only=True) == 3
-        assert pending_count(store) == 0
-        assert verify(store).in_step
+        assert store.pending_vector_count() == 3
+        assert store.reindex(pending_only=True) == 3
+        assert store.pending_vector_count() == 0
+        assert store.verify_vectors().in_step
         assert len(store.similar(text="invoice macro").hits) == 3
 
 
@@ -248,13 +246,12 @@ def test_an_open_index_sees_another_process_saves(settings: Settings) -> None:
 
 
 def test_bulk_import_without_embedding_then_fill(settings: Settings) -> None:
-    from store.vectors.maintenance import pending_count
 
     bulk = settings.model_copy(update={"embed_on_save": False})
     with Store.open(bulk) as store:
         fill(store, per_family=2)
-        assert pending_count(store) == 6
+        assert store.pending_vector_count() == 6
     with Store.open(settings) as store:
-        assert reindex(store, pending_only=True) == 6
-        assert pending_count(store) == 0 and verify(store).in_step
+        assert store.reindex(pending_only=True) == 6
+        assert store.pending_vector_count() == 0 and store.verify_vectors().in_step
         assert store.similar(incident_id="PHISH-1").hits

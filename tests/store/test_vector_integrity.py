@@ -25,7 +25,6 @@ from store.locations import index_directory
 from store.settings import Settings
 from store.store import Store
 from store.vectors.index import SNAPSHOT_FILE, SNAPSHOT_MAGIC, VectorIndex
-from store.vectors.maintenance import reindex, verify
 from tests.store.test_similar import family_record, fill
 
 RANSOM_QUERY = "ransomware lockbit encrypted the file server shares"
@@ -69,7 +68,7 @@ def assert_only_this_store(store: Store, only_new: bool = True) -> None:
     if only_new:
         assert hits[0] == ransom[0]
         assert {h.incident_id for h in hits} <= {"RANSOM-70", "PHISH-70", "BUCKET-70"}
-    assert verify(store).in_step
+    assert store.verify_vectors().in_step
 
 
 # The snapshot names its store ---------------------------------------------------------------
@@ -257,12 +256,12 @@ def test_unusable_vectors_in_the_database_are_skipped_and_reported(
         hits = store.similar(text=RANSOM_QUERY, k=5).hits
     assert hits and not {h.incident_id for h in hits} & {"PHISH-0", "PHISH-1"}
     assert any("unusable vectors" in r.getMessage() for r in caplog.records)
-    report = verify(store)
+    report = store.verify_vectors()
     assert report.unusable_vectors == sorted(pk_of.values()) and not report.in_step
     assert any("3 unusable vectors" in line for line in report.lines())
     assert report.missing_from_index == []  # reported once, as unusable
-    reindex(store)
-    assert verify(store).in_step
+    store.reindex()
+    assert store.verify_vectors().in_step
 
 
 # The remote embedder's answers ----------------------------------------------------------------
@@ -276,32 +275,30 @@ def remote(settings: Settings, server: Any) -> Settings:
 
 def test_a_remote_embedder_changing_dimension_leaves_vectors_pending(
         settings: Settings, openai_server: Any) -> None:
-    from store.vectors.maintenance import pending_count
 
     with Store.open(remote(settings, openai_server)) as store:
         fill(store, per_family=1)
     openai_server.dimension = 16  # the model behind the URL was swapped
     with Store.open(remote(settings, openai_server)) as store:
         result = store.save_analysis(validate_record(family_record("phish", 9), "swapped"))
-        assert result.status == "saved" and pending_count(store) == 1
+        assert result.status == "saved" and store.pending_vector_count() == 1
         with pytest.raises(EmbedderMismatch, match="dimension"):
             store.similar(text="invoice")
     openai_server.dimension = 64
     with Store.open(remote(settings, openai_server)) as store:
-        assert reindex(store, pending_only=True) == 1  # the cache served no 16-wide vector
-        assert verify(store).in_step
+        assert store.reindex(pending_only=True) == 1  # the cache served no 16-wide vector
+        assert store.verify_vectors().in_step
 
 
 def test_a_remote_embedder_returning_nan_leaves_vectors_pending(
         settings: Settings, openai_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from store.vectors.maintenance import pending_count
 
     monkeypatch.setattr(openai_server, "vector_for",
                         lambda _text: np.full(openai_server.dimension, np.nan))
     with Store.open(remote(settings, openai_server)) as store:
         assert store.save_analysis(validate_record(family_record("phish", 1), "n")).status \
             == "saved"
-        assert pending_count(store) == 1
+        assert store.pending_vector_count() == 1
 
 
 # The PII key ---------------------------------------------------------------------------------
@@ -316,14 +313,14 @@ def test_another_pii_key_is_refused_until_reindex(settings: Settings) -> None:
     with Store.open(second) as store:
         with pytest.raises(PiiKeyMismatch, match="incidex reindex"):
             store.similar(text="invoice macro")
-        report = verify(store)
+        report = store.verify_vectors()
         assert not report.in_step and report.pii_key_problem
         assert any(line.startswith("PII key: ") for line in report.lines())
         saved = store.save_analysis(validate_record(family_record("phish", 50), "k2"))
         assert saved.status == "saved"  # kept, its vector pending until the key is settled
-        reindex(store)
+        store.reindex()
         assert store.similar(text="invoice macro").hits
-        assert verify(store).in_step
+        assert store.verify_vectors().in_step
     with Store.open(first) as store, pytest.raises(PiiKeyMismatch):
         store.similar(text="invoice macro")
 
