@@ -40,9 +40,11 @@ class SimilarScreen(IncidexScreen):
     AUTO_FOCUS = None
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="similar.back"),
-        Binding("slash", "edit_query", "New query", id="similar.query"),
-        Binding("s", "cycle_severity", "Min severity", id="similar.severity"),
+        Binding("slash", "edit_query", "Query", id="similar.query"),
+        Binding("s", "cycle_severity", "Severity", id="similar.severity"),
         Binding("d", "cycle_age", "Age", id="similar.age"),
+        # Hidden from the footer (80 columns): a row with near-duplicates says "x lists them".
+        Binding("x", "toggle_members", "Near-duplicates", show=False, id="similar.members"),
         Binding("j", "move(1)", "Down", show=False, id="similar.down"),
         Binding("k", "move(-1)", "Up", show=False, id="similar.up"),
     ]
@@ -85,7 +87,7 @@ class SimilarScreen(IncidexScreen):
         self.set_timer(0.3, lambda: self._show_loading(generation))
         target = f"“{text}”" if text else f"{incident_id}" + (
             f" ({self.incident_title})" if self.incident_title else "")
-        self._status(f"Searching for incidents similar to {target}{self._filters()}…")
+        self._status(f"{self._filters()}Searching for incidents similar to {target}…")
         since = (None if self.age_window_days is None
                  else self.incidex.now() - timedelta(days=self.age_window_days))
         self._search(self.generation, text, incident_id,
@@ -95,14 +97,14 @@ class SimilarScreen(IncidexScreen):
         """The active filters in words."""
         words = []
         if self.minimum_severity is not None:
-            words.append(f"severity {self.minimum_severity} or worse")
+            words.append(f"severity ≥ {self.minimum_severity}")
         if self.age_window_days is not None:
             words.append(f"last {self.age_window_days} days")
         return words
 
     def _filters(self) -> str:
-        """The active filters as a status-line suffix, empty when none."""
-        return "".join(f" · {word}" for word in self._filter_words())
+        """The active filters as a status-line prefix (first, so 80 columns show them)."""
+        return "".join(f"{word} · " for word in self._filter_words())
 
     def _show_loading(self, generation: int) -> None:
         if generation == self.generation and self.answered != generation:
@@ -133,9 +135,9 @@ class SimilarScreen(IncidexScreen):
         cached = " (from the cache)" if result.from_cache else ""
         count = len(result.hits)
         filters = self._filters()
-        self._status(f"{count} incident{'s' if count != 1 else ''} similar to {subject}"
-                     f"{filters}{cached}" if count
-                     else f"No similar incident for {subject}{filters}")
+        self._status(f"{filters}{count} incident{'s' if count != 1 else ''} similar to "
+                     f"{subject}{cached}" if count
+                     else f"{filters}No similar incident for {subject}")
 
     @on(OptionList.OptionSelected, "#similar-results")
     def _hit_selected(self, event: OptionList.OptionSelected) -> None:
@@ -179,6 +181,12 @@ class SimilarScreen(IncidexScreen):
         else:
             filters = ", ".join(self._filter_words()) or "none"
             self._status(f"Filters: {filters}. Type a query and press Enter.")
+
+    def action_toggle_members(self) -> None:
+        """List (or fold again) the near-duplicates folded into the highlighted hit."""
+        hit = self.query_one(SimilarList).toggle_members()
+        if hit is None:
+            self.notify("This row has no near-duplicates to list.", timeout=3)
 
     def action_move(self, delta: int) -> None:
         """Move in the results."""
