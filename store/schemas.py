@@ -214,6 +214,8 @@ class SimilarHit:
     shared_iocs: list[str] = field(default_factory=list)
     shared_techniques: list[str] = field(default_factory=list)
     near_duplicates: int = 0
+    # The folded incidents themselves, best first (at most MAX_FOLDED_LISTED of them).
+    near_duplicate_hits: list[SimilarHit] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

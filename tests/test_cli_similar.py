@@ -57,6 +57,24 @@ def test_similar_json_for_many_incidents(filled: Path, tmp_path: Path) -> None:
     assert answers[0]["results"][0]["matched_techniques"] == ["T1486"]
 
 
+def test_similar_json_names_the_folded_near_duplicates(tmp_path: Path) -> None:
+    records = []
+    for number in range(4):
+        record = family_record("bucket", 0)
+        record["incident"]["incident_id"] = f"DUP-{number}"
+        record["analysis"]["run"] = number  # another analysis, the same text
+        records.append(record)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert incidex("--save", str(source)).returncode == 0
+    result = incidex("similar", "public storage bucket world readable", "--json")
+    assert result.returncode == 0, result.stderr
+    top = json.loads(result.stdout)["results"][0]
+    assert top["near_duplicates"] == 3
+    assert sorted([top["incident_id"], *top["near_duplicate_incident_ids"]]) == [
+        f"DUP-{number}" for number in range(4)]
+
+
 def test_similar_unknown_incident_fails_that_query_only(filled: Path) -> None:
     result = incidex("similar", "--incident", "NOPE-1", "--incident", "PHISH-1", "--json")
     assert result.returncode == 1

@@ -116,7 +116,9 @@ def _as_json(result: SimilarResult) -> dict[str, Any]:
                      "analysis_id": hit.analysis_id, "score": hit.score, "title": hit.title,
                      "severity": hit.severity, "created_at": hit.created_at.isoformat(),
                      "matched_iocs": hit.shared_iocs, "matched_techniques": hit.shared_techniques,
-                     "near_duplicates": hit.near_duplicates}
+                     "near_duplicates": hit.near_duplicates,
+                     "near_duplicate_incident_ids": [member.incident_id
+                                                     for member in hit.near_duplicate_hits]}
                     for rank, hit in enumerate(result.hits, start=1)],
     }
 

@@ -2,10 +2,12 @@
 
 Invariants: results never include the query incident; each incident appears once (its best
 analysis); near-duplicates of a kept row are left out of the next search rounds, so a flood of
-copies cannot hide the other matches. Cached results are keyed by the store's identity, the PII
-key's fingerprint and the index generation (a newly saved vector in any process changes the
-key), and hold only analysis ids and scores: titles, IOCs and query text are read from the
-database or the caller when served, never stored in the cache.
+copies cannot hide the other matches; each hit lists the near-duplicates folded into it (the
+first MAX_FOLDED_LISTED, best first; its count is exact). Cached results are keyed by the
+store's identity, the PII key's fingerprint and the index generation (a newly saved vector in
+any process changes the key), and hold only analysis ids and scores (of the folded ones too):
+titles, IOCs and query text are read from the database or the caller when served, never
+stored in the cache.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 NEAR_DUPLICATE_COSINE = 0.97
 MAX_ROUND = 4096  # candidates fetched per search round
 MAX_EXAMINED = 65_536  # candidates examined per query at most (rounds exclude earlier ones)
+MAX_FOLDED_LISTED = 100  # near-duplicates listed per hit; a flood of one template is counted
 SIMILAR_NAMESPACE = "similar"
 SIMILAR_TTL_SECONDS = 24 * 3600.0
 
@@ -61,6 +64,7 @@ class _Candidate:
     score: float
     row: Any
     duplicates: int = 0
+    folded: list[_Candidate] = field(default_factory=list)
 
 
 class _Selection:
@@ -87,7 +91,10 @@ class _Selection:
                 similarity = np.stack(self._kept_vectors) @ vector
                 twin = int(np.argmax(similarity))
                 if similarity[twin] >= NEAR_DUPLICATE_COSINE:
-                    self.kept[twin].duplicates += 1
+                    kept = self.kept[twin]
+                    kept.duplicates += 1
+                    if len(kept.folded) < MAX_FOLDED_LISTED:
+                        kept.folded.append(_Candidate(pk, score, row))
                     continue
             if len(self.kept) < self.query.k * 3:
                 self.kept.append(_Candidate(pk, score, row))
@@ -175,6 +182,7 @@ def _hit(candidate: _Candidate, query: SimilarQuery) -> SimilarHit:
         shared_iocs=shared_iocs,
         shared_techniques=shared_techniques,
         near_duplicates=candidate.duplicates,
+        near_duplicate_hits=[_hit(member, query) for member in candidate.folded],
     )
 
 
@@ -194,14 +202,17 @@ def query_indicators(analysis: dict[str, Any] | None, text: str | None
 
 
 def ranking_to_json(ranking: Sequence[_Candidate]) -> bytes:
-    """The cached form of a result: analysis ids, scores and fold counts, no text at all."""
-    return json.dumps({"hits": [[c.pk, c.score, c.duplicates] for c in ranking]}).encode()
+    """The cached form of a result: analysis ids, scores, fold counts and the folded analyses'
+    ids and scores, no text at all."""
+    return json.dumps({"hits": [[c.pk, c.score, c.duplicates,
+                                 [[f.pk, f.score] for f in c.folded]] for c in ranking]}).encode()
 
 
-def ranking_from_json(data: bytes) -> list[tuple[int, float, int]]:
-    """(analysis pk, score, near-duplicates) per hit, as ranking_to_json() stored them."""
-    return [(int(pk), float(score), int(duplicates))
-            for pk, score, duplicates in json.loads(data)["hits"]]
+def ranking_from_json(data: bytes) -> list[_Candidate]:
+    """The ranking ranking_to_json() stored, without rows (row is None until read)."""
+    return [_Candidate(int(pk), float(score), None, int(duplicates),
+                       [_Candidate(int(f_pk), float(f_score), None) for f_pk, f_score in folded])
+            for pk, score, duplicates, folded in json.loads(data)["hits"]]
 
 
 class SimilarSearch:
@@ -248,19 +259,21 @@ class SimilarSearch:
         return SimilarResult(text, incident_id, [_hit(c, query) for c in ranking],
                              (time.perf_counter() - started) * 1000)
 
-    def _served(self, ranking: list[tuple[int, float, int]], text: str | None,
+    def _served(self, ranking: list[_Candidate], text: str | None,
                 incident_id: str | None) -> list[SimilarHit] | None:
         """The hits of a cached ranking, read from the database; None if one has gone."""
+        every = [*ranking, *(member for candidate in ranking for member in candidate.folded)]
         with read_connection(self.engine) as connection:
-            rows = _rows(connection, [pk for pk, _, _ in ranking])
+            rows = _rows(connection, [candidate.pk for candidate in every])
             analysis = None if incident_id is None else _latest_analysis(connection, incident_id)
-        if any(pk not in rows for pk, _, _ in ranking):
+        if any(candidate.pk not in rows for candidate in every):
             return None  # an analysis was removed since: search again
+        for candidate in every:
+            candidate.row = rows[candidate.pk]
         iocs, techniques = query_indicators(analysis, text)
         query = SimilarQuery(vector=np.zeros(0, np.float32), exclude_incident_id=incident_id,
                              query_iocs=iocs, query_techniques=techniques)
-        return [_hit(_Candidate(pk, score, rows[pk], duplicates), query)
-                for pk, score, duplicates in ranking]
+        return [_hit(candidate, query) for candidate in ranking]
 
     def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """For incidents whose similar results are cached now, how many distinct incidents
@@ -276,9 +289,8 @@ class SimilarSearch:
             key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index)
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
-                counts[incident_id] = sum(1 for _pk, score, _duplicates
-                                          in ranking_from_json(found)
-                                          if score >= self.seen_min_score)
+                counts[incident_id] = sum(1 for candidate in ranking_from_json(found)
+                                          if candidate.score >= self.seen_min_score)
         return counts
 
     def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None) -> int:
@@ -319,7 +331,7 @@ class SimilarSearch:
         """The key of one query's ranking: the store, its PII key and the index generation
         name the answer; the text is keyed in its pseudonymised form, never as typed."""
         canonical = json.dumps({
-            "v": 2, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
+            "v": 3, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
             "embedder": self.vectors.embedder.name, "generation": index.high_water_mark,
             "text": clean_text, "incident": incident_id, "k": k, "severity": severity,
             "since": since.isoformat() if since else None,

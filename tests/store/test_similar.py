@@ -100,6 +100,32 @@ def test_near_duplicates_fold_behind_one_row(store: Store) -> None:
     assert result.hits[0].near_duplicates == 11
 
 
+def test_folded_near_duplicates_are_listed_and_served_alike_from_cache(store: Store) -> None:
+    records = []
+    for n in range(12):
+        record = family_record("bucket", 0, severity="low" if n % 3 else "high")
+        record["incident"]["incident_id"] = f"DUP-{n}"
+        record["analysis"]["run"] = n  # a different analysis, the same text
+        records.append((f"r{n}", validate_record(record, "r")))
+    records.append(("q", validate_record(family_record("phish", 99), "q")))
+    store.save_many(records)
+    query = "public storage bucket world readable CSV exports 198.51.100.23 T1530"
+    first = store.similar(text=query, k=5)
+    top = first.hits[0]
+    members = [member.incident_id for member in top.near_duplicate_hits]
+    assert sorted([top.incident_id, *members]) == sorted(f"DUP-{n}" for n in range(12))
+    assert len(members) == top.near_duplicates == 11
+    assert all(member.shared_iocs == ["198.51.100.23"] and member.shared_techniques == ["T1530"]
+               and member.title == top.title for member in top.near_duplicate_hits)
+    scores = [member.score for member in top.near_duplicate_hits]
+    assert scores == sorted(scores, reverse=True)
+    again = store.similar(text=query, k=5)
+    assert again.from_cache and again.hits == first.hits
+    only_high = store.similar(text=query, k=5, severity=["high"])
+    assert {m.severity for h in only_high.hits for m in h.near_duplicate_hits} <= {"high"}
+    assert only_high.hits[0].near_duplicates == 3
+
+
 def test_repeat_search_is_served_from_cache_until_a_new_save(store: Store) -> None:
     fill(store)
     first = store.similar(incident_id="RANSOM-1")

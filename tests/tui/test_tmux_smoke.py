@@ -101,7 +101,10 @@ def test_incidex_in_a_real_terminal(tmux: Tmux, tui_settings: Any, tmp_path: Pat
     for key in "inc-0007":
         tmux.keys(key)
     tmux.keys("Enter")
-    screen = tmux.wait_for("Cobalt Strike beacon on a finance workstation", "esc Back")
+    screen = tmux.wait_for("Cobalt Strike beacon on a finance workstation", "esc Back",
+                           "Analyses (1)")
+    assert "INC-0007" in screen.splitlines()[1], screen  # the incident's own header line
+    assert "row 2 of 10" not in screen
     tmux.keys("Escape")
     tmux.wait_for("row 2 of 10")
     for _ in range(2):
@@ -110,6 +113,16 @@ def test_incidex_in_a_real_terminal(tmux: Tmux, tui_settings: Any, tmp_path: Pat
     first_rows = [line for line in screen.splitlines() if "INC-00" in line][:3]
     assert all("critical" in line for line in first_rows), screen
     assert "INC-0002" in first_rows[0]
+    tmux.keys("f")
+    tmux.wait_for("similar to INC-0002", "s Severity")
+    for _ in range(4):
+        tmux.keys("s")
+    screen = tmux.wait_for("severity ≥ critical · ")
+    hit_rows = [line for line in screen.splitlines() if "INC-00" in line and "why:" not in line
+                and "similar to" not in line]
+    assert hit_rows and all("critical" in line for line in hit_rows), screen
+    tmux.keys("Escape")
+    tmux.wait_for("sorted by severity, worst first")
     tmux.keys("q")
     asked = time.monotonic()
     deadline = asked + WAIT_SECONDS
