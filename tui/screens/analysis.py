@@ -11,17 +11,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from store import AnalysisRecord, IncidentDetail, safe_name
+from store import AnalysisRecord, IncidentDetail, safe_name, schema_key_order
 from tui.importing import write_export
 from tui.messages import AnalysisExported, IncidentLoaded
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import PathPromptScreen
 from widgets.format import cost, printable, severity_style, timestamp, tokens
 from widgets.json_view import JsonView
+from widgets.plain_input import PlainInput
 from widgets.stored_text import stored
 
 
@@ -31,16 +32,26 @@ class AnalysisScreen(IncidexScreen):
     SUB_TITLE = "analysis"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
+        Binding("slash", "search", "Search", id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
         # Listed under ? and in the palette: in the footer it pushed q and ? off 80 columns.
         Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
-        Binding("n,right_square_bracket", "step(1)", "Next analysis", show=False,
+        # While a search has matches n and N walk them (as in less and vim); ] and [ always
+        # switch analyses, and n and p do when no search is active.
+        Binding("n", "next_match(1)", "Next match", show=False, id="analysis.next_match"),
+        Binding("N", "next_match(-1)", "Previous match", show=False,
+                id="analysis.previous_match"),
+        Binding("right_square_bracket", "step(1)", "Next analysis", show=False,
                 id="analysis.next"),
         Binding("p,left_square_bracket", "step(-1)", "Previous analysis", show=False,
                 id="analysis.previous"),
+        Binding("plus,equals_sign", "expand_all", "Expand all", show=False,
+                id="analysis.expand_all"),
+        Binding("minus", "collapse_all", "Collapse all", show=False,
+                id="analysis.collapse_all"),
     ]
 
     def __init__(self, incident_id: str, select_analysis_id: str | None = None) -> None:
@@ -61,12 +72,17 @@ class AnalysisScreen(IncidexScreen):
         with Horizontal(id="analysis-body"):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
+        yield Static(id="analysis-search-status")
+        yield PlainInput(placeholder="search this analysis (Enter finds, Esc cancels)",
+                         id="analysis-search", compact=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the incident in the background."""
         self.show_loading_after(self.query_one("#analysis-body"), lambda: not self.loaded)
         self.query_one("#analyses", OptionList).border_title = "Analyses"
+        self.query_one("#analysis-search").display = False
+        self.query_one("#analysis-search-status").display = False
         self._load(self.incident_id)
 
     def on_incident_loaded(self, message: IncidentLoaded) -> None:
@@ -119,17 +135,77 @@ class AnalysisScreen(IncidexScreen):
         if record is self.current:
             return
         self.current = record
-        self.query_one(JsonView).update(record.analysis, label=f"{record.model_name} analysis")
+        self.query_one(JsonView).update(
+            record.analysis, label=f"{record.model_name} analysis",
+            key_order=schema_key_order(record.analysis.get("schema_version")))
+        self._title_matches()
         self.sub_title = printable(f"{self.incident_id} · {record.model_name} · "
                                    f"{timestamp(record.created_at)}", one_line=True)
 
+    @on(Input.Submitted, "#analysis-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        search_line = self.query_one("#analysis-search", Input)
+        search_line.display = False
+        view = self.query_one(JsonView)
+        view.search(event.value.strip())
+        self._title_matches()
+        view.focus_view()
+
+    def _title_matches(self) -> None:
+        view = self.query_one(JsonView)
+        status = self.query_one("#analysis-search-status", Static)
+        status.display = bool(view.query_text)
+        count = view.match_count
+        where = f"match {view.match_index + 1} of {count}" if count else "no match"
+        status.update(Text.assemble(
+            ("/", "bold"), (printable(view.query_text, one_line=True), "bold"),
+            f"  {where}  ", ("n/N next/previous · Esc clears", "dim")))
+
+    def action_search(self) -> None:
+        """Open the search line below the analysis."""
+        search_line = self.query_one("#analysis-search", Input)
+        search_line.value = self.query_one(JsonView).query_text
+        search_line.display = True
+        search_line.focus()
+
+    def action_next_match(self, delta: int) -> None:
+        """Go to the next (or previous) match; with no search active, n shows the next analysis."""
+        view = self.query_one(JsonView)
+        if view.query_text:
+            view.go_to_match(delta)
+            self._title_matches()
+        elif delta > 0:
+            self.action_step(1)
+
+    def action_expand_all(self) -> None:
+        """Open every branch of the tree."""
+        self.query_one(JsonView).expand_all()
+
+    def action_collapse_all(self) -> None:
+        """Close every branch of the tree below the top-level keys."""
+        self.query_one(JsonView).collapse_all()
+
     def action_back(self) -> None:
-        """Return to where the analyst came from."""
-        self.dismiss()
+        """Close the search line, else clear the search, else return to where the analyst was."""
+        search_line = self.query_one("#analysis-search", Input)
+        view = self.query_one(JsonView)
+        if search_line.display:
+            search_line.display = False
+            view.focus_view()
+        elif view.query_text:
+            view.clear_search()
+            self._title_matches()
+        else:
+            self.dismiss()
 
     def action_toggle_view(self) -> None:
-        """Flip between the tree and the highlighted JSON."""
-        self.query_one(JsonView).toggle()
+        """Flip between the tree and the highlighted JSON (a search follows to the other view)."""
+        view = self.query_one(JsonView)
+        view.toggle()
+        if view.query_text:
+            view.go_to_match(0)
+            self._title_matches()
 
     def action_step(self, delta: int) -> None:
         """Show the next or previous analysis."""
