@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from textual.widgets import Static, Tree
@@ -114,3 +116,69 @@ async def test_an_analysis_with_schema_version_lists_keys_in_schema_order(
         tree = app.screen.query_one(JsonView).query_one(Tree)
         keys = [node.label.plain.split(":")[0].split("  ")[0] for node in tree.root.children]
         assert keys == [*IncidentAnalysis.model_fields, "schema_version", "zz_extra"]
+
+
+async def test_shift_e_exports_the_incident_and_asks_before_overwriting(
+        filled_store: Any, tui_settings: Any, tmp_path: Path) -> None:
+    from tui.screens.confirm import ConfirmScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        target = tmp_path / "out" / "INC-0002.json"
+        await pilot.press("E")
+        await pilot.pause()
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        exported = json.loads(target.read_text())
+        assert exported["incident"]["incident_id"] == "INC-0002"
+        assert [a["model_name"] for a in exported["analyses"]] == ["gpt-4o", "gpt-4o-mini"]
+        assert exported["usage"]["analyses"] == 2
+        assert exported["usage"]["input_tokens"] == 2 * 1100
+        assert target.stat().st_mode & 0o777 == 0o600
+        target.write_text("keep me")
+        # The same file again: a question, and No leaves it alone.
+        await pilot.press("E")
+        await pilot.pause()
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is screen and target.read_text() == "keep me"
+        # Markdown, by the name's suffix; Yes replaces an existing file.
+        markdown = tmp_path / "out" / "INC-0002.md"
+        markdown.write_text("old")
+        await pilot.press("E")
+        await pilot.pause()
+        app.screen.query_one("#path").value = str(markdown)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        text = markdown.read_text()
+        assert text.startswith("# INC-0002: Ransomware encrypted file shares in logistics")
+        assert text.count("## Analysis ") == 2 and "First look." in text
+
+
+async def test_e_asks_before_overwriting_an_analysis_export(
+        filled_store: Any, tui_settings: Any, tmp_path: Path) -> None:
+    from tui.screens.confirm import ConfirmScreen
+
+    target = tmp_path / "analysis.json"
+    target.write_text("keep me")
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen and target.read_text() == "keep me"

@@ -17,8 +17,10 @@ from textual.worker import Worker
 
 from store import AnalysisRecord, IncidentDetail, safe_name, schema_key_order
 from tui.importing import write_export
-from tui.messages import AnalysisExported, IncidentLoaded
+from tui.incident_export import incident_json, incident_markdown
+from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded
 from tui.screens.base import IncidexScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
 from widgets.format import cost, printable, severity_style, timestamp, tokens
 from widgets.json_view import JsonView
@@ -36,6 +38,8 @@ class AnalysisScreen(IncidexScreen):
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
+        Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
+                id="analysis.export_incident"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
         # Listed under ? and in the palette: in the footer it pushed q and ? off 80 columns.
         Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
@@ -239,13 +243,45 @@ class AnalysisScreen(IncidexScreen):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self._export(path, text)
+                self._export(path, text + "\n")
+
+        self.app.push_screen(prompt, chosen)
+
+    def action_export_incident(self) -> None:
+        """Ask where to write the whole incident (.md for Markdown, else JSON), then write it."""
+        if self.detail is None:
+            self.notify("No incident to export", severity="warning")
+            return
+        detail, analyses = self.detail, list(self.analyses)
+        default = self.incidex.data_dir / "exports" / f"{safe_name(self.incident_id)}.json"
+        prompt = PathPromptScreen(
+            "Export incident", "The incident, every analysis and its usage. A name ending in .md "
+            "writes Markdown, any other JSON. Enter writes, Esc cancels.", str(default))
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            markdown = path.suffix.lower() in (".md", ".markdown")
+            self._export(path, (incident_markdown if markdown else incident_json)(detail, analyses))
 
         self.app.push_screen(prompt, chosen)
 
     def on_analysis_exported(self, message: AnalysisExported) -> None:
         """Say where the file went."""
         self.notify(f"Wrote {message.path}", title="Exported")
+
+    def on_export_would_overwrite(self, message: ExportWouldOverwrite) -> None:
+        """Ask before replacing an existing file; write only on yes."""
+        question = Text.assemble(printable(str(message.path), one_line=True), (" exists.", "bold"),
+                                 " Replace it?")
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self._export(message.path, message.text, overwrite=True)
+            else:
+                self.notify("Export cancelled: the file was left as it was", title="Export")
+
+        self.app.push_screen(ConfirmScreen("Replace the file?", question), answered)
 
     def action_analyze(self) -> None:
         """Run a new analysis of this incident with the chat model."""
@@ -264,8 +300,11 @@ class AnalysisScreen(IncidexScreen):
         self.post_message(IncidentLoaded(incident_id, detail, analyses))
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, path: Path, text: str) -> None:
-        self.post_message(AnalysisExported(write_export(path, text + "\n")))
+    def _export(self, path: Path, text: str, overwrite: bool = False) -> None:
+        if not overwrite and path.expanduser().exists():
+            self.post_message(ExportWouldOverwrite(path, text))
+            return
+        self.post_message(AnalysisExported(write_export(path, text)))
 
 
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
