@@ -83,6 +83,14 @@ class AnalysisExported(Message):
 
 
 @dataclass
+class ViewerFileReady(Message):
+    """The analysis was written to a private temporary file for $PAGER or $EDITOR."""
+
+    path: Path
+    variable: str
+
+
+@dataclass
 class ExportWouldOverwrite(Message):
     """An export was not written because its file exists; the analyst is asked first."""
 

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from store import AnalysisRecord, IncidentDetail, safe_name, schema_key_order
+from store import (
+    AnalysisRecord,
+    IncidentDetail,
+    safe_name,
+    schema_key_order,
+    write_private_file,
+)
 from tui.importing import write_export
 from tui.incident_export import incident_json, incident_markdown
-from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded
+from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded, ViewerFileReady
 from tui.screens.base import IncidexScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
@@ -38,6 +49,10 @@ class AnalysisScreen(IncidexScreen):
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
+        Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
+                id="analysis.pager"),
+        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
+                id="analysis.editor"),
         Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
                 id="analysis.export_incident"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
@@ -270,6 +285,35 @@ class AnalysisScreen(IncidexScreen):
         """Say where the file went."""
         self.notify(f"Wrote {message.path}", title="Exported")
 
+    def action_open_outside(self, variable: str) -> None:
+        """Write the shown analysis to a private temporary file, then open it in $PAGER or
+        $EDITOR."""
+        if self.current is None:
+            self.notify("No analysis to open", severity="warning")
+            return
+        name = f"{safe_name(self.incident_id)}-{self.current.analysis_id}.json"
+        self._write_for_viewer(name, self.query_one(JsonView).text + "\n", variable)
+
+    def on_viewer_file_ready(self, message: ViewerFileReady) -> None:
+        """Hand the terminal to the pager or editor until it exits, then delete the file."""
+        command = _viewer_command(message.variable)
+        try:
+            with self.app.suspend():
+                # The app is suspended: waiting here is the point, as in lazygit.
+                returncode = subprocess.call([*command, str(message.path)])
+        except SuspendNotSupported:
+            self.notify("This terminal cannot be handed over to another program",
+                        severity="error")
+            returncode = 0
+        except OSError as error:
+            self.notify(printable(f"cannot run {command[0]}: {error.strerror or error}",
+                                  one_line=True), severity="error")
+            returncode = 0
+        if returncode != 0:
+            self.notify(printable(f"{command[0]} exited with status {returncode}",
+                                  one_line=True), severity="warning")
+        self._remove_viewer_file(message.path)
+
     def on_export_would_overwrite(self, message: ExportWouldOverwrite) -> None:
         """Ask before replacing an existing file; write only on yes."""
         question = Text.assemble(printable(str(message.path), one_line=True), (" exists.", "bold"),
@@ -305,6 +349,26 @@ class AnalysisScreen(IncidexScreen):
             self.post_message(ExportWouldOverwrite(path, text))
             return
         self.post_message(AnalysisExported(write_export(path, text)))
+
+
+    @work(thread=True, group="viewer", exit_on_error=False)
+    def _write_for_viewer(self, name: str, text: str, variable: str) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="incidex-view-"))  # created 0700
+        path = write_private_file(folder / name, text.encode("utf-8"))
+        self.post_message(ViewerFileReady(path, variable))
+
+    @work(thread=True, group="viewer", exit_on_error=False)
+    def _remove_viewer_file(self, path: Path) -> None:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _viewer_command(variable: str) -> list[str]:
+    """The pager ($PAGER, else less) or editor ($VISUAL, $EDITOR, else vi) as argv."""
+    if variable == "PAGER":
+        chosen = os.environ.get("PAGER") or "less"
+    else:
+        chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    return shlex.split(chosen) or ["less"]
 
 
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
