@@ -182,3 +182,48 @@ async def test_e_asks_before_overwriting_an_analysis_export(
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is screen and target.read_text() == "keep me"
+
+
+async def test_c_compares_two_analyses_and_marks_what_differs(filled_store: Any,
+                                                              tui_settings: Any) -> None:
+    from tui.screens.compare import CompareScreen
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        differing = {key for key, _left, _right, differ in compare.rows if differ}
+        # The two fixed analyses of INC-0002 differ only in the summary (" First look.").
+        assert differing == {"summary"}
+        assert [key for key, *_ in compare.rows][:3] == ["summary", "severity", "category"]
+        shown = compare.query_one("#compare-table", Static).render()
+        assert "1 of 6 keys differ" in str(compare.query_one(".prompt-title").render())
+        assert shown is not None
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_c_with_one_analysis_says_it_needs_two(filled_store: Any, tui_settings: Any
+                                                     ) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("c")
+        await settle(pilot)
+        assert app.screen is screen
+        assert any("needs two analyses" in n.message for n in app._notifications)
+
+
+def test_compare_rows_marks_missing_and_changed_keys() -> None:
+    from tui.screens.compare import compare_rows
+
+    rows = compare_rows({"a": 1, "b": [1, 2], "c": "x"}, {"b": [1, 2], "c": "y", "d": None},
+                        ("c",))
+    assert rows == [("c", "x", "y", True), ("a", 1, ..., True), ("b", [1, 2], [1, 2], False),
+                    ("d", ..., None, True)]

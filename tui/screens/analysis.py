@@ -31,10 +31,11 @@ from tui.importing import write_export
 from tui.incident_export import incident_json, incident_markdown
 from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded, ViewerFileReady
 from tui.screens.base import IncidexScreen
+from tui.screens.compare import CompareScreen, compare_rows
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
 from widgets.format import cost, printable, severity_style, timestamp, tokens
-from widgets.json_view import JsonView
+from widgets.json_view import READ_FIRST, JsonView
 from widgets.plain_input import PlainInput
 from widgets.stored_text import stored
 
@@ -53,6 +54,8 @@ class AnalysisScreen(IncidexScreen):
                 id="analysis.pager"),
         Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
                 id="analysis.editor"),
+        Binding("c", "compare", "Compare with the next analysis", show=False,
+                id="analysis.compare"),
         Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
                 id="analysis.export_incident"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
@@ -285,6 +288,18 @@ class AnalysisScreen(IncidexScreen):
         """Say where the file went."""
         self.notify(f"Wrote {message.path}", title="Exported")
 
+    def action_compare(self) -> None:
+        """Compare the shown analysis with the one below it in the list (above, for the last)."""
+        if self.current is None or len(self.analyses) < 2:
+            self.notify("Comparing needs two analyses of this incident", severity="warning")
+            return
+        index = self.analyses.index(self.current)
+        other = self.analyses[index + 1 if index + 1 < len(self.analyses) else index - 1]
+        key_order = schema_key_order(self.current.analysis.get("schema_version")) or READ_FIRST
+        rows = compare_rows(self.current.analysis, other.analysis, key_order)
+        self.app.push_screen(CompareScreen(_compare_title(self.current), _compare_title(other),
+                                           rows))
+
     def action_open_outside(self, variable: str) -> None:
         """Write the shown analysis to a private temporary file, then open it in $PAGER or
         $EDITOR."""
@@ -360,6 +375,10 @@ class AnalysisScreen(IncidexScreen):
     @work(thread=True, group="viewer", exit_on_error=False)
     def _remove_viewer_file(self, path: Path) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _compare_title(record: AnalysisRecord) -> str:
+    return f"{record.model_name} · {timestamp(record.created_at)}"
 
 
 def _viewer_command(variable: str) -> list[str]:
