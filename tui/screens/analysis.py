@@ -46,7 +46,8 @@ class AnalysisScreen(IncidexScreen):
     SUB_TITLE = "analysis"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
-        Binding("slash", "search", "Search", id="analysis.search"),
+        # Listed under ? like a: in the footer it would push ? off 80 columns.
+        Binding("slash", "search", "Search", show=False, id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
@@ -63,7 +64,8 @@ class AnalysisScreen(IncidexScreen):
         Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
         # While a search has matches n and N walk them (as in less and vim); ] and [ always
         # switch analyses, and n and p do when no search is active.
-        Binding("n", "next_match(1)", "Next match", show=False, id="analysis.next_match"),
+        Binding("n", "next_match(1)", "Next match (no search: next analysis)", show=False,
+                id="analysis.next_match"),
         Binding("N", "next_match(-1)", "Previous match", show=False,
                 id="analysis.previous_match"),
         Binding("right_square_bracket", "step(1)", "Next analysis", show=False,
