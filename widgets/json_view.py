@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.syntax import Syntax
@@ -118,19 +119,21 @@ class JsonView(Widget):
         """Highlight every case-insensitive match of `query`, go to the first; returns the count."""
         self.query_text = query
         self.match_index = 0
-        needle = query.lower()
+        # One case-insensitive rule for the tree, the text and the highlight (highlight_words uses
+        # re too): str.lower() can change a string's length and shift columns.
+        pattern = re.compile(re.escape(query), re.IGNORECASE) if query else None
         tree: Tree[Any] = self.query_one("#json-tree", Tree)
         self._tree_matches = []
         for node in _walk(tree.root):
             original = self._labels.get(node.id) or Text(str(node.label))
-            if needle and needle in original.plain.lower():
+            if pattern is not None and pattern.search(original.plain):
                 shown = original.copy()
                 shown.highlight_words([query], MATCH_STYLE, case_sensitive=False)
                 node.set_label(shown)
                 self._tree_matches.append(node)
             elif node.label is not original:
                 node.set_label(original)
-        self._text_matches = _text_positions(self.text, needle) if needle else []
+        self._text_matches = text_positions(self.text, query) if query else []
         self.go_to_match(0)
         return self.match_count
 
@@ -205,16 +208,11 @@ def _walk(node: TreeNode[Any]) -> list[TreeNode[Any]]:
     return nodes
 
 
-def _text_positions(text: str, needle: str) -> list[tuple[int, int]]:
-    """(line, column) of every case-insensitive occurrence of `needle` (already lower-cased)."""
-    positions = []
-    for number, line in enumerate(text.split("\n")):
-        folded = line.lower()
-        start = folded.find(needle)
-        while start != -1:
-            positions.append((number, start))
-            start = folded.find(needle, start + max(1, len(needle)))
-    return positions
+def text_positions(text: str, query: str) -> list[tuple[int, int]]:
+    """(line, column) of every case-insensitive, non-overlapping occurrence of `query`."""
+    pattern = re.compile(re.escape(query), re.IGNORECASE)
+    return [(number, match.start()) for number, line in enumerate(text.split("\n"))
+            for match in pattern.finditer(line)]
 
 
 def _add_children(node: TreeNode[Any], value: Any) -> int:
