@@ -49,6 +49,17 @@ async def test_slash_searches_and_n_walks_the_matches(filled_store: Any, tui_set
         highlighted = [node for node in _nodes(view.query_one(Tree).root)
                        if any(span.style == "black on yellow" for span in node.label.spans)]
         assert len(highlighted) == 2
+        # The search follows to another analysis (] switches analyses whatever is searched).
+        await pilot.press("right_square_bracket")
+        assert screen.current is screen.analyses[1] and view.match_count == 2
+        await pilot.press("left_square_bracket")
+        assert screen.current is first_analysis
+        # Esc on an open search line closes it and keeps the search; a second Esc clears it.
+        await pilot.press("slash")
+        search_line = screen.query_one("#analysis-search")
+        assert search_line.display and search_line.has_focus
+        await pilot.press("escape")
+        assert not search_line.display and view.query_text == "t1"
         await pilot.press("escape")
         assert not view.query_text and not status.display
         assert not any(span.style == "black on yellow" for node in _nodes(view.query_one(Tree).root)
@@ -227,3 +238,18 @@ def test_compare_rows_marks_missing_and_changed_keys() -> None:
                         ("c",))
     assert rows == [("c", "x", "y", True), ("a", 1, ..., True), ("b", [1, 2], [1, 2], False),
                     ("d", ..., None, True)]
+
+
+async def test_a_search_of_markup_and_controls_is_shown_as_typed(filled_store: Any,
+                                                                 tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        view = screen.query_one(JsonView)
+        await pilot.press("slash")
+        screen.query_one("#analysis-search").value = "[bold]x[/] \x1b[2J"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert view.match_count == 0
+        shown = str(screen.query_one("#analysis-search-status", Static).render())
+        assert "[bold]x[/]" in shown and "\x1b" not in shown
