@@ -62,7 +62,7 @@ class AnalysisScreen(IncidexScreen):
         Binding("f", "similar", "Similar", id="analysis.similar"),
         # Listed under ? and in the palette: in the footer it pushed q and ? off 80 columns.
         Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
-        # While a search has matches n and N walk them (as in less and vim); ] and [ always
+        # While a search is active n and N walk its matches (as in less and vim); ] and [ always
         # switch analyses, and n and p do when no search is active.
         Binding("n", "next_match(1)", "Next match (no search: next analysis)", show=False,
                 id="analysis.next_match"),
