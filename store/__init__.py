@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Estimate,
         PreparedAnalysis,
     )
+    from store.analyze.schema import schema_key_order
     from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
@@ -73,6 +74,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "data_directory": ("store.locations", "data_directory"),
     "safe_name": ("store.fileio", "safe_name"),
     "write_private_file": ("store.fileio", "write_private_file"),
+    "schema_key_order": ("store.analyze.schema", "schema_key_order"),
     "iter_save": ("store.ingest.stream", "iter_save"),
     "iter_save_batches": ("store.ingest.stream", "iter_save_batches"),
     "SaveEvent": ("store.ingest.stream", "SaveEvent"),
@@ -146,6 +148,7 @@ __all__ = [
     "read_records",
     "safe_name",
     "save_view_state",
+    "schema_key_order",
     "write_private_file",
 ]
 

@@ -77,9 +77,25 @@ class IncidentLoaded(Message):
 
 @dataclass
 class AnalysisExported(Message):
-    """An analysis was written to a file."""
+    """An analysis (or a whole incident) was written to a file."""
 
     path: Path
+
+
+@dataclass
+class ViewerFileReady(Message):
+    """The analysis was written to a private temporary file for $PAGER or $EDITOR."""
+
+    path: Path
+    variable: str
+
+
+@dataclass
+class ExportWouldOverwrite(Message):
+    """An export was not written because its file exists; the analyst is asked first."""
+
+    path: Path
+    text: str
 
 
 @dataclass

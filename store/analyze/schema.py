@@ -87,6 +87,14 @@ def first_problem(error: ValidationError) -> str:
     return f"{where}: {first['msg'][0].lower()}{first['msg'][1:]}{more}"
 
 
+def schema_key_order(schema_version: object) -> tuple[str, ...]:
+    """The top-level keys of an analysis in the schema's field order (schema_version last), or ()
+    when `schema_version` is not one this incidex wrote."""
+    if schema_version != f"{SCHEMA_NAME}/{SCHEMA_VERSION}":
+        return ()
+    return (*IncidentAnalysis.model_fields, "schema_version")
+
+
 def stored_form(analysis: IncidentAnalysis) -> dict[str, Any]:
     """The analysis as saved: the schema's fields plus the schema version."""
     document = analysis.model_dump(mode="json")

@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from store import AnalysisRecord, IncidentDetail, safe_name
+from store import (
+    AnalysisRecord,
+    IncidentDetail,
+    safe_name,
+    schema_key_order,
+    write_private_file,
+)
 from tui.importing import write_export
-from tui.messages import AnalysisExported, IncidentLoaded
+from tui.incident_export import incident_json, incident_markdown
+from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded, ViewerFileReady
 from tui.screens.base import IncidexScreen
+from tui.screens.compare import CompareScreen, compare_rows
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
 from widgets.format import cost, printable, severity_style, timestamp, tokens
-from widgets.json_view import JsonView
+from widgets.json_view import READ_FIRST, JsonView
+from widgets.plain_input import PlainInput
 from widgets.stored_text import stored
 
 
@@ -31,16 +46,36 @@ class AnalysisScreen(IncidexScreen):
     SUB_TITLE = "analysis"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
+        # Listed under ? like a: in the footer it would push ? off 80 columns.
+        Binding("slash", "search", "Search", show=False, id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
         Binding("e", "export", "Export", id="analysis.export"),
+        Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
+                id="analysis.pager"),
+        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
+                id="analysis.editor"),
+        Binding("c", "compare", "Compare with the next analysis", show=False,
+                id="analysis.compare"),
+        Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
+                id="analysis.export_incident"),
         Binding("f", "similar", "Similar", id="analysis.similar"),
         # Listed under ? and in the palette: in the footer it pushed q and ? off 80 columns.
         Binding("a", "analyze", "Analyse again", show=False, id="analysis.analyze"),
-        Binding("n,right_square_bracket", "step(1)", "Next analysis", show=False,
+        # While a search is active n and N walk its matches (as in less and vim); ] and [ always
+        # switch analyses, and n and p do when no search is active.
+        Binding("n", "next_match(1)", "Next match (no search: next analysis)", show=False,
+                id="analysis.next_match"),
+        Binding("N", "next_match(-1)", "Previous match", show=False,
+                id="analysis.previous_match"),
+        Binding("right_square_bracket", "step(1)", "Next analysis", show=False,
                 id="analysis.next"),
         Binding("p,left_square_bracket", "step(-1)", "Previous analysis", show=False,
                 id="analysis.previous"),
+        Binding("plus,equals_sign", "expand_all", "Expand all", show=False,
+                id="analysis.expand_all"),
+        Binding("minus", "collapse_all", "Collapse all", show=False,
+                id="analysis.collapse_all"),
     ]
 
     def __init__(self, incident_id: str, select_analysis_id: str | None = None) -> None:
@@ -61,12 +96,17 @@ class AnalysisScreen(IncidexScreen):
         with Horizontal(id="analysis-body"):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
+        yield Static(id="analysis-search-status")
+        yield PlainInput(placeholder="search this analysis (Enter finds, Esc cancels)",
+                         id="analysis-search", compact=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Load the incident in the background."""
         self.show_loading_after(self.query_one("#analysis-body"), lambda: not self.loaded)
         self.query_one("#analyses", OptionList).border_title = "Analyses"
+        self.query_one("#analysis-search").display = False
+        self.query_one("#analysis-search-status").display = False
         self._load(self.incident_id)
 
     def on_incident_loaded(self, message: IncidentLoaded) -> None:
@@ -119,17 +159,77 @@ class AnalysisScreen(IncidexScreen):
         if record is self.current:
             return
         self.current = record
-        self.query_one(JsonView).update(record.analysis, label=f"{record.model_name} analysis")
+        self.query_one(JsonView).update(
+            record.analysis, label=f"{record.model_name} analysis",
+            key_order=schema_key_order(record.analysis.get("schema_version")))
+        self._title_matches()
         self.sub_title = printable(f"{self.incident_id} · {record.model_name} · "
                                    f"{timestamp(record.created_at)}", one_line=True)
 
+    @on(Input.Submitted, "#analysis-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        search_line = self.query_one("#analysis-search", Input)
+        search_line.display = False
+        view = self.query_one(JsonView)
+        view.search(event.value.strip())
+        self._title_matches()
+        view.focus_view()
+
+    def _title_matches(self) -> None:
+        view = self.query_one(JsonView)
+        status = self.query_one("#analysis-search-status", Static)
+        status.display = bool(view.query_text)
+        count = view.match_count
+        where = f"match {view.match_index + 1} of {count}" if count else "no match"
+        status.update(Text.assemble(
+            ("/", "bold"), (printable(view.query_text, one_line=True), "bold"),
+            f"  {where}  ", ("n/N next/previous · Esc clears", "dim")))
+
+    def action_search(self) -> None:
+        """Open the search line below the analysis."""
+        search_line = self.query_one("#analysis-search", Input)
+        search_line.value = self.query_one(JsonView).query_text
+        search_line.display = True
+        search_line.focus()
+
+    def action_next_match(self, delta: int) -> None:
+        """Go to the next (or previous) match; with no search active, n shows the next analysis."""
+        view = self.query_one(JsonView)
+        if view.query_text:
+            view.go_to_match(delta)
+            self._title_matches()
+        elif delta > 0:
+            self.action_step(1)
+
+    def action_expand_all(self) -> None:
+        """Open every branch of the tree."""
+        self.query_one(JsonView).expand_all()
+
+    def action_collapse_all(self) -> None:
+        """Close every branch of the tree below the top-level keys."""
+        self.query_one(JsonView).collapse_all()
+
     def action_back(self) -> None:
-        """Return to where the analyst came from."""
-        self.dismiss()
+        """Close the search line, else clear the search, else return to where the analyst was."""
+        search_line = self.query_one("#analysis-search", Input)
+        view = self.query_one(JsonView)
+        if search_line.display:
+            search_line.display = False
+            view.focus_view()
+        elif view.query_text:
+            view.clear_search()
+            self._title_matches()
+        else:
+            self.dismiss()
 
     def action_toggle_view(self) -> None:
-        """Flip between the tree and the highlighted JSON."""
-        self.query_one(JsonView).toggle()
+        """Flip between the tree and the highlighted JSON (a search follows to the other view)."""
+        view = self.query_one(JsonView)
+        view.toggle()
+        if view.query_text:
+            view.go_to_match(0)
+            self._title_matches()
 
     def action_step(self, delta: int) -> None:
         """Show the next or previous analysis."""
@@ -163,13 +263,86 @@ class AnalysisScreen(IncidexScreen):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self._export(path, text)
+                self._export(path, text + "\n")
+
+        self.app.push_screen(prompt, chosen)
+
+    def action_export_incident(self) -> None:
+        """Ask where to write the whole incident (.md for Markdown, else JSON), then write it."""
+        if self.detail is None:
+            self.notify("No incident to export", severity="warning")
+            return
+        detail, analyses = self.detail, list(self.analyses)
+        default = self.incidex.data_dir / "exports" / f"{safe_name(self.incident_id)}.json"
+        prompt = PathPromptScreen(
+            "Export incident", "The incident, every analysis and its usage. A name ending in .md "
+            "writes Markdown, any other JSON. Enter writes, Esc cancels.", str(default))
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            markdown = path.suffix.lower() in (".md", ".markdown")
+            self._export(path, (incident_markdown if markdown else incident_json)(detail, analyses))
 
         self.app.push_screen(prompt, chosen)
 
     def on_analysis_exported(self, message: AnalysisExported) -> None:
         """Say where the file went."""
         self.notify(f"Wrote {message.path}", title="Exported")
+
+    def action_compare(self) -> None:
+        """Compare the shown analysis with the one below it in the list (above, for the last)."""
+        if self.current is None or len(self.analyses) < 2:
+            self.notify("Comparing needs two analyses of this incident", severity="warning")
+            return
+        index = self.analyses.index(self.current)
+        other = self.analyses[index + 1 if index + 1 < len(self.analyses) else index - 1]
+        key_order = schema_key_order(self.current.analysis.get("schema_version")) or READ_FIRST
+        rows = compare_rows(self.current.analysis, other.analysis, key_order)
+        self.app.push_screen(CompareScreen(_compare_title(self.current), _compare_title(other),
+                                           rows))
+
+    def action_open_outside(self, variable: str) -> None:
+        """Write the shown analysis to a private temporary file, then open it in $PAGER or
+        $EDITOR."""
+        if self.current is None:
+            self.notify("No analysis to open", severity="warning")
+            return
+        name = f"{safe_name(self.incident_id)}-{self.current.analysis_id}.json"
+        self._write_for_viewer(name, self.query_one(JsonView).text + "\n", variable)
+
+    def on_viewer_file_ready(self, message: ViewerFileReady) -> None:
+        """Hand the terminal to the pager or editor until it exits, then delete the file."""
+        command = _viewer_command(message.variable)
+        try:
+            with self.app.suspend():
+                # The app is suspended: waiting here is the point, as in lazygit.
+                returncode = subprocess.call([*command, str(message.path)])
+        except SuspendNotSupported:
+            self.notify("This terminal cannot be handed over to another program",
+                        severity="error")
+            returncode = 0
+        except OSError as error:
+            self.notify(printable(f"cannot run {command[0]}: {error.strerror or error}",
+                                  one_line=True), severity="error")
+            returncode = 0
+        if returncode != 0:
+            self.notify(printable(f"{command[0]} exited with status {returncode}",
+                                  one_line=True), severity="warning")
+        self._remove_viewer_file(message.path)
+
+    def on_export_would_overwrite(self, message: ExportWouldOverwrite) -> None:
+        """Ask before replacing an existing file; write only on yes."""
+        question = Text.assemble(printable(str(message.path), one_line=True), (" exists.", "bold"),
+                                 " Replace it?")
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self._export(message.path, message.text, overwrite=True)
+            else:
+                self.notify("Export cancelled: the file was left as it was", title="Export")
+
+        self.app.push_screen(ConfirmScreen("Replace the file?", question), answered)
 
     def action_analyze(self) -> None:
         """Run a new analysis of this incident with the chat model."""
@@ -188,8 +361,35 @@ class AnalysisScreen(IncidexScreen):
         self.post_message(IncidentLoaded(incident_id, detail, analyses))
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, path: Path, text: str) -> None:
-        self.post_message(AnalysisExported(write_export(path, text + "\n")))
+    def _export(self, path: Path, text: str, overwrite: bool = False) -> None:
+        if not overwrite and path.expanduser().exists():
+            self.post_message(ExportWouldOverwrite(path, text))
+            return
+        self.post_message(AnalysisExported(write_export(path, text)))
+
+
+    @work(thread=True, group="viewer", exit_on_error=False)
+    def _write_for_viewer(self, name: str, text: str, variable: str) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="incidex-view-"))  # created 0700
+        path = write_private_file(folder / name, text.encode("utf-8"))
+        self.post_message(ViewerFileReady(path, variable))
+
+    @work(thread=True, group="viewer", exit_on_error=False)
+    def _remove_viewer_file(self, path: Path) -> None:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _compare_title(record: AnalysisRecord) -> str:
+    return f"{record.model_name} · {timestamp(record.created_at)}"
+
+
+def _viewer_command(variable: str) -> list[str]:
+    """The pager ($PAGER, else less) or editor ($VISUAL, $EDITOR, else vi) as argv."""
+    if variable == "PAGER":
+        chosen = os.environ.get("PAGER") or "less"
+    else:
+        chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    return shlex.split(chosen) or ["less"]
 
 
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
