@@ -140,14 +140,18 @@ class ChatClient:
             raise AnalyzeError(f"{self.model}: no answer from {self.where} within "
                                f"{self.timeout_seconds:g} s") from None
         except openai.APIConnectionError as error:
-            raise AnalyzeError(_one_line(f"{self.model}: cannot reach {self.where}: "
+            raise AnalyzeError(self._reason(f"{self.model}: cannot reach {self.where}: "
                                          f"{_root_cause(error)}")) from None
         except openai.APIStatusError as error:
             raise AnalyzeError(self._status_message(error)) from None
         except (openai.OpenAIError, AttributeError, KeyError, TypeError, ValueError) as error:
-            raise AnalyzeError(_one_line(f"{self.model}: malformed reply from {self.where} "
+            raise AnalyzeError(self._reason(f"{self.model}: malformed reply from {self.where} "
                                          f"(not an OpenAI chat completion: {error})")) from None
         return self._from_message(message, start)
+
+    def _reason(self, text: str) -> str:
+        """One bounded printable line with the key and URL password masked."""
+        return safe_reason(text, limit=300, secrets=self._secrets)
 
     def _status_message(self, error: Any) -> str:
         status = error.status_code
@@ -164,7 +168,7 @@ class ChatClient:
                  "(INCIDEX_ANALYZE_OUTPUT_MODE: json_schema, function_calling or json_mode)",
         }.get(status)
         parts = [f"{self.model}: HTTP {status} from {self.where}", detail, hint]
-        return _one_line(": ".join(part for part in parts if part))
+        return self._reason(": ".join(part for part in parts if part))
 
     def _from_message(self, message: Any, start: datetime) -> ChatCall:
         usage = getattr(message, "usage_metadata", None) or None
@@ -259,5 +263,3 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    return safe_reason(text, limit=limit)
