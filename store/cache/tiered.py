@@ -36,6 +36,7 @@ from store.cache.stats import (
     snapshot_from_fields,
 )
 from store.errors import StoreUnavailable
+from store.redact import safe_reason
 
 if TYPE_CHECKING:
     from store.settings import Settings
@@ -228,7 +229,7 @@ class Cache:
             except tier.outage_errors as error:
                 raise StoreUnavailable(f"cache clear: the {tier.name} cache is down, nothing "
                                        f"was removed there ({type(error).__name__}: "
-                                       f"{_first_line(error)})") from None
+                                       f"{safe_reason(error, limit=200)})") from None
         return max(counts)
 
     def flush_stats(self) -> bool:
@@ -291,8 +292,3 @@ def make_cache(settings: Settings, prefix: str = "incidex") -> Cache:
         default_ttl_seconds=_option(settings, "cache_ttl_seconds", 30 * DAY_SECONDS),
         retry_interval_seconds=_option(settings, "cache_retry_seconds", 3.0),
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no detail"
