@@ -125,6 +125,8 @@ class IncidentDetail:
     initial_findings: str
     created_at: datetime
     updated_at: datetime
+    # Set (one line naming the key) when the sealed text could not be opened; the text is "".
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class AnalysisRecord:
     output_tokens: int | None = None
     cost_usd: Decimal | None = None
     severity: str | None = None
+    # Set (one line naming the key) when the sealed analysis could not be opened.
+    unreadable: str | None = None
 
 
 IncidentSort = Literal["updated", "created", "incident_id", "severity", "analyses", "cost"]

@@ -132,6 +132,31 @@ class Settings(BaseSettings):
         description="Key of the PII pseudonyms (32+ characters); default a key file in "
         "SECRETS_DIR, created on first use.",
     )
+    encrypt_at_rest: bool = Field(
+        default=True,
+        description="Seal incident descriptions, findings, analyses and JSON backups with "
+        "AES-256-GCM under per-incident data keys (keys in SECRETS_DIR/keyring).",
+    )
+    encryption_primary_key: str | None = Field(
+        default=None,
+        description="Id of the key-encryption key that wraps new data keys; default the one "
+        "named in SECRETS_DIR/keyring/primary (set by `incidex keys rotate`).",
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="A key-encryption key from the environment, '<key id>:<64 hex digits>' "
+        "(containers); primary when no other is named.",
+    )
+    retention_days: int | None = Field(
+        default=None, ge=1,
+        description="Purge incidents this many days after their last update (`incidex "
+        "purge`); default off.",
+    )
+    retention_days_by_severity: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-severity retention in days, e.g. {"info": 30, "critical": 730}; a '
+        "severity not named falls back to RETENTION_DAYS.",
+    )
     internal_domains: tuple[str, ...] = Field(
         default=(),
         description="Your internal DNS suffixes, pseudonymised with STRIP_INTERNAL_HOSTS.",

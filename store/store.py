@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -44,6 +45,7 @@ from store.settings import Settings
 if TYPE_CHECKING:
     from store.analyze import AnalysisRunner
     from store.cache import Cache
+    from store.crypto import StoreCipher
     from store.vectors.maintenance import VerifyReport
     from store.vectors.search import SimilarSearch
     from store.vectors.service import VectorService
@@ -64,6 +66,7 @@ class Store:
         self._cache_lock = threading.Lock()
         self._vectors: VectorService | None = None
         self._search: SimilarSearch | None = None
+        self.cipher = _open_cipher(settings, engine)
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = True) -> Store:
@@ -132,6 +135,7 @@ class Store:
             log.warning("index snapshot not written: %s", error.strerror)
         if self._cache is not None:
             self._cache.close()
+        self.cipher.close()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -158,12 +162,15 @@ class Store:
         to one transaction per record); one result per record, in order."""
         now = utc_now()
         outcomes: list[SaveResult | PreparedSave] = []
+        keyed_hash = self.cipher.index.keyed_hash if self.cipher.sealing else None
         for label, record in chunk:
             try:
-                outcomes.append(prepare(record, label, self.limits, now))
+                outcomes.append(prepare(record, label, self.limits, now, keyed_hash))
             except RecordError as error:
                 outcomes.append(SaveResult.failed(record.incident.incident_id, str(error)))
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
+        if self.cipher.sealing and prepared:
+            self.cipher.seal_batch(prepared)
         embed_runs = self.vectors.attach_vectors(prepared)
         written = write_batch(self.engine, prepared, embed_runs)
         saved = [(result.pk, item) for result, item in zip(written, prepared, strict=True)
@@ -185,6 +192,7 @@ class Store:
         items += self._missing_backups(list(duplicates.values()))
         if not items:
             return results
+        items = self._sealed_backups(items)
         try:
             write_backups(self.backups, items)
         except OSError as error:
@@ -210,6 +218,30 @@ class Store:
             if not backup_path(self.backups, item).exists():
                 missing.append(item)
         return missing
+
+    def _sealed_backups(self, items: list[BackupItem]) -> list[BackupItem]:
+        """The backups sealed under their incidents' data keys when the store seals, so that
+        purging an incident's key makes its backup files unreadable too."""
+        if not self.cipher.sealing:
+            return items
+        from store.crypto.backups import sealed_backup_document
+
+        codecs = self.cipher.codecs([item.incident_id for item in items])
+        return [BackupItem(item.incident_id, item.analysis_id, item.created_at,
+                           sealed_backup_document(codecs[item.incident_id], item.analysis_id,
+                                                  item.document))
+                for item in items]
+
+    def read_backup(self, path: Path) -> dict[str, Any]:
+        """The document of one JSON backup file, opened when it is sealed; KeyUnavailable
+        when its incident's data key is gone (purged) or the keyring lacks its key."""
+        import orjson
+
+        from store.crypto.backups import open_backup_document
+
+        stored = orjson.loads(path.read_bytes())
+        incident_id = str(stored.get("incident_id", ""))
+        return open_backup_document(self.cipher.codec(incident_id), stored)
 
     def analysis_runner(self, model: str | None = None) -> AnalysisRunner:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
@@ -396,6 +428,18 @@ class Store:
             counts = queries.totals(connection)
         url = self.engine.url.render_as_string(hide_password=False)
         return StoreSummary(database_url=redact_url(url), **counts)
+
+
+def _open_cipher(settings: Settings, engine: Engine) -> StoreCipher:
+    """The store's cipher, attached to its engine so that queries and writes find it."""
+    from store.crypto import attach_cipher, cipher_from_settings
+    from store.db.identity import store_identity
+
+    with read_connection(engine) as connection:
+        store_id = store_identity(connection).store_id
+    cipher = cipher_from_settings(settings, store_id)
+    attach_cipher(engine, cipher)
+    return cipher
 
 
 def _backup_failed(result: SaveResult, label: str, problem: str) -> SaveResult:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from store.crypto import cipher_of
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Incident, table_of
 from store.errors import StoreUnavailable
@@ -24,6 +25,7 @@ def register_incidents(engine: Engine, incidents: Sequence[IncidentIn]) -> list[
         return []
     table = table_of(Incident)
     now = utc_now()
+    sealed = seal_incident_texts(engine, incidents)
     with write_transaction(engine) as connection:
         dialect = connection.dialect.name
         insert: Any
@@ -39,13 +41,38 @@ def register_incidents(engine: Engine, incidents: Sequence[IncidentIn]) -> list[
         for incident in incidents:
             row = connection.execute(statement, {
                 "incident_id": incident.incident_id, "title": incident.title,
-                "description": incident.description,
-                "initial_findings": incident.initial_findings,
+                **sealed[incident.incident_id],
                 "created_at": now, "updated_at": now, "analysis_count": 0,
             }).first()
             if row is not None:
                 added.add(row[0])
     return [incident.incident_id in added for incident in incidents]
+
+
+def seal_incident_texts(engine: Engine, incidents: Sequence[IncidentIn]
+                        ) -> dict[str, dict[str, Any]]:
+    """The stored columns of each incident's text: sealed (with key id and blind-index
+    tokens) when the store seals, else as given."""
+    cipher = cipher_of(engine)
+    if cipher is None or not cipher.sealing:
+        return {incident.incident_id: {"description": incident.description,
+                                       "initial_findings": incident.initial_findings}
+                for incident in incidents}
+    keys = cipher.write_keys([incident.incident_id for incident in incidents])
+    columns = {}
+    for incident in incidents:
+        key = keys[incident.incident_id]
+        columns[incident.incident_id] = {
+            "description": cipher.seal_field(key, "incidents", "description",
+                                             incident.incident_id, incident.description),
+            "initial_findings": cipher.seal_field(key, "incidents", "initial_findings",
+                                                  incident.incident_id,
+                                                  incident.initial_findings),
+            "key_id": key[0].hex(),
+            "search_terms": cipher.index.tokens((incident.description,
+                                                 incident.initial_findings)),
+        }
+    return columns
 
 
 def unanalysed_incident_ids(engine: Engine, limit: int | None = None) -> list[str]:

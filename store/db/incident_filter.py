@@ -14,6 +14,7 @@ the facet) and left out, never guessed; the description says how every part was 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -155,3 +156,51 @@ def pg_tsquery(parsed: IncidentFilter) -> str | None:
             "(" + " <-> ".join(word.lower() for word in term.words) + ")" if term.phrase
             else f"{term.words[0].lower()}:*" for term in terms) + ")")
     return " | ".join(groups)
+
+
+# Encrypted text (issue 10) -----------------------------------------------------------------
+# Descriptions, findings and analyses are sealed; the text index holds the incident id, the
+# title and the blind-index tokens of the sealed text (store.crypto.blind_index). A word then
+# matches the id or title by prefix, or the sealed text exactly (its token); a phrase matches
+# the id or title only.
+
+def fts5_match_with_blind_index(parsed: IncidentFilter,
+                                token_of: Callable[[str], str] | None) -> str | None:
+    """The FTS5 MATCH expression over incidents_fts(incident_id, title, search_terms)."""
+    if not parsed.alternatives:
+        return None
+    groups = []
+    for terms in parsed.alternatives:
+        groups.append("(" + " AND ".join(_fts5_blind_term(term, token_of)
+                                         for term in terms) + ")")
+    return " OR ".join(groups)
+
+
+def _fts5_blind_term(term: Term, token_of: Callable[[str], str] | None) -> str:
+    if term.phrase:
+        return f'{{incident_id title}} : "{" ".join(term.words)}"'
+    prefix = f'{{incident_id title}} : "{term.words[0]}"*'
+    if token_of is None:
+        return prefix
+    return f'({prefix} OR search_terms : "{token_of(term.words[0])}")'
+
+
+def pg_tsquery_with_blind_index(parsed: IncidentFilter,
+                                token_of: Callable[[str], str] | None) -> str | None:
+    """The PostgreSQL tsquery over store.db.models.PG_SEARCH_VECTOR (weight A: id and
+    title, weight B: blind-index tokens)."""
+    if not parsed.alternatives:
+        return None
+    groups = []
+    for terms in parsed.alternatives:
+        groups.append("(" + " & ".join(_pg_blind_term(term, token_of) for term in terms) + ")")
+    return " | ".join(groups)
+
+
+def _pg_blind_term(term: Term, token_of: Callable[[str], str] | None) -> str:
+    if term.phrase:
+        return "(" + " <-> ".join(f"{word.lower()}:A" for word in term.words) + ")"
+    prefix = f"{term.words[0].lower()}:*A"
+    if token_of is None:
+        return prefix
+    return f"({prefix} | {token_of(term.words[0])}:B)"

@@ -26,11 +26,12 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 # The text search expression: queries must repeat it exactly for PostgreSQL to use the GIN
-# index that migration 0002 builds on it (SQLite searches an FTS5 table kept by triggers).
+# index that migration 0014 builds on it (SQLite searches an FTS5 table kept by triggers).
+# Weight A holds the id and title words (prefix search), weight B the blind-index tokens of
+# the sealed text (exact words only): the text itself is never indexed.
 PG_SEARCH_VECTOR = (
-    "to_tsvector('simple', regexp_replace(incident_id || ' ' || title || ' ' || "
-    "left(description, 100000) || ' ' || left(initial_findings, 100000), '[^[:alnum:]]+', ' ', "
-    "'g'))"
+    "(setweight(to_tsvector('simple', regexp_replace(incident_id || ' ' || title, "
+    "'[^[:alnum:]]+', ' ', 'g')), 'A') || setweight(to_tsvector('simple', search_terms), 'B'))"
 )
 
 
@@ -95,7 +96,7 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_analyses", "analysis_count", "updated_at", "incident_id"),
         Index("ix_incidents_cost", "cost_nano_usd", "updated_at", "incident_id"),
         Index("ix_incidents_severity_created", "severity_rank", "created_at"),
-        Index("ix_incidents_search", text(f"({PG_SEARCH_VECTOR})"),
+        Index("ix_incidents_search", text(PG_SEARCH_VECTOR),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
@@ -114,6 +115,11 @@ class Incident(SQLModel, table=True):
     # The known cost of the incident's model calls in billionths of a dollar: an exact sort key.
     cost_nano_usd: int = Field(default=0, sa_column=Column(
         BigInteger, nullable=False, default=0, server_default="0"))
+    # The data key (hex id) the text was sealed with; NULL for clear text (migration 0014).
+    key_id: str | None = Field(default=None, sa_column=Column(String(32)))
+    # Blind-index tokens of the sealed text's words (store.crypto.blind_index).
+    search_terms: str = Field(default="", sa_column=Column(
+        Text, nullable=False, default="", server_default=""))
 
 
 class Analysis(SQLModel, table=True):
@@ -136,6 +142,7 @@ class Analysis(SQLModel, table=True):
     content_hash: str = Field(sa_column=Column(String(64), nullable=False))
     severity: str | None = Field(default=None, sa_column=Column(String(32)))
     created_at: datetime = _utc()
+    key_id: str | None = Field(default=None, sa_column=Column(String(32)))
 
 
 class RunMetadata(SQLModel, table=True):
@@ -205,6 +212,22 @@ class StoreInfo(SQLModel, table=True):
     pii_key_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))
     # Set while a reindex moves the vectors to another PII key; cleared when it completes.
     pii_key_reindexing: str | None = Field(default=None, sa_column=Column(String(64)))
+
+
+class PurgeTombstone(SQLModel, table=True):
+    """A content-free record of one purged incident: its id hashed, when, by whom, how much."""
+
+    __tablename__ = "purge_tombstones"
+
+    id: int | None = _pk()
+    incident_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    purged_at: datetime = _utc()
+    purged_by: str = Field(sa_column=Column(String(256), nullable=False))
+    reason: str = Field(sa_column=Column(String(32), nullable=False))
+    analyses: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    run_metadata: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    embeddings: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    backups: int = Field(default=0, sa_column=Column(Integer, nullable=False))
 
 
 def table_of(model: type[SQLModel]) -> Table:

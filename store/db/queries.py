@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Select, case, func, literal, select, text
 from sqlalchemy import tuple_ as row
 
-from store.db.incident_filter import fts5_match, parse_incident_filter, pg_tsquery
+from store.crypto import KeyUnavailable, cipher_of, is_sealed
+from store.db.incident_filter import (
+    fts5_match_with_blind_index,
+    parse_incident_filter,
+    pg_tsquery_with_blind_index,
+)
 from store.db.models import (
     NANOS_PER_USD,
     PG_SEARCH_VECTOR,
@@ -62,12 +69,12 @@ def filter_conditions(connection: Connection, query: str | None, *,
         return func.coalesce(column, column, type_=column.type) if walk_sort_index else column
 
     if connection.dialect.name == "postgresql":
-        tsquery = pg_tsquery(parsed)
+        tsquery = pg_tsquery_with_blind_index(parsed, _word_token(connection))
         if tsquery is not None:
             conditions.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)")
                               .bindparams(tsquery=tsquery))
     else:
-        match = fts5_match(parsed)
+        match = fts5_match_with_blind_index(parsed, _word_token(connection))
         if match is not None:
             # A unary + keeps SQLite from reading the matches by rowid first.
             conditions.append(text(
@@ -88,6 +95,12 @@ def filter_conditions(connection: Connection, query: str | None, *,
     return conditions
 
 
+def _word_token(connection: Connection) -> Callable[[str], str] | None:
+    """The blind-index token of a typed word under this store's index key, None without one."""
+    cipher = cipher_of(connection)
+    return None if cipher is None else cipher.index.token
+
+
 BROAD_MATCH = 2000
 SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
                 "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
@@ -106,7 +119,7 @@ def _broad_filter(connection: Connection, query: str | None, sort: str) -> str |
     if connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
         return None
     parsed = parse_incident_filter(query)
-    match = fts5_match(parsed)
+    match = fts5_match_with_blind_index(parsed, _word_token(connection))
     if match is None:
         return SORT_INDEXES[sort] if not parsed.empty else None
     found = connection.execute(
@@ -254,14 +267,64 @@ def incident_detail(connection: Connection, incident_id: str) -> IncidentDetail 
     ).mappings().first()
     if found is None:
         return None
+    unreadable = None
+    try:
+        description = open_stored(connection, "incidents", "description", found["incident_id"],
+                                  found["description"], found["key_id"])
+        findings = open_stored(connection, "incidents", "initial_findings",
+                               found["incident_id"], found["initial_findings"], found["key_id"])
+    except KeyUnavailable as error:
+        description, findings, unreadable = "", "", str(error)
     return IncidentDetail(
         incident_id=found["incident_id"],
         title=found["title"],
-        description=found["description"],
-        initial_findings=found["initial_findings"],
+        description=description,
+        initial_findings=findings,
         created_at=found["created_at"],
         updated_at=found["updated_at"],
+        unreadable=unreadable,
     )
+
+
+def opened_row(connection: Connection, row: Any) -> SimpleNamespace:
+    """A row of analyses (and optionally its incident's text) with the sealed columns opened:
+    analysis_json as JSON text (a stand-in naming the problem when it cannot be opened),
+    description and initial_findings as text. Attribute access as on the row."""
+    values = dict(row._mapping)
+    if "analysis_json" in values:
+        document, _problem = analysis_document(connection, values)
+        values["analysis_json"] = json.dumps(document)
+    for column in ("description", "initial_findings"):
+        if column in values:
+            values[column] = open_stored(connection, "incidents", column, values["incident_id"],
+                                         values[column], None)
+    return SimpleNamespace(**values)
+
+
+def open_stored(connection: Connection, table: str, column: str, row_key: str, stored: str,
+                key_id: str | None) -> str:
+    """The clear text of a column value: opened with the store's cipher when sealed, as stored
+    when it is clear text (a row from before encryption, or one that an upsert sealed only in
+    part during `keys encrypt-store`); KeyUnavailable (one line naming row and key) when a
+    sealed value cannot be opened."""
+    if not is_sealed(stored):
+        return stored
+    cipher = cipher_of(connection)
+    if cipher is None:
+        raise KeyUnavailable(f"{table}.{column} of {row_key}: sealed with data key "
+                             f"{key_id or '?'}, and this store was opened without its keyring")
+    return cipher.open_text(table, column, row_key, stored)
+
+
+def analysis_document(connection: Connection, mapping: Any) -> tuple[dict[str, Any], str | None]:
+    """An analysis row's JSON (the row needs analysis_id and analysis_json), or a stand-in
+    naming the problem when it cannot be opened, with that problem."""
+    try:
+        opened = open_stored(connection, "analyses", "analysis_json", mapping["analysis_id"],
+                             mapping["analysis_json"], mapping.get("key_id"))
+    except KeyUnavailable as error:
+        return {"unreadable": str(error)}, str(error)
+    return json.loads(opened), None
 
 
 def analyses_of(connection: Connection, incident_id: str) -> list[AnalysisRecord]:
@@ -286,21 +349,23 @@ def analyses_of(connection: Connection, incident_id: str) -> list[AnalysisRecord
         .where(analyses.incident_id == incident_id)
         .order_by(analyses.created_at.desc(), analyses.id.desc())
     )
-    return [
-        AnalysisRecord(
+    records = []
+    for r in connection.execute(statement).mappings():
+        document, unreadable = analysis_document(connection, r)
+        records.append(AnalysisRecord(
             pk=r["id"],
             analysis_id=r["analysis_id"],
             incident_id=r["incident_id"],
             model_name=r["model_name"],
             created_at=r["created_at"],
-            analysis=json.loads(r["analysis_json"]),
+            analysis=document,
             input_tokens=r["input_tokens"],
             output_tokens=r["output_tokens"],
             cost_usd=_decimal(r["cost_usd"]),
             severity=r["severity"],
-        )
-        for r in connection.execute(statement).mappings()
-    ]
+            unreadable=unreadable,
+        ))
+    return records
 
 
 def _decimal(value: Any) -> Decimal | None:

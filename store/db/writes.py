@@ -124,6 +124,10 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
     def keep_unless_empty(name: str) -> Any:
         return case((excluded[name] != "", excluded[name]), else_=current[name])
 
+    # Sealed rows gather the blind-index tokens of every analysis; clear rows keep none.
+    terms = case((excluded.search_terms == "", current.search_terms),
+                 (current.search_terms == "", excluded.search_terms),
+                 else_=current.search_terms + " " + excluded.search_terms)
     newer = excluded.latest_analysis_at >= func.coalesce(
         current.latest_analysis_at, excluded.latest_analysis_at
     )
@@ -133,6 +137,8 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
             "title": keep_unless_empty("title"),
             "description": keep_unless_empty("description"),
             "initial_findings": keep_unless_empty("initial_findings"),
+            "key_id": func.coalesce(excluded.key_id, current.key_id),
+            "search_terms": terms,
             "updated_at": case(
                 (excluded.updated_at > current.updated_at, excluded.updated_at),
                 else_=current.updated_at,
@@ -149,11 +155,14 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
     rows = []
     for prepared in fresh:
         incident = prepared.record.incident
+        sealed = prepared.sealed
         rows.append({
             "incident_id": incident.incident_id,
             "title": incident.title,
-            "description": incident.description,
-            "initial_findings": incident.initial_findings,
+            "description": sealed.description if sealed else incident.description,
+            "initial_findings": sealed.initial_findings if sealed else incident.initial_findings,
+            "key_id": sealed.key_id if sealed else None,
+            "search_terms": sealed.search_terms if sealed else "",
             "created_at": prepared.event_time,
             "updated_at": prepared.event_time,
             "analysis_count": 1,
@@ -175,7 +184,8 @@ def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> d
             "analysis_id": p.analysis_id,
             "incident_id": p.incident_id,
             "model_name": p.record.model_name,
-            "analysis_json": p.analysis_json,
+            "analysis_json": p.sealed.analysis_json if p.sealed else p.analysis_json,
+            "key_id": p.sealed.key_id if p.sealed else None,
             "content_hash": p.content_hash,
             "severity": p.severity,
             "created_at": p.event_time,

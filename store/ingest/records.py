@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,6 +15,12 @@ from store.errors import RecordError
 from store.ingest.pricing import price_call
 from store.ingest.reader import DEFAULT_MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from store.schemas import AnalysisIn
+
+if TYPE_CHECKING:
+    from store.crypto import SealedRecord
+
+# HMAC under the store's index key of (label, text): the content hash of an encrypted store.
+KeyedHash = Callable[[str, str], str]
 
 SEVERITY_KEYS = ("severity", "risk_level", "priority")
 # Far above any real call; keeps per-model and per-day sums far from 64-bit overflow.
@@ -44,6 +51,8 @@ class PreparedSave:
     vector: bytes | None = None
     embedder: str | None = None
     dimension: int | None = None
+    # The stored form of the sensitive text when the store seals it (StoreCipher.seal_batch).
+    sealed: SealedRecord | None = None
 
     @property
     def incident_id(self) -> str:
@@ -65,14 +74,22 @@ def canonical_json(document: Any) -> str:
         raise ValueError(str(error)) from None
 
 
-def analysis_identity(incident_id: str, analysis_text: str) -> tuple[str, str]:
-    """The content hash of an analysis and its stable analysis_id (same content, same id)."""
-    content_hash = hashlib.sha256(analysis_text.encode("utf-8")).hexdigest()
+def analysis_identity(incident_id: str, analysis_text: str,
+                      keyed_hash: KeyedHash | None = None) -> tuple[str, str]:
+    """The content hash of an analysis and its stable analysis_id (same content, same id).
+
+    With keyed_hash (an encrypted store) the hash is an HMAC under the store's index key: a
+    plain SHA-256 of sealed text would let anyone confirm a guess of it."""
+    if keyed_hash is not None:
+        content_hash = keyed_hash("analysis", analysis_text)
+    else:
+        content_hash = hashlib.sha256(analysis_text.encode("utf-8")).hexdigest()
     key = hashlib.sha256(f"{incident_id}\x00{content_hash}".encode()).hexdigest()
     return content_hash, f"an-{key[:24]}"
 
 
-def prepare(record: AnalysisIn, label: str, limits: Limits, now: datetime) -> PreparedSave:
+def prepare(record: AnalysisIn, label: str, limits: Limits, now: datetime,
+            keyed_hash: KeyedHash | None = None) -> PreparedSave:
     """Check limits and text, compute ids and the priced run row; raise RecordError on a problem."""
     label = label_for(label, record.incident.incident_id)
     _check_text_fields(record, label, limits)
@@ -86,7 +103,8 @@ def prepare(record: AnalysisIn, label: str, limits: Limits, now: datetime) -> Pr
             f"{len(analysis_text):,} bytes, over the limit of {limits.max_analysis_bytes:,} "
             "(INCIDEX_MAX_ANALYSIS_BYTES)",
         )
-    content_hash, analysis_id = analysis_identity(record.incident.incident_id, analysis_text)
+    content_hash, analysis_id = analysis_identity(record.incident.incident_id, analysis_text,
+                                                  keyed_hash)
     event_time = now
     usage = record.usage
     if usage is not None and (usage.end_time or usage.start_time):

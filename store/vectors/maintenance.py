@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from store.db.engine import read_connection, run_write
 from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
+from store.db.queries import opened_row
 from store.db.writes import insert_embedding_rows, vector_problem
 from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
@@ -194,11 +195,12 @@ def _analyses_to_embed(service: VectorService, pending_only: bool) -> list[int]:
 
 def _reembed(service: VectorService, analysis_pks: list[int]) -> int:
     with read_connection(service.engine) as connection:
-        rows = connection.execute(
-            select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
-                   col(Incident.description), col(Incident.initial_findings))
+        rows = [opened_row(connection, row) for row in connection.execute(
+            select(col(Analysis.id), col(Analysis.analysis_id), col(Analysis.analysis_json),
+                   col(Analysis.incident_id), col(Incident.title), col(Incident.description),
+                   col(Incident.initial_findings))
             .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
-            .where(col(Analysis.id).in_(analysis_pks)).order_by(col(Analysis.id))).all()
+            .where(col(Analysis.id).in_(analysis_pks)).order_by(col(Analysis.id)))]
     texts = [service.clean_text(r.title, r.description, r.initial_findings,
                                 json.loads(r.analysis_json)) for r in rows]
     vectors, calls = service.embed_texts(texts)

@@ -27,6 +27,7 @@ from sqlmodel import col
 
 from store.db.engine import read_connection
 from store.db.models import Analysis, Incident, table_of
+from store.db.queries import opened_row
 from store.errors import StoreError
 from store.schemas import DEFAULT_SIMILAR_K, SimilarHit, SimilarResult
 from store.vectors.index import VectorIndex
@@ -163,7 +164,8 @@ def _rows(connection: Connection, pks: list[int]) -> dict[int, Any]:
             .join(table_of(Incident), incidents.incident_id == analyses.incident_id)
             .where(analyses.id.in_(pks[start : start + 900]))
         )
-        found.update({row.id: row for row in connection.execute(statement)})
+        found.update({row.id: opened_row(connection, row)
+                      for row in connection.execute(statement)})
     return found
 
 
@@ -314,6 +316,8 @@ class SimilarSearch:
         assert incident_id is not None
         with read_connection(self.engine) as connection:
             row = _latest_analysis_row(connection, incident_id)
+            if row is not None:
+                row = opened_row(connection, row)
         if row is None:
             raise StoreError(f"similar: no incident {incident_id!r} with an analysis")
         analysis = json.loads(row.analysis_json)
@@ -343,8 +347,9 @@ class SimilarSearch:
 def _latest_analysis_row(connection: Connection, incident_id: str) -> Any:
     """The incident's newest analysis with the incident's text, or None."""
     return connection.execute(
-        select(col(Analysis.id), col(Analysis.analysis_json), col(Incident.title),
-               col(Incident.description), col(Incident.initial_findings))
+        select(col(Analysis.id), col(Analysis.analysis_id), col(Analysis.analysis_json),
+               col(Analysis.incident_id), col(Incident.title), col(Incident.description),
+               col(Incident.initial_findings))
         .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
         .where(col(Analysis.incident_id) == incident_id)
         .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
@@ -355,4 +360,4 @@ def _latest_analysis_row(connection: Connection, incident_id: str) -> Any:
 def _latest_analysis(connection: Connection, incident_id: str) -> dict[str, Any] | None:
     """The incident's newest analysis document, or None."""
     row = _latest_analysis_row(connection, incident_id)
-    return None if row is None else dict(json.loads(row.analysis_json))
+    return None if row is None else dict(json.loads(opened_row(connection, row).analysis_json))

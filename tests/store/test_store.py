@@ -185,7 +185,7 @@ def test_backups_are_written_for_saved_analyses_only(store: Any, isolated_direct
     files = list((isolated_directories / "backups").rglob("*.json"))
     assert len(files) == 1
     assert files[0].name.endswith(f".{first.analysis_id}.json")
-    document = json.loads(files[0].read_text())
+    document = store.read_backup(files[0])
     assert document["incident"]["incident_id"] == "../../etc/passwd"
     assert document["analysis_id"] == first.analysis_id
 

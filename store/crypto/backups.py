@@ -1,0 +1,43 @@
+"""Sealed JSON backups: the backup document of an analysis, sealed under its incident's key.
+
+The file stays JSON (store/backup writes it as before) but holds only the format, the ids
+and the sealed document: {"format": "incidex-sealed-backup-1", "incident_id", "analysis_id",
+"sealed": base64}. The sealed bytes are bound to the analysis id.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from store.crypto.cipher import IncidentCodec
+from store.crypto.envelope import KeyUnavailable
+
+SEALED_BACKUP_FORMAT = "incidex-sealed-backup-1"
+
+
+def _binding(analysis_id: str) -> bytes:
+    return b"backup\x00" + analysis_id.encode("utf-8", "surrogatepass")
+
+
+def sealed_backup_document(codec: IncidentCodec, analysis_id: str,
+                           document: dict[str, Any]) -> dict[str, Any]:
+    """The sealed form of a backup document."""
+    sealed = codec.seal(orjson.dumps(document), _binding(analysis_id))
+    return {"format": SEALED_BACKUP_FORMAT, "incident_id": codec.incident_id,
+            "analysis_id": analysis_id, "sealed": base64.b64encode(sealed).decode("ascii")}
+
+
+def open_backup_document(codec: IncidentCodec, stored: dict[str, Any]) -> dict[str, Any]:
+    """The backup document inside a sealed one; KeyUnavailable when it cannot be opened."""
+    if stored.get("format") != SEALED_BACKUP_FORMAT:
+        return stored
+    analysis_id = str(stored.get("analysis_id"))
+    try:
+        blob = base64.b64decode(str(stored.get("sealed")), validate=True)
+    except ValueError:
+        raise KeyUnavailable(f"backup of {analysis_id}: sealed value damaged") from None
+    document = orjson.loads(codec.open_sealed(blob, _binding(analysis_id)))
+    return dict(document)

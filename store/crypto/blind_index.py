@@ -1,0 +1,68 @@
+"""The blind index: keyed hashes of the normalised words of sealed text, for exact search.
+
+A word is a run of letters and digits (as the list filter reads them), NFKC-normalised and
+lower-cased; an IOC such as 185.220.101.4 or evil.example.com is found as all of its words.
+Each word becomes a short token, keyed BLAKE2b (a MAC) under the index key, 64 bits in hex
+with a letter in front; the store keeps the tokens of an incident's description, findings and
+analyses, space-separated, in `incidents.search_terms`, which the text index reads instead of
+the text. What this gives away: which incidents share a word, and how often a token occurs
+(frequency analysis of common words); not the word itself without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+TOKEN_PREFIX = "h"
+TOKEN_BYTES = 8
+# Words repeat across records; remembering their tokens keeps a save from hashing each again.
+MAX_REMEMBERED_TOKENS = 200_000
+# A cap keeps one huge analysis from making the incident's token list unbounded.
+MAX_WORDS_PER_TEXT = 4000
+
+
+def normalised_words(text: str) -> list[str]:
+    """The distinct normalised words of a text, in order of first appearance."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return list(dict.fromkeys(_WORD.findall(folded)))[:MAX_WORDS_PER_TEXT]
+
+
+class BlindIndex:
+    """Word tokens under one key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._remembered: dict[str, str] = {}
+
+    def token(self, word: str) -> str:
+        """The token of one word (normalised first)."""
+        folded = unicodedata.normalize("NFKC", word).casefold()
+        return self._token_of_normalised(folded)
+
+    def tokens(self, texts: Iterable[str]) -> str:
+        """The distinct tokens of the words of these texts, space-separated."""
+        words: dict[str, None] = {}
+        for text in texts:
+            words.update(dict.fromkeys(normalised_words(text)))
+        return " ".join(self._token_of_normalised(word) for word in words)
+
+    def _token_of_normalised(self, word: str) -> str:
+        found = self._remembered.get(word)
+        if found is None:
+            digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), key=self._key[:64],
+                                     digest_size=TOKEN_BYTES, person=b"incidex-words")
+            found = TOKEN_PREFIX + digest.hexdigest()
+            if len(self._remembered) >= MAX_REMEMBERED_TOKENS:
+                self._remembered.clear()
+            self._remembered[word] = found
+        return found
+
+    def keyed_hash(self, label: str, payload: str) -> str:
+        """HMAC-SHA256 of a labelled payload under the index key, in hex (content hashes)."""
+        message = label.encode() + b"\x00" + payload.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
