@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         PreparedAnalysis,
     )
     from store.analyze.schema import schema_key_order
+    from store.crypto import IncidentCodec, KeyUnavailable
     from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from store.ingest.reader import read_records
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
     from store.locations import data_directory
+    from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
     from store.schemas import (
         CACHE_NAMESPACES,
         DEFAULT_SIMILAR_K,
@@ -69,6 +71,12 @@ if TYPE_CHECKING:
 # Public name -> (module, attribute in it).
 _EXPORTS: dict[str, tuple[str, str]] = {
     "Store": ("store.store", "Store"),
+    "KeyUnavailable": ("store.crypto", "KeyUnavailable"),
+    "IncidentCodec": ("store.crypto", "IncidentCodec"),
+    "KeysStatus": ("store.protection", "KeysStatus"),
+    "CheckReport": ("store.protection", "CheckReport"),
+    "PurgeCandidate": ("store.protection", "PurgeCandidate"),
+    "PurgeReport": ("store.protection", "PurgeReport"),
     "Settings": ("store.settings", "Settings"),
     "load_settings": ("store.settings", "load_settings"),
     "data_directory": ("store.locations", "data_directory"),
@@ -102,6 +110,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 }
 
 __all__ = [
+    "CheckReport",
+    "IncidentCodec",
+    "KeyUnavailable",
+    "KeysStatus",
+    "PurgeCandidate",
+    "PurgeReport",
     "AnalysisIn",
     "AnalysisOutcome",
     "AnalysisRecord",

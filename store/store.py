@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from store.analyze import AnalysisRunner
     from store.cache import Cache
     from store.crypto import StoreCipher
+    from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
     from store.vectors.maintenance import VerifyReport
     from store.vectors.search import SimilarSearch
     from store.vectors.service import VectorService
@@ -372,6 +373,87 @@ class Store:
             raise StoreError(f"cache clear: unknown namespace {namespace!r} "
                              f"(known: {', '.join(CACHE_NAMESPACES)})")
         return self.cache.clear_everywhere(namespace)
+
+    # Keys and purging --------------------------------------------------------------------
+
+    def keys_status(self) -> KeysStatus:
+        """Key ids, which is primary, and how many data keys and rows each protects."""
+        from store.protection import keys_status
+
+        return keys_status(self.engine, self.cipher)
+
+    def rotate_keys(self) -> str:
+        """A new primary key-encryption key; every data key rewrapped with it (fast)."""
+        from store.protection import rotate_keys
+
+        return rotate_keys(self.engine, self.cipher)
+
+    def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """New data keys for every incident and its rows resealed; resumable; how many."""
+        from store.protection import reencrypt_rows
+
+        return reencrypt_rows(self.engine, self.cipher, progress)
+
+    def check_keys(self, progress: Callable[[int, int], None] | None = None) -> CheckReport:
+        """Open every sealed value and unwrap every data key; the problems found."""
+        from store.protection import check_keys
+
+        return check_keys(self.engine, self.cipher, progress)
+
+    def retire_key(self, key_id: str) -> str:
+        """Move a key-encryption key that wraps nothing out of the keyring; where to."""
+        from store.protection import retire_key
+
+        return retire_key(self.cipher, key_id)
+
+    def encrypt_store(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Seal every clear-text row in place (resumable); how many incidents."""
+        from store.protection import encrypt_store
+
+        return encrypt_store(self.engine, self.cipher, progress)
+
+    def purge_candidates(self, now: datetime | None = None) -> list[PurgeCandidate]:
+        """The incidents the retention policy would remove now."""
+        from store.protection import retention_candidates
+
+        return retention_candidates(self.engine, self.settings.retention_days,
+                                    self.settings.retention_days_by_severity, now)
+
+    def forget(self, incident_ids: list[str], reason: str = "forget") -> PurgeReport:
+        """Erase these incidents and everything derived from them, data keys included."""
+        from store.locations import index_directory
+        from store.protection import forget_incidents
+        from store.vectors.index import SNAPSHOT_FILE
+
+        if (index_directory(self.settings) / SNAPSHOT_FILE).exists():
+            self.vectors.index()  # loaded while the rows still match the snapshot
+        return forget_incidents(self.engine, self.cipher, self.backups, incident_ids,
+                                reason=reason, remove_vectors=self._remove_vectors,
+                                clear_caches=self._clear_text_caches)
+
+    def _remove_vectors(self, analysis_pks: list[int]) -> None:
+        """Take purged vectors out of the index and rewrite its snapshot without them."""
+        import numpy as np
+
+        from store.locations import index_directory
+
+        if self._vectors is None or not self._vectors.index_loaded():
+            return
+        directory = index_directory(self.settings)
+        index = self.vectors.index()
+        index.remove(np.array(analysis_pks, dtype=np.int64))
+        index.save_snapshot(directory)
+        self.sweep_stale_temps()
+
+    def _clear_text_caches(self) -> str | None:
+        """Drop the cached results that can quote incident text (similar, chat); the problem
+        when a cache tier is down."""
+        try:
+            for namespace in ("similar", "chat"):
+                self.cache.clear_everywhere(namespace)
+        except StoreError as error:
+            return str(error)
+        return None
 
     def unknown_severities(self, severities: Iterable[str]) -> list[str]:
         """The severities neither on the usual scale nor carried by any stored analysis."""

@@ -399,6 +399,8 @@ def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
     dates = Text(f"created {timestamp(detail.created_at)} · updated "
                  f"{timestamp(detail.updated_at)}", style="dim")
     parts = [title, dates, stored(detail.description or "(no description)")]
+    if detail.unreadable:
+        parts[2] = stored(f"(text unreadable: {detail.unreadable})", "bold red")
     if detail.initial_findings:
         parts.append(Text.assemble(("Findings: ", "bold"), stored(detail.initial_findings)))
     return Group(*parts)

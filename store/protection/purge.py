@@ -1,0 +1,184 @@
+"""Purging incidents: by the retention policy or by name (a data-subject request).
+
+One purge removes, per incident: its row and its blind-index tokens (the text index follows by
+trigger), its analyses and their vectors, the links and request ids of its usage rows (their
+numbers stay, so cost totals do not move), its JSON backups, then its data keys (which makes
+every copy left in older backups unreadable), and writes a tombstone with no content in it.
+The caller removes the vectors from the index and the cache entries (callbacks).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
+
+from store.backup.json_files import BackupItem, backup_path
+from store.crypto import StoreCipher
+from store.db.engine import read_connection, write_transaction
+from store.db.models import Analysis, Embedding, Incident, PurgeTombstone, RunMetadata, table_of
+from store.ingest.records import utc_now
+
+CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCandidate:
+    """An incident the retention policy would remove."""
+
+    incident_id: str
+    title: str
+    severity: str | None
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """What a purge removed, in rows and files."""
+
+    incidents: int = 0
+    analyses: int = 0
+    run_metadata: int = 0
+    embeddings: int = 0
+    backups: int = 0
+    data_keys: int = 0
+    not_found: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def retention_candidates(engine: Engine, default_days: int | None,
+                         days_by_severity: dict[str, int], now: datetime | None = None
+                         ) -> list[PurgeCandidate]:
+    """Incidents last updated longer ago than their severity's retention (or the default)."""
+    now = now or utc_now()
+    incidents = table_of(Incident).c
+    named = {severity.lower(): days for severity, days in days_by_severity.items()}
+    clauses = [(func.lower(incidents.latest_severity) == severity)
+               & (incidents.updated_at < now - timedelta(days=days))
+               for severity, days in named.items()]
+    if default_days is not None:
+        other = or_(incidents.latest_severity.is_(None),
+                    func.lower(incidents.latest_severity).not_in(list(named) or [""]))
+        clauses.append(other & (incidents.updated_at < now - timedelta(days=default_days)))
+    if not clauses:
+        return []
+    with read_connection(engine) as connection:
+        rows = connection.execute(
+            select(incidents.incident_id, incidents.title, incidents.latest_severity,
+                   incidents.updated_at).where(or_(*clauses)).order_by(incidents.updated_at))
+        return [PurgeCandidate(r.incident_id, r.title, r.latest_severity, r.updated_at)
+                for r in rows]
+
+
+def forget_incidents(engine: Engine, cipher: StoreCipher, backups: Path,
+                     incident_ids: Sequence[str], *, reason: str,
+                     remove_vectors: Callable[[list[int]], None],
+                     clear_caches: Callable[[], str | None]) -> PurgeReport:
+    """Remove everything derived from these incidents (see the module docstring)."""
+    report = PurgeReport()
+    wanted = list(dict.fromkeys(incident_ids))
+    actor = _actor()
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        pks = _purge_rows(engine, cipher, chunk, actor, reason, backups, report)
+        if pks:
+            remove_vectors(pks)
+    if report.incidents:
+        problem = clear_caches()
+        if problem:
+            report.warnings.append(problem)
+        report.data_keys = cipher.datakeys.delete_incidents(
+            [i for i in wanted if i not in report.not_found])
+        cipher.forget_keys()
+        compact(engine)
+    return report
+
+
+def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: str, reason: str,
+                backups: Path, report: PurgeReport) -> list[int]:
+    """Delete one chunk's rows in one transaction and its backup files; the vector ids."""
+    incidents = table_of(Incident)
+    analyses = table_of(Analysis)
+    runs = table_of(RunMetadata)
+    embeddings = table_of(Embedding)
+    all_pks: list[int] = []
+    with write_transaction(engine) as connection:
+        _secure_delete(connection)
+        present = set(connection.execute(select(incidents.c.incident_id)
+                                         .where(incidents.c.incident_id.in_(chunk))).scalars())
+        report.not_found.extend(i for i in chunk if i not in present)
+        for incident_id in (i for i in chunk if i in present):
+            found = connection.execute(
+                select(analyses.c.id, analyses.c.analysis_id, analyses.c.created_at)
+                .where(analyses.c.incident_id == incident_id)).all()
+            pks = [row.id for row in found]
+            analysis_ids = [row.analysis_id for row in found]
+            vectors = connection.execute(delete(embeddings).where(
+                embeddings.c.analysis_pk.in_(pks))).rowcount if pks else 0
+            unlinked = connection.execute(update(runs).where(or_(
+                runs.c.incident_id == incident_id, runs.c.analysis_id.in_(analysis_ids)))
+                .values(incident_id=None, analysis_id=None, request_id=None)).rowcount
+            connection.execute(delete(analyses).where(analyses.c.incident_id == incident_id))
+            connection.execute(delete(incidents).where(incidents.c.incident_id == incident_id))
+            files = _remove_backups(backups, incident_id, found)
+            connection.execute(insert(table_of(PurgeTombstone)).values(
+                incident_hash=cipher.index.keyed_hash("tombstone", incident_id),
+                purged_at=utc_now(), purged_by=actor, reason=reason, analyses=len(pks),
+                run_metadata=unlinked, embeddings=vectors, backups=files))
+            report.incidents += 1
+            report.analyses += len(pks)
+            report.run_metadata += unlinked
+            report.embeddings += vectors
+            report.backups += files
+            all_pks.extend(pks)
+    return all_pks
+
+
+def _remove_backups(backups: Path, incident_id: str, analyses: Sequence[Any]) -> int:
+    removed = 0
+    for row in analyses:
+        path = backup_path(backups, BackupItem(incident_id, row.analysis_id, row.created_at, {}))
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _secure_delete(connection: Connection) -> None:
+    """SQLite overwrites deleted content with zeros on this connection from now on."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA secure_delete=ON")
+
+
+def compact(engine: Engine) -> None:
+    """Leave no deleted text behind: SQLite merges the text index and empties the WAL;
+    PostgreSQL vacuums the tables a purge touched."""
+    if engine.dialect.name == "sqlite":
+        with write_transaction(engine) as connection:
+            _secure_delete(connection)
+            connection.execute(text("INSERT INTO incidents_fts(incidents_fts) VALUES ('optimize')"))
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    elif engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in ("incidents", "analyses", "embeddings", "run_metadata"):
+                connection.exec_driver_sql(f"VACUUM {table}")
+
+
+def _actor() -> str:
+    """Who purges: INCIDEX_ACTOR when set (the roles issue sets it), else the OS user."""
+    named = os.environ.get("INCIDEX_ACTOR")
+    if named:
+        return named[:256]
+    try:
+        return getpass.getuser()[:256]
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
