@@ -407,10 +407,14 @@ class Store:
         return retire_key(self.cipher, key_id)
 
     def encrypt_store(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Seal every clear-text row in place (resumable); how many incidents."""
+        """Seal every clear-text row, then every clear JSON backup, in place (resumable);
+        how many incidents."""
+        from store.crypto.backups import seal_backup_files
         from store.protection import encrypt_store
 
-        return encrypt_store(self.engine, self.cipher, progress)
+        done = encrypt_store(self.engine, self.cipher, progress)
+        seal_backup_files(self.backups, self.cipher)
+        return done
 
     def purge_candidates(self, now: datetime | None = None) -> list[PurgeCandidate]:
         """The incidents the retention policy would remove now."""
@@ -437,7 +441,7 @@ class Store:
 
         from store.locations import index_directory
 
-        if self._vectors is None or not self._vectors.index_loaded():
+        if self._vectors is None or not self._vectors.index_loaded:
             return
         directory = index_directory(self.settings)
         index = self.vectors.index()

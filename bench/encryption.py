@@ -1,0 +1,90 @@
+"""Save rate with and without encryption at rest, in one run, on the same records.
+
+    python bench/encryption.py [--records 5000] [--repeat 3] [--embed]
+
+Each run saves the same JSON Lines file through `incidex --save`'s path (batched transactions,
+priced run metadata, JSON backups) into a fresh SQLite store, alternating encrypt_at_rest off
+and on so that the machine's noise (other processes) falls on both alike; prints the median
+records/s of each and the slowdown. Also times `Store.incident` + `Store.analyses` (what the
+analysis screen reads) on the sealed store. The goal: sealed within 15% of clear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._records import write_jsonl  # noqa: E402
+from store.settings import Settings  # noqa: E402
+from store.store import Store  # noqa: E402
+from tui.headless import save_stream  # noqa: E402
+
+
+def save_rate(root: Path, source: Path, sealed: bool, embed: bool) -> float:
+    """Records per second of one save of `source` into a fresh store under root."""
+    settings = Settings(data_dir=root / "data", secrets_dir=root / "secrets",
+                        encrypt_at_rest=sealed, embed_on_save=embed)
+    with Store.open(settings) as store:
+        started = time.perf_counter()
+        with source.open("rb") as stream:
+            ok, failed = save_stream(store, stream, io.StringIO(), io.StringIO(),
+                                     batch_size=settings.save_batch_size)
+        elapsed = time.perf_counter() - started
+    assert failed == 0 and ok > 0, (ok, failed)
+    return ok / elapsed
+
+
+def open_time_ms(root: Path) -> float:
+    """Median milliseconds to read one incident and its analyses from the sealed store."""
+    settings = Settings(data_dir=root / "data", secrets_dir=root / "secrets")
+    with Store.open(settings) as store:
+        ids = [row.incident_id for row in store.incidents_page(limit=50).rows]
+        timings = []
+        for incident_id in ids:
+            started = time.perf_counter()
+            store.incident(incident_id)
+            store.analyses(incident_id)
+            timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--embed", action="store_true", help="Embed on save (default off: "
+                        "the save path alone, as a bulk import with INCIDEX_EMBED_ON_SAVE=0).")
+    args = parser.parse_args()
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as scratch:
+        source = write_jsonl(Path(scratch) / "records.jsonl", args.records, start=0, prefix="E")
+        last_sealed = Path(scratch)
+        for run in range(args.repeat):
+            for sealed in (False, True):
+                root = Path(scratch) / f"run-{run}-{'sealed' if sealed else 'clear'}"
+                os.makedirs(root)
+                rates[sealed].append(save_rate(root, source, sealed, args.embed))
+                if sealed:
+                    last_sealed = root
+        opened_ms = open_time_ms(last_sealed)
+    clear, sealed = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"records per run: {args.records:,}, runs: {args.repeat}, embed on save: {args.embed}")
+    for label, median, runs in (("clear text", clear, rates[False]),
+                                ("sealed    ", sealed, rates[True])):
+        shown = ", ".join(f"{rate:.0f}" for rate in runs)
+        print(f"{label} : {median:8.0f} records/s  (runs: {shown})")
+    print(f"slowdown   : {100 * (1 - sealed / clear):5.1f}%  (goal: under 15%)")
+    print(f"opening one incident and its analyses (sealed): {opened_ms:.2f} ms median")
+    print("note: a shared 2-core machine; compare the two lines of one run, not across runs")
+
+
+if __name__ == "__main__":
+    main()
