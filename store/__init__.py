@@ -6,9 +6,10 @@ headless commands that need only settings never pay for SQLAlchemy, numpy or FAI
 
 Where things live: db/ (engine, tables, migrations, queries, writes), ingest/ (reading,
 validation, preparation, pricing, the save stream), vectors/ (embedders, the index, similar
-search, verify and reindex), privacy/ (PII scrubbing and keys), cache/ (tiers and the `cached`
-decorator), backup/ (copies outside the database), analyze/ (the LLM analysis runner),
-demo/ (synthetic data).
+search, verify and reindex), privacy/ (PII scrubbing and keys), crypto/ (encryption at rest:
+envelope, keyring, data keys, blind index), protection/ (key rotation and checks, retention and
+purge), cache/ (tiers and the `cached` decorator), backup/ (copies outside the database),
+analyze/ (the LLM analysis runner), demo/ (synthetic data).
 """
 
 from __future__ import annotations

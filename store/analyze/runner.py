@@ -121,6 +121,8 @@ class AnalysisRunner:
         detail = self.store.incident(incident_id)
         if detail is None:
             raise AnalyzeError(f"incident {incident_id!r}: no such incident in this store")
+        if detail.unreadable:
+            raise AnalyzeError(f"incident {incident_id!r}: {detail.unreadable}")
         scrubber = self.store.vectors.scrubber if self.settings.analyze_strip_pii else None
         redaction = Redaction(scrubber)
         cases, warnings = self._similar_cases(detail)

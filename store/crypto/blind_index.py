@@ -28,8 +28,14 @@ MAX_WORDS_PER_TEXT = 4000
 
 def normalised_words(text: str) -> list[str]:
     """The distinct normalised words of a text, in order of first appearance."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return list(dict.fromkeys(_WORD.findall(folded)))[:MAX_WORDS_PER_TEXT]
+    return list(dict.fromkeys(_WORD.findall(_folded(text))))[:MAX_WORDS_PER_TEXT]
+
+
+def _folded(text: str) -> str:
+    """NFKC and case folding; plain ASCII (most text) needs only lower case."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 class BlindIndex:
@@ -41,14 +47,11 @@ class BlindIndex:
 
     def token(self, word: str) -> str:
         """The token of one word (normalised first)."""
-        folded = unicodedata.normalize("NFKC", word).casefold()
-        return self._token_of_normalised(folded)
+        return self._token_of_normalised(_folded(word))
 
     def tokens(self, texts: Iterable[str]) -> str:
         """The distinct tokens of the words of these texts, space-separated."""
-        words: dict[str, None] = {}
-        for text in texts:
-            words.update(dict.fromkeys(normalised_words(text)))
+        words = normalised_words("\n".join(texts))
         return " ".join(self._token_of_normalised(word) for word in words)
 
     def _token_of_normalised(self, word: str) -> str:
