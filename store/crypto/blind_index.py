@@ -51,8 +51,12 @@ class BlindIndex:
 
     def tokens(self, texts: Iterable[str]) -> str:
         """The distinct tokens of the words of these texts, space-separated."""
-        words = normalised_words("\n".join(texts))
-        return " ".join(self._token_of_normalised(word) for word in words)
+        remembered = self._remembered
+        found = []
+        for word in normalised_words("\n".join(texts)):
+            token = remembered.get(word)
+            found.append(token if token is not None else self._token_of_normalised(word))
+        return " ".join(found)
 
     def _token_of_normalised(self, word: str) -> str:
         found = self._remembered.get(word)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,20 +93,14 @@ class DataKeyStore:
     def replace_active(self, incident_ids: Sequence[str]) -> None:
         """Retire each incident's active data key and give it a new one (reencryption)."""
         now = _now()
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(incident_ids), CHUNK):
-                    chunk = list(incident_ids[start:start + CHUNK])
-                    marks = ",".join("?" * len(chunk))
-                    self._connection.execute(
-                        f"UPDATE data_keys SET retired_at = ? WHERE retired_at IS NULL "
-                        f"AND incident_id IN ({marks})", [now, *chunk])
-                self._insert_rows(incident_ids)
-                self._connection.execute("COMMIT")
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            for start in range(0, len(incident_ids), CHUNK):
+                chunk = list(incident_ids[start:start + CHUNK])
+                marks = ",".join("?" * len(chunk))
+                self._connection.execute(
+                    f"UPDATE data_keys SET retired_at = ? WHERE retired_at IS NULL "
+                    f"AND incident_id IN ({marks})", [now, *chunk])
+            self._insert_rows(incident_ids)
 
     def retired_key_ids(self, incident_ids: Sequence[str]) -> dict[str, list[bytes]]:
         """The retired data keys of these incidents."""
@@ -145,11 +140,9 @@ class DataKeyStore:
                 raw = self.unwrap(WrappedKey(bytes(key_id), incident_id, kek_id, bytes(wrapped)))
                 updates.append((primary.key_id, _wrap(self.keyring, primary.key_id, raw,
                                                       bytes(key_id)), bytes(key_id)))
-            with self._lock:
-                self._connection.execute("BEGIN IMMEDIATE")
+            with self._lock, self._transaction():
                 self._connection.executemany(
                     "UPDATE data_keys SET kek_id = ?, wrapped = ? WHERE key_id = ?", updates)
-                self._connection.execute("COMMIT")
             done += len(updates)
 
     def counts_by_kek(self) -> dict[str, int]:
@@ -192,14 +185,8 @@ class DataKeyStore:
         return found
 
     def _insert_new(self, incident_ids: Sequence[str]) -> None:
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._insert_rows(incident_ids, ignore_existing=True)
-                self._connection.execute("COMMIT")
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            self._insert_rows(incident_ids, ignore_existing=True)
 
     def _insert_rows(self, incident_ids: Sequence[str], ignore_existing: bool = False) -> None:
         """Insert a new data key per incident (the caller holds the lock and a transaction)."""
@@ -219,15 +206,26 @@ class DataKeyStore:
     def _delete(self, column: str, values: list) -> int:
         removed = 0
         with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(values), CHUNK):
-                chunk = values[start:start + CHUNK]
-                marks = ",".join("?" * len(chunk))
-                removed += self._connection.execute(
-                    f"DELETE FROM data_keys WHERE {column} IN ({marks})", chunk).rowcount
-            self._connection.execute("COMMIT")
+            with self._transaction():
+                for start in range(0, len(values), CHUNK):
+                    chunk = values[start:start + CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    removed += self._connection.execute(
+                        f"DELETE FROM data_keys WHERE {column} IN ({marks})", chunk).rowcount
+            # Deleted keys must not linger in the WAL (secure_delete zeroes the pages).
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (the caller holds the lock); rolled back on any error."""
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
 
 
 def _wrap(keyring: Keyring, kek_id: str, raw: bytes, key_id: bytes) -> bytes:

@@ -27,6 +27,9 @@ from store.ingest.records import PreparedSave, utc_now
 from store.schemas import SaveResult
 
 log = logging.getLogger("incidex.store")
+# About 55,000 tokens: far more words than an incident's text holds, far below PostgreSQL's
+# 1 MB tsvector limit.
+MAX_SEARCH_TERMS_CHARS = 1_000_000
 
 
 def write_batch(engine: Engine, batch: Sequence[PreparedSave],
@@ -124,9 +127,12 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
     def keep_unless_empty(name: str) -> Any:
         return case((excluded[name] != "", excluded[name]), else_=current[name])
 
-    # Sealed rows gather the blind-index tokens of every analysis; clear rows keep none.
+    # Sealed rows gather the blind-index tokens of every analysis, up to a cap (words past it
+    # are not found by the filter); clear rows keep none.
     terms = case((excluded.search_terms == "", current.search_terms),
                  (current.search_terms == "", excluded.search_terms),
+                 (func.length(current.search_terms) > MAX_SEARCH_TERMS_CHARS,
+                  current.search_terms),
                  else_=current.search_terms + " " + excluded.search_terms)
     newer = excluded.latest_analysis_at >= func.coalesce(
         current.latest_analysis_at, excluded.latest_analysis_at
