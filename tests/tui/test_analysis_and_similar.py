@@ -163,3 +163,25 @@ async def test_an_analysis_reads_summary_severity_and_category_first(filled_stor
         tree = view.query_one("#json-tree")
         first = [str(child.label).split(":")[0].split()[0] for child in tree.root.children[:3]]
         assert first == ["summary", "severity", "category"]
+
+
+async def test_an_incident_whose_key_is_missing_is_shown_marked_unreadable(
+        filled_store: Any, tui_settings: Any) -> None:
+    import io
+
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from store import Store
+
+    keyring = filled_store.cipher.keyring
+    (keyring.directory / f"{keyring.primary_id()}.key").unlink()
+    with Store.open(tui_settings) as keyless:
+        app = make_app(keyless, tui_settings)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_second_incident(pilot)
+            console = Console(width=200, record=True, file=io.StringIO())
+            console.print(screen.query_one("#incident-text", Static).content)
+            shown = console.export_text()
+            assert "text unreadable" in shown and "missing from the keyring" in shown
+            assert "Ransomware encrypted file shares" in shown  # the title stays plain
