@@ -17,6 +17,7 @@ from store.db.models import Analysis, Incident, table_of
 from store.db.queries import open_stored
 from store.errors import StoreError
 from store.fileio import write_private_file
+from store.protection.purge import compact, secure_delete
 
 Progress = Callable[[int, int], None]
 CHUNK = 200
@@ -135,6 +136,8 @@ def encrypt_store(engine: Engine, cipher: StoreCipher, progress: Progress | None
             ids = list(connection.execute(select(incidents.incident_id).where(clear_incident)
                                           .order_by(incidents.id).limit(CHUNK)).scalars())
         if not ids:
+            if done:
+                compact(engine, rewrite_file=True)
             return done
         _reseal(engine, cipher, ids)
         done += len(ids)
@@ -148,6 +151,7 @@ def _reseal(engine: Engine, cipher: StoreCipher, incident_ids: Sequence[str]) ->
     keys = cipher.write_keys(list(incident_ids))
     index = cipher.index
     with write_transaction(engine) as connection:
+        secure_delete(connection)  # the clear text a row held is zeroed, not left in the page
         analyses_by_incident = _analysis_texts(connection, incident_ids)
         incidents = table_of(Incident)
         rows = connection.execute(select(incidents.c.incident_id, incidents.c.description,

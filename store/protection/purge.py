@@ -109,7 +109,7 @@ def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: st
     embeddings = table_of(Embedding)
     all_pks: list[int] = []
     with write_transaction(engine) as connection:
-        _secure_delete(connection)
+        secure_delete(connection)
         present = set(connection.execute(select(incidents.c.incident_id)
                                          .where(incidents.c.incident_id.in_(chunk))).scalars())
         report.not_found.extend(i for i in chunk if i not in present)
@@ -152,21 +152,30 @@ def _remove_backups(backups: Path, incident_id: str, analyses: Sequence[Any]) ->
     return removed
 
 
-def _secure_delete(connection: Connection) -> None:
+def secure_delete(connection: Connection) -> None:
     """SQLite overwrites deleted content with zeros on this connection from now on."""
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("PRAGMA secure_delete=ON")
 
 
-def compact(engine: Engine) -> None:
-    """Leave no deleted text behind: SQLite merges the text index and empties the WAL;
-    PostgreSQL vacuums the tables a purge touched."""
+def compact(engine: Engine, rewrite_file: bool = False) -> None:
+    """Leave no deleted text behind: SQLite merges the text index and empties the WAL (and
+    with rewrite_file, VACUUMs: pages freed before secure_delete was on, such as the old
+    clear-text index, are gone only then); PostgreSQL vacuums the tables a purge touched."""
     if engine.dialect.name == "sqlite":
         with write_transaction(engine) as connection:
-            _secure_delete(connection)
+            secure_delete(connection)
             connection.execute(text("INSERT INTO incidents_fts(incidents_fts) VALUES ('optimize')"))
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Outside any transaction (the driver's connection is in autocommit: see engine.py).
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if rewrite_file:
+                cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
     elif engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in ("incidents", "analyses", "embeddings", "run_metadata"):

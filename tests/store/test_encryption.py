@@ -250,7 +250,7 @@ def test_encrypt_store_seals_a_clear_text_store_in_place(settings: Settings,
         assert files_holding(isolated_directories / "backups", MARKERS)
         assert sealed_store.encrypt_store() == 2
         assert sealed_store.encrypt_store() == 0  # resumable: nothing left the second time
-        assert files_holding(isolated_directories / "backups", MARKERS) == []
+        assert files_holding(isolated_directories, MARKERS) == []  # database, WAL, backups
         backup = next((isolated_directories / "backups").rglob("INC-SECRET*.json"))
         assert EMAIL in str(sealed_store.read_backup(backup))
         assert EMAIL not in _stored_description(sealed_store, "INC-SECRET")
