@@ -119,8 +119,23 @@ class StoreCipher:
         keys = {}
         for incident_id in incident_ids:
             item = wrapped[incident_id]
-            keys[incident_id] = (item.key_id, self._aead_of(item))
+            keys[incident_id] = (item.key_id, self._unwrapped(item))
         return keys
+
+    def _unwrapped(self, item: WrappedKey) -> AESGCM:
+        """A data key ready to use, unwrapped once per process (the lookup of which key is
+        active still happens per batch: a rotation elsewhere shows at the next one)."""
+        key_id = item.key_id.hex()
+        with self._lock:
+            cached = self._open_keys.get(key_id)
+        if cached is not None:
+            return cached
+        aead = self._aead_of(item)
+        with self._lock:
+            if len(self._open_keys) >= MAX_OPEN_KEYS:
+                self._open_keys.clear()
+            self._open_keys[key_id] = aead
+        return aead
 
     def seal_batch(self, batch: Sequence[PreparedSave]) -> None:
         """Give every prepared record its sealed text and search tokens."""
@@ -184,12 +199,7 @@ class StoreCipher:
             raise KeyUnavailable(f"{where}: data key {key_id_hex} is not in the key database "
                                  f"{self.datakeys_path} (purged, or a key database of "
                                  "another store)")
-        aead = self._aead_of(next(iter(found.values())))
-        with self._lock:
-            if len(self._open_keys) >= MAX_OPEN_KEYS:
-                self._open_keys.clear()
-            self._open_keys[key_id_hex] = aead
-        return aead
+        return self._unwrapped(next(iter(found.values())))
 
     def forget_keys(self) -> None:
         """Drop every unwrapped key this process holds (after a purge or a rotation)."""
