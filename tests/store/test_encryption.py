@@ -419,3 +419,32 @@ def test_sealed_text_is_base64_of_a_versioned_header(store: Store) -> None:
     assert sealed.startswith("ix1:")
     blob = base64.b64decode(sealed[4:])
     assert blob[0] == 1 and len(blob) > 29 + 16
+
+
+def test_reads_work_while_encrypt_store_runs_in_another_process(
+        settings: Settings, isolated_directories: Path) -> None:
+    clear_settings = settings.model_copy(update={"encrypt_at_rest": False})
+    with Store.open(clear_settings) as clear_store:
+        clear_store.save_many((f"line {n}", validate_record(make_record(f"INC-{n}"), "x"))
+                              for n in range(600))
+    sealer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys
+            from store.settings import Settings
+            from store.store import Store
+            with Store.open(Settings(data_dir=sys.argv[1], database_url=sys.argv[2])) as s:
+                print(s.encrypt_store())
+        """), str(settings.data_dir), settings.database_url or ""],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    reads = 0
+    with Store.open(settings) as reader:
+        while sealer.poll() is None or reads == 0:
+            detail = reader.incident(f"INC-{reads * 37 % 600}")
+            assert detail is not None and detail.unreadable is None
+            assert "fake invoice" in detail.description
+            assert reader.count_incidents("INC") == 600
+            reads += 1
+        assert sealer.wait(timeout=120) == 0
+        assert int(sealer.communicate()[0]) == 600
+        assert reader.keys_status().clear_rows == 0
+    assert reads > 1
