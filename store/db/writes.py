@@ -17,12 +17,14 @@ from store.db.models import (
     Analysis,
     Embedding,
     Incident,
+    IncidentIndicator,
     RunMetadata,
     cost_nanos,
     severity_rank,
     table_of,
 )
 from store.errors import InvalidVector, StoreUnavailable
+from store.indicators import indicators_of_incident
 from store.ingest.records import PreparedSave, utc_now
 from store.schemas import SaveResult
 
@@ -79,6 +81,7 @@ def _write(connection: Connection, batch: Sequence[PreparedSave]) -> list[SaveRe
         # which decides its text and created_at.
         fresh.sort(key=lambda p: p.incident_id)
         _upsert_incidents(connection, fresh)
+        _insert_indicators(connection, fresh)
         pks = _insert_analyses(connection, fresh)
         _insert_runs(connection, fresh)
         _insert_embeddings(connection, fresh, pks)
@@ -163,6 +166,22 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
             "cost_nano_usd": cost_nanos(run["cost_usd"]) if (run := prepared.run_row) else 0,
         })
     connection.execute(statement, rows)
+
+
+def _insert_indicators(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
+    """The indicators each record brings to its incident (those already known are kept)."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for prepared in fresh:
+        incident = prepared.record.incident
+        for indicator in indicators_of_incident(incident.title, incident.description,
+                                                incident.initial_findings,
+                                                [prepared.record.analysis]):
+            rows[(indicator.value, prepared.incident_id)] = {
+                "value": indicator.value, "incident_id": prepared.incident_id,
+                "kind": indicator.kind}
+    if rows:
+        statement = _dialect_insert(connection, table_of(IncidentIndicator))
+        connection.execute(statement.on_conflict_do_nothing(), list(rows.values()))
 
 
 def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> dict[str, int]:
