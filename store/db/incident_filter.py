@@ -6,6 +6,8 @@
     critical  /  severity:high,critical     the latest severity (a facet, not a word)
     since:2026-11-01 until:2026-11-20       created in that range (UTC days, both included)
     model:gpt-4o                   analysed at least once by that model
+    192.0.2.9  T1486  evil[.]com   an indicator: exact, no prefix, found in the incident's
+                                   text or in any of its analyses (incident_indicators)
 
 Invariants: parsing never raises; a facet it cannot read is reported in `problems` (naming
 the facet) and left out, never guessed; the description says how every part was understood.
@@ -17,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from store.indicators import indicator_of
+
 SEVERITY_LEVELS = ("critical", "high", "medium", "low", "info", "informational")
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -25,10 +29,12 @@ MAX_TERMS = 16
 
 @dataclass(frozen=True)
 class Term:
-    """A word (matched as a prefix) or a phrase (its words in order)."""
+    """A word (matched as a prefix), a phrase (its words in order) or an indicator (its one
+    canonical value, matched exactly against the incident_indicators table)."""
 
     words: tuple[str, ...]
     phrase: bool = False
+    indicator: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,11 @@ class IncidentFilter:
     until: date | None = None
     models: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
+
+    @property
+    def has_indicators(self) -> bool:
+        """Whether some text term is an indicator (matched exactly, not as words)."""
+        return any(term.indicator for terms in self.alternatives for term in terms)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +92,8 @@ class IncidentFilter:
 
 
 def _shown(term: Term) -> str:
+    if term.indicator:
+        return f"={term.words[0]}"
     return f"“{' '.join(term.words)}”" if term.phrase else " ".join(term.words)
 
 
@@ -123,6 +136,10 @@ def parse_incident_filter(query: str | None) -> IncidentFilter:
                 models.append(value)
         elif not colon and bare.lower() in SEVERITY_LEVELS:
             severities.append(bare.lower())
+        elif (indicator := indicator_of(bare)) is not None:
+            if count < MAX_TERMS:
+                alternatives[-1].append(Term((indicator.value,), indicator=True))
+                count += 1
         else:
             words = tuple(_WORD.findall(bare))
             if words and count < MAX_TERMS:
@@ -138,7 +155,7 @@ def fts5_match(parsed: IncidentFilter) -> str | None:
     if not parsed.alternatives:
         return None
     groups = []
-    for terms in parsed.alternatives:
+    for terms in _word_terms(parsed):
         groups.append("(" + " AND ".join(
             f'"{" ".join(term.words)}"' if term.phrase else f'"{term.words[0]}"*'
             for term in terms) + ")")
@@ -150,8 +167,22 @@ def pg_tsquery(parsed: IncidentFilter) -> str | None:
     if not parsed.alternatives:
         return None
     groups = []
-    for terms in parsed.alternatives:
+    for terms in _word_terms(parsed):
         groups.append("(" + " & ".join(
             "(" + " <-> ".join(word.lower() for word in term.words) + ")" if term.phrase
             else f"{term.words[0].lower()}:*" for term in terms) + ")")
     return " | ".join(groups)
+
+
+def _word_terms(parsed: IncidentFilter) -> tuple[tuple[Term, ...], ...]:
+    """The alternatives of words and phrases; indicator terms are matched apart (queries.py
+    asks for the words of one alternative at a time when a filter holds indicators)."""
+    if parsed.has_indicators:
+        raise ValueError("a filter with indicators is matched one alternative at a time")
+    return parsed.alternatives
+
+
+def words_only(terms: tuple[Term, ...]) -> IncidentFilter:
+    """One alternative's words and phrases as a filter of their own (no indicators, no facets),
+    for the text index to match."""
+    return IncidentFilter((tuple(term for term in terms if not term.indicator),))

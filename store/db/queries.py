@@ -8,15 +8,22 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, literal, select, text
+from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select, text
 from sqlalchemy import tuple_ as row
 
-from store.db.incident_filter import fts5_match, parse_incident_filter, pg_tsquery
+from store.db.incident_filter import (
+    IncidentFilter,
+    fts5_match,
+    parse_incident_filter,
+    pg_tsquery,
+    words_only,
+)
 from store.db.models import (
     NANOS_PER_USD,
     PG_SEARCH_VECTOR,
     Analysis,
     Incident,
+    IncidentIndicator,
     RunMetadata,
     severity_rank,
     table_of,
@@ -61,7 +68,9 @@ def filter_conditions(connection: Connection, query: str | None, *,
     def unindexed(column: Any) -> Any:
         return func.coalesce(column, column, type_=column.type) if walk_sort_index else column
 
-    if connection.dialect.name == "postgresql":
+    if parsed.has_indicators:
+        conditions.append(indicator_text_condition(connection, parsed))
+    elif connection.dialect.name == "postgresql":
         tsquery = pg_tsquery(parsed)
         if tsquery is not None:
             conditions.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)")
@@ -88,6 +97,30 @@ def filter_conditions(connection: Connection, query: str | None, *,
     return conditions
 
 
+def indicator_text_condition(connection: Connection, parsed: IncidentFilter) -> Any:
+    """The text part of a filter holding indicators: per alternative, every indicator held
+    exactly (incident_indicators, from the incident's text and its analyses) and its words
+    matched by the text index; the alternatives ORed."""
+    holders = table_of(IncidentIndicator).c
+    groups = []
+    for number, terms in enumerate(parsed.alternatives):
+        parts: list[Any] = [_INCIDENTS.incident_id.in_(
+            select(holders.incident_id).where(holders.value == term.words[0]))
+            for term in terms if term.indicator]
+        words = words_only(terms)
+        if words.alternatives[0]:
+            name = f"words_{number}"
+            if connection.dialect.name == "postgresql":
+                parts.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :{name})")
+                             .bindparams(**{name: pg_tsquery(words)}))
+            else:
+                parts.append(text(f"incidents.id IN (SELECT rowid FROM incidents_fts WHERE "
+                                  f"incidents_fts MATCH :{name})")
+                             .bindparams(**{name: fts5_match(words)}))
+        groups.append(and_(*parts))
+    return or_(*groups)
+
+
 BROAD_MATCH = 2000
 SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
                 "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
@@ -106,6 +139,8 @@ def _broad_filter(connection: Connection, query: str | None, sort: str) -> str |
     if connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
         return None
     parsed = parse_incident_filter(query)
+    if parsed.has_indicators:
+        return None  # an exact indicator is rare: its index finds the few incidents first
     match = fts5_match(parsed)
     if match is None:
         return SORT_INDEXES[sort] if not parsed.empty else None

@@ -8,9 +8,11 @@ so an indicator typed in a query equals the one stored from an incident.
 from store.indicators.extract import (
     KINDS,
     Indicator,
+    indicator_of,
     indicators_in,
     indicators_in_all,
     indicators_of_incident,
 )
 
-__all__ = ["KINDS", "Indicator", "indicators_in", "indicators_in_all", "indicators_of_incident"]
+__all__ = ["KINDS", "Indicator", "indicator_of", "indicators_in", "indicators_in_all",
+           "indicators_of_incident"]

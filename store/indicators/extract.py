@@ -229,3 +229,18 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def indicator_of(term: str) -> Indicator | None:
+    """The indicator a whole typed term is (192.0.2.9, evil[.]com, T1486), or None when the
+    term is a word or only holds an indicator inside it (a filter matches those as words)."""
+    term = term.strip().rstrip(_TRAILING)
+    match = _PATTERN.fullmatch(term)
+    if match is None:
+        return None
+    found: set[Indicator] = set()
+    _read_token(found, term, 0, len(term))
+    kind = "email" if match.lastgroup == "mail_domain" else match.lastgroup
+    if kind == "hash":
+        kind = {32: "md5", 40: "sha1", 64: "sha256"}.get(len(term), "")
+    return next((indicator for indicator in found if indicator.kind == kind), None)

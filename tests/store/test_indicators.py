@@ -1,0 +1,176 @@
+"""Indicators of compromise: extraction (every kind, the false positives that must not match),
+the incident_indicators table (save, cascade, backfill), and similar search ranking by them."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+
+from store.db.migrate import upgrade
+from store.indicators import Indicator, indicator_of, indicators_in, indicators_of_incident
+from store.schemas import AnalysisIn
+from tests.conftest import make_record
+
+
+def _values(text_: str) -> set[tuple[str, str]]:
+    return {(indicator.kind, indicator.value) for indicator in indicators_in(text_)}
+
+
+@pytest.mark.parametrize(("written", "kind", "value"), [
+    ("beacon to 192.0.2.90.", "ipv4", "192.0.2.90"),
+    ("from 2001:DB8:0:0::1 over", "ipv6", "2001:db8::1"),
+    ("fe80::1ff:fe23:4567:890a", "ipv6", "fe80::1ff:fe23:4567:890a"),
+    ("domain support-payroll.test hosted it", "domain", "support-payroll.test"),
+    ("resolved Mail.Example.COM", "domain", "mail.example.com"),
+    ("see https://evil.example.net/a/b?c=1).", "url", "https://evil.example.net/a/b?c=1"),
+    ("sender payroll@support-payroll.test wrote", "email", "payroll@support-payroll.test"),
+    ("md5 D41D8CD98F00B204E9800998ECF8427E", "md5", "d41d8cd98f00b204e9800998ecf8427e"),
+    ("sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1",
+     "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+    ("sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256",
+     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    ("exploited cve-2021-44228 in", "cve", "CVE-2021-44228"),
+    ("technique T1486 (encryption)", "technique", "T1486"),
+    ("ran T1059.001, then", "technique", "T1059.001"),
+])
+def test_every_kind_is_found_in_its_canonical_form(written: str, kind: str, value: str) -> None:
+    assert (kind, value) in _values(written)
+
+
+@pytest.mark.parametrize(("defanged", "kind", "value"), [
+    ("hxxp://support-payroll[.]test/login", "url", "http://support-payroll.test/login"),
+    ("hxxps[:]//evil[.]example/x", "url", "https://evil.example/x"),
+    ("evil[.]example(.)net", "domain", "evil.example.net"),
+    ("bob[@]corp[.]example", "email", "bob@corp.example"),
+    ("bob[at]corp[dot]example", "email", "bob@corp.example"),
+    ("192[.]0[.]2[.]7", "ipv4", "192.0.2.7"),
+])
+def test_defanged_indicators_are_read_as_the_real_ones(defanged: str, kind: str,
+                                                       value: str) -> None:
+    assert (kind, value) in _values(f"seen {defanged} today")
+
+
+@pytest.mark.parametrize("prose", [
+    "opened report.pdf and invoice.docx, then cmd.exe ran rundll32.exe",
+    "e.g. the file, i.e. the share, in the U.S. and a.m. or p.m.",
+    "1,248 hosts and 417,000 records; 3.5 million people; call 1-877-327-1090",
+    "Windows version 10.0.19041.1 and build 6.1.7601.2 and v1.2.3.4 and version 2.0.0.1",
+    "a dotted run 1.2.3.4.5 of five numbers and 999.1.1.1 out of range",
+    "hex deadbeef00 and 0123456789abcdef0123456789abcdef0 (33) and a 31: "
+    "0123456789abcdef0123456789abcde",
+    "0123456789012345678901234567890123456789 is all digits",
+    "T12 and T12345 and T1.001 and AT1486 are not techniques",
+    "the server.The attacker left at 10:30:00 from 00:1a:2b:3c:4d:5e",
+    "ratio 3:2 and 2001: a space odyssey and ::",
+])
+def test_false_positives_are_not_indicators(prose: str) -> None:
+    assert _values(prose) == set()
+
+
+def test_a_url_and_an_address_also_give_their_host() -> None:
+    found = _values("hxxp://support-payroll[.]test/a and ops@corp.example and http://192.0.2.4/x")
+    assert {("domain", "support-payroll.test"), ("domain", "corp.example"),
+            ("ipv4", "192.0.2.4")} <= found
+
+
+@given(st.ip_addresses(v=4))
+@settings(max_examples=200, deadline=None)
+def test_any_ipv4_in_prose_is_found_exactly(address: ipaddress.IPv4Address) -> None:
+    assert _values(f"Traffic to {address}, blocked.") == {("ipv4", str(address))}
+
+
+@given(st.ip_addresses(v=6))
+@settings(max_examples=200, deadline=None)
+def test_any_ipv6_in_prose_is_found_compressed(address: ipaddress.IPv6Address) -> None:
+    if address.ipv4_mapped is not None or "." in str(address):
+        return  # dotted IPv4 tails are not read as IPv6 (see below)
+    found = _values(f"Traffic to {address.exploded} blocked")
+    assert ("ipv6", address.compressed) in found
+
+
+@given(st.lists(st.sampled_from("abcdefghijklmnopqrstuvwxyz ,;'-!?"), max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_text_without_digits_dots_or_at_signs_holds_nothing(characters: list[str]) -> None:
+    assert indicators_in("".join(characters)) == set()
+
+
+def test_whole_terms_are_indicators_and_words_are_not() -> None:
+    assert indicator_of("192.0.2.248") == Indicator("ipv4", "192.0.2.248")
+    assert indicator_of("T1486") == Indicator("technique", "T1486")
+    assert indicator_of("evil[.]com,") == Indicator("domain", "evil.com")
+    assert indicator_of("ops@corp.example") == Indicator("email", "ops@corp.example")
+    for word in ("phishing", "1,248", "e.g.", "report.pdf", "T12", "x192.0.2.1"):
+        assert indicator_of(word) is None, word
+
+
+def test_analyses_are_read_whole_and_listed_iocs_kept_verbatim() -> None:
+    found = indicators_of_incident("Title", "beacon to 192.0.2.90", "", [
+        {"summary": "encrypted shares", "attack_techniques": [{"id": "T1486"}],
+         "iocs": ["invoice.docx", "HKCU\\Software\\Run\\updater", "evil.example"]}])
+    assert {(i.kind, i.value) for i in found} == {
+        ("ipv4", "192.0.2.90"), ("technique", "T1486"), ("domain", "evil.example"),
+        ("other", "invoice.docx"), ("other", "hkcu\\software\\run\\updater")}
+
+
+def _incident_rows(store: Any, incident_id: str) -> set[tuple[str, str]]:
+    with store.engine.connect() as connection:
+        return {(kind, value) for kind, value in connection.execute(text(
+            "SELECT kind, value FROM incident_indicators WHERE incident_id = :i"),
+            {"i": incident_id})}
+
+
+def _save(store: Any, incident_id: str, description: str, analysis: dict[str, Any]) -> None:
+    record = make_record(incident_id, analysis=analysis)
+    record["incident"]["description"] = description
+    results = store.save_many([(incident_id, AnalysisIn.model_validate(record))])
+    assert results[0].status == "saved", results
+
+
+def test_saving_stores_the_indicators_of_text_and_analysis(store: Any) -> None:
+    _save(store, "INC-1", "Beacon to 192.0.2.90 from payroll@support-payroll.test.",
+          {"summary": "ransomware", "attack_techniques": ["T1486"]})
+    _save(store, "INC-1", "", {"summary": "second look", "iocs": ["198.51.100.7"]})
+    assert _incident_rows(store, "INC-1") == {
+        ("ipv4", "192.0.2.90"), ("email", "payroll@support-payroll.test"),
+        ("domain", "support-payroll.test"), ("technique", "T1486"), ("ipv4", "198.51.100.7")}
+
+
+def test_deleting_an_incident_removes_its_indicators(store: Any) -> None:
+    _save(store, "INC-1", "Beacon to 192.0.2.90.", {"summary": "x"})
+    _save(store, "INC-2", "Beacon to 192.0.2.90.", {"summary": "y"})
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM incidents WHERE incident_id = 'INC-1'"))
+    assert _incident_rows(store, "INC-1") == set()
+    assert _incident_rows(store, "INC-2") == {("ipv4", "192.0.2.90")}
+
+
+def test_the_migration_fills_the_table_for_an_existing_store(database_url: str) -> None:
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url)
+    upgrade(engine, "0011")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO incidents (incident_id, title, description, initial_findings, "
+            "created_at, updated_at, analysis_count) VALUES ('OLD-1', 't', "
+            "'seen 192.0.2.5 and report.pdf', '', '2026-11-01 10:00:00', "
+            "'2026-11-01 10:00:00', 1)"))
+        connection.execute(text(
+            "INSERT INTO analyses (analysis_id, incident_id, model_name, analysis_json, "
+            "content_hash, created_at) VALUES ('an-1', 'OLD-1', 'm', :doc, 'h', "
+            "'2026-11-01 10:00:00')"),
+            {"doc": json.dumps({"mitre_attack": "T1566.001 via evil[.]example"})})
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = set(connection.execute(text(
+            "SELECT kind, value FROM incident_indicators WHERE incident_id = 'OLD-1'")).all())
+    engine.dispose()
+    assert rows == {("ipv4", "192.0.2.5"), ("technique", "T1566.001"),
+                    ("domain", "evil.example")}
