@@ -174,3 +174,58 @@ def test_the_migration_fills_the_table_for_an_existing_store(database_url: str) 
     engine.dispose()
     assert rows == {("ipv4", "192.0.2.5"), ("technique", "T1566.001"),
                     ("domain", "evil.example")}
+
+
+PHISH_PROSE = ("Finance staff received a payroll update e-mail asking them to confirm bank "
+               "details through a link; several users entered their credentials.")
+
+
+def _fill_lookalikes(store: Any, count: int = 30) -> None:
+    """Incidents whose prose is almost the query's but that share no indicator with it."""
+    records = []
+    for number in range(count):
+        record = make_record(f"LOOK-{number}", analysis={
+            "summary": "Payroll phishing, credentials entered", "severity": "medium"})
+        record["incident"].update(title=f"Payroll phishing wave {number}",
+                                  description=f"{PHISH_PROSE} Wave {number}.",
+                                  initial_findings="Mail gateway alert.")
+        records.append((f"r{number}", AnalysisIn.model_validate(record)))
+    store.save_many(records)
+
+
+def test_an_incident_sharing_indicators_outranks_lookalikes_sharing_none(store: Any) -> None:
+    _fill_lookalikes(store)
+    _save(store, "QUERY", f"{PHISH_PROSE} Sender payroll@support-payroll.test; the link "
+          "hxxps://support-payroll[.]test/login resolved to 192.0.2.90.",
+          {"summary": "Payroll phishing", "attack_techniques": ["T1566.002", "T1078"]})
+    _save(store, "SHARER", "Ransomware note found on the file server after a quiet week.",
+          {"summary": "Ransomware staged from a phishing foothold",
+           "iocs": ["192.0.2.90", "payroll@support-payroll.test"],
+           "attack_techniques": [{"id": "T1566.002"}, {"id": "T1078"}]})
+    result = store.similar(incident_id="QUERY", k=5)
+    top = result.hits[0]
+    assert top.incident_id == "SHARER"
+    assert {"192.0.2.90", "payroll@support-payroll.test", "support-payroll.test"} <= set(
+        top.shared_iocs)
+    assert top.shared_techniques == ["T1078", "T1566.002"]
+    assert all(hit.shared_iocs == [] for hit in result.hits[1:])
+    assert store.similar(incident_id="QUERY", k=5).hits == result.hits  # cached alike
+
+
+def test_pasted_indicators_return_the_incidents_holding_them_first(store: Any) -> None:
+    _fill_lookalikes(store)
+    _save(store, "BY-IP", "Outbound beacon to 192.0.2.90 every five minutes.", {"summary": "c2"})
+    _save(store, "BY-DOMAIN", "DNS lookups of support-payroll.test from the print server.",
+          {"summary": "dns"})
+    result = store.similar(text="192.0.2.90 support-payroll.test", k=5)
+    assert {hit.incident_id for hit in result.hits[:2]} == {"BY-IP", "BY-DOMAIN"}
+    shared = {hit.incident_id: hit.shared_iocs for hit in result.hits[:2]}
+    assert shared == {"BY-IP": ["192.0.2.90"], "BY-DOMAIN": ["support-payroll.test"]}
+
+
+def test_a_rare_shared_indicator_weighs_more_than_a_common_one(store: Any) -> None:
+    for number in range(12):
+        _save(store, f"COMMON-{number}", "Scan seen from 198.51.100.1.", {"summary": "scan"})
+    _save(store, "RARE", "Login from 203.0.113.77 at night.", {"summary": "login"})
+    result = store.similar(text="198.51.100.1 203.0.113.77", k=3)
+    assert result.hits[0].incident_id == "RARE"
