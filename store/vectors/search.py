@@ -182,7 +182,8 @@ def vector_ranking(connection: Connection, index: VectorIndex, query: SimilarQue
     before, until enough incidents are kept or the index (or MAX_EXAMINED) is exhausted.
     """
     selection = _Selection(connection, index, query, wanted)
-    probe = min(max(64, wanted * 16), MAX_ROUND)
+    # Filters and near-duplicates leave out some candidates: ask for more than wanted.
+    probe = min(max(64, query.k * 16, wanted * 2), MAX_ROUND)
     examined: list[np.ndarray] = []
     count = 0
     while True:

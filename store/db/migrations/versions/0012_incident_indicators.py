@@ -65,7 +65,7 @@ def _backfill(connection: sa.Connection) -> None:
                 "WHERE incident_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
                 {"ids": ids}):
             analyses.setdefault(incident_id, []).append(json.loads(analysis_json))
-        rows = []
+        rows: list[dict[str, str]] = []
         for row in incidents:
             found = indicators_of_incident(row.title, row.description, row.initial_findings,
                                            analyses.get(row.incident_id, []))
