@@ -56,7 +56,7 @@ FILE_EXTENSIONS = frozenset("""
     xls xlsx xlsm ppt pptx pptm odt ods odp eml msg pst ost zip rar gz tgz bz2 xz 7z tar iso img
     vhd vhdx dmg apk ipa bin dat db sqlite bak tmp old png jpg jpeg gif bmp svg ico tif tiff
     mp3 mp4 wav avi mov mkv htm html css lock key pem crt cer pfx der p12 ova vmdk elf so dylib
-    pyc class war ear
+    pyc class war ear dit evtx etl plist reg inf cab msu
 """.split())
 _TRAILING = ".,;:!?)]}>'\""
 _DEFANGS = (("[.]", "."), ("(.)", "."), ("[dot]", "."), ("[@]", "@"), ("[at]", "@"),
