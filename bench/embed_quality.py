@@ -1,10 +1,19 @@
-"""Retrieval quality and speed of the offline embedders on VCDB incidents, against TF-IDF.
+"""Retrieval quality of similar search on VCDB incidents and ATT&CK procedures, against
+TF-IDF and BM25, and the cost of extracting indicators at save time.
 
-Leave-one-out on ../shared/data/vcdb_dev.jsonl: every incident queries all the others and a
-result is relevant when it shares the query's primary_label (queries whose label occurs once
-are skipped).  Prints P@5, recall@10 (capped by class size), MRR, nDCG@10 and texts/s.
+Leave-one-out on ../shared/data/vcdb_dev.jsonl and attack_dev.jsonl: every record queries all
+the others and a result is relevant when it shares the query's primary_label (queries whose
+label occurs once are skipped).  Prints P@5, recall@10 (capped by class size), MRR, nDCG@10.
 
-    .venv/bin/python bench/embed_quality.py            # the quality table
+The first row is the product's real path: a fresh store filled with the file's records through
+Store.save_many (text as the incident description, a constant title, an empty analysis), then
+Store.similar(incident_id=...) for every record, uncached: vector and lexical rankings fused,
+indicators first.  "vector only" is the default embedder's cosine ranking alone (the ranking
+before fusion).  The files are only read to measure: nothing here is fitted on them except the
+TF-IDF and BM25 baselines, which are fitted on the file by definition.
+
+    .venv/bin/python bench/embed_quality.py             # both files side by side
+    .venv/bin/python bench/embed_quality.py --variants  # also the embedder variants on VCDB
     .venv/bin/python bench/embed_quality.py --ann 200000   # also IVF recall@10 vs exact
 """
 
@@ -24,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VCDB_FILE = REPO_ROOT / ".." / "shared" / "data" / "vcdb_dev.jsonl"
+DATA_DIRECTORY = REPO_ROOT / ".." / "shared" / "data"
+VCDB_FILE = DATA_DIRECTORY / "vcdb_dev.jsonl"
+ATTACK_FILE = DATA_DIRECTORY / "attack_dev.jsonl"
 
 EmbedFunction = Callable[[list[str]], np.ndarray]
 
@@ -90,6 +101,11 @@ def ndcg_at_k(flags: np.ndarray, relevant_counts: np.ndarray, k: int) -> float:
 def evaluate(vectors: np.ndarray, labels: list[str]) -> Quality:
     """Leave-one-out quality of vectors whose relevance is a shared label."""
     flags, counts = ranked_relevance(vectors, labels)
+    return quality_of(flags, counts)
+
+
+def quality_of(flags: np.ndarray, counts: np.ndarray) -> Quality:
+    """The metrics of relevance flags (queries x ranks) and reachable relevant counts."""
     return Quality(
         precision_at_k(flags, 5),
         recall_at_k(flags, counts, 10),
@@ -101,8 +117,15 @@ def evaluate(vectors: np.ndarray, labels: list[str]) -> Quality:
 
 def load_vcdb(path: Path) -> tuple[list[str], list[str]]:
     """The text and primary_label of every incident in the file (never the title)."""
+    _ids, texts, labels = load_records(path)
+    return texts, labels
+
+
+def load_records(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """The id, text and primary_label of every record in the file (never the title)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [row["text"] for row in rows], [row["primary_label"] for row in rows]
+    return ([row["id"] for row in rows], [row["text"] for row in rows],
+            [row["primary_label"] for row in rows])
 
 
 def hashing_ngram(dimension: int) -> EmbedFunction:
@@ -117,6 +140,78 @@ def hashing_ngram(dimension: int) -> EmbedFunction:
         return summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
 
     return embed
+
+
+def bm25_scores(texts: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    """Okapi BM25 of every text against every other (the usual k1=1.2, b=0.75), fitted on the
+    file: word unigrams, lower-cased, no stemming."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts = CountVectorizer().fit_transform(texts).tocsc().astype(np.float64)
+    documents = counts.shape[0]
+    holders = np.diff(counts.indptr)
+    idf = np.log(1.0 + (documents - holders + 0.5) / (holders + 0.5))
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    weighted = counts.tocoo()
+    norm = k1 * (1.0 - b + b * lengths[weighted.row] / lengths.mean())
+    values = weighted.data * (k1 + 1.0) / (weighted.data + norm) * idf[weighted.col]
+    from scipy.sparse import csr_matrix
+
+    document_side = csr_matrix((values, (weighted.row, weighted.col)), shape=counts.shape)
+    query_side = (counts > 0).astype(np.float64).tocsr()
+    return np.asarray((query_side @ document_side.T).todense())
+
+
+def score_relevance(scores: np.ndarray, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """ranked_relevance() for a full query x item score matrix instead of vectors."""
+    label_array = np.array(labels)
+    sizes = Counter(labels)
+    scores = np.array(scores, np.float64)
+    np.fill_diagonal(scores, -np.inf)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :-1]
+    flags = label_array[order] == label_array[:, None]
+    kept = np.array([sizes[label] > 1 for label in labels])
+    counts = np.array([sizes[label] - 1 for label in label_array[kept]])
+    return flags[kept], counts
+
+
+def store_relevance(ids: list[str], texts: list[str], labels: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Relevance flags of the product's own similar search, through a real store.
+
+    Returns (flags of the first 10 results, reachable counts, saves/s, median query ms).
+    """
+    import tempfile
+
+    from store.schemas import AnalysisIn
+    from store.settings import Settings
+    from store.store import Store
+
+    sizes = Counter(labels)
+    label_of = dict(zip(ids, labels, strict=True))
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(data_dir=Path(directory) / "data")
+        with Store.open(settings) as store:
+            records = [(identifier, AnalysisIn.model_validate({
+                "incident": {"incident_id": identifier, "title": "Incident",
+                             "description": text},
+                "analysis": {}, "model_name": "bench"}))
+                for identifier, text in zip(ids, texts, strict=True)]
+            started = time.perf_counter()
+            results = store.save_many(records)
+            save_rate = len(records) / (time.perf_counter() - started)
+            assert all(result.status == "saved" for result in results)
+            flags, counts, timings = [], [], []
+            for identifier in ids:
+                if sizes[label_of[identifier]] < 2:
+                    continue
+                started = time.perf_counter()
+                found = store.search.similar(incident_id=identifier, k=10, use_cache=False)
+                timings.append((time.perf_counter() - started) * 1000)
+                row = [label_of[hit.incident_id] == label_of[identifier] for hit in found.hits]
+                flags.append((row + [False] * 10)[:10])
+                counts.append(sizes[label_of[identifier]] - 1)
+    return np.array(flags), np.array(counts), save_rate, statistics.median(timings)
 
 
 def tfidf_fitted(texts_to_fit: list[str]) -> EmbedFunction:
@@ -242,18 +337,77 @@ def print_ann_recall(texts: list[str], count: int, queries: int = 500) -> None:
                   f"{per_query_ms:.2f} ms/query", flush=True)
 
 
+def side_by_side(files: list[Path]) -> None:
+    """The product's similar search and the baselines on each file, one column pair a file."""
+    rows: dict[str, list[str]] = {}
+    notes = []
+    for path in files:
+        ids, texts, labels = load_records(path)
+        flags, counts, save_rate, query_ms = store_relevance(ids, texts, labels)
+        measured = {"incidex similar (default, real store)": quality_of(flags, counts)}
+        notes.append(f"{path.name}: {len(texts)} records saved at {save_rate:.0f}/s, "
+                     f"similar median {query_ms:.1f} ms a query")
+        vectors, _cold, _warm = measure(lambda: offline(), texts)
+        measured["  vector only (hashed-concepts-v1)"] = evaluate(vectors, labels)
+        measured["TF-IDF fitted on the file"] = evaluate(tfidf_fitted(texts)(texts), labels)
+        measured["BM25 fitted on the file (k1 1.2, b .75)"] = quality_of(
+            *score_relevance(bm25_scores(texts), labels))
+        rng = np.random.default_rng(0)
+        measured["random (floor)"] = evaluate(rng.standard_normal((len(texts), 64)), labels)
+        for label, quality in measured.items():
+            rows.setdefault(label, []).append(
+                f"{quality.precision_at_5:6.3f} {quality.ndcg_at_10:6.3f}")
+        print(f"measured {path.name}", flush=True)
+    header = "".join(f" {path.stem[:13]:>13s}" for path in files)
+    print(f"\n{'':42s}{header}")
+    print(f"{'ranking':42s}" + " P@5  nDCG10" * len(files))
+    for label, cells in rows.items():
+        print(f"{label:42s}" + "".join(f" {cell}" for cell in cells))
+    for note in notes:
+        print(note)
+
+
+def print_indicator_cost(files: list[Path]) -> None:
+    """The cost of extracting indicators from each record's text, against splitting it into
+    words (a floor every save pays), medians of 5 passes in the same process."""
+    from store.indicators import indicators_in
+
+    for path in files:
+        _ids, texts, _labels = load_records(path)
+        costs: dict[str, list[float]] = {"indicators_in": [], "str.split (floor)": []}
+        for _ in range(5):
+            for label, function in (("indicators_in", indicators_in),
+                                    ("str.split (floor)", str.split)):
+                started = time.perf_counter()
+                for text in texts:
+                    function(text)
+                costs[label].append((time.perf_counter() - started) / len(texts) * 1000)
+        mean_chars = sum(map(len, texts)) / len(texts)
+        print(f"{path.name} ({mean_chars:.0f} chars a record): " + ", ".join(
+            f"{label} {statistics.median(values):.4f} ms" for label, values in costs.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the quality table, and the ANN recall check when asked."""
+    """Print the side-by-side table, and the variants and ANN checks when asked."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ann", type=int, default=0, metavar="N",
                         help="also measure IVF recall@10 vs exact on N synthetic texts")
+    parser.add_argument("--variants", action="store_true",
+                        help="also compare the embedder variants on VCDB")
     args = parser.parse_args(argv)
-    if not VCDB_FILE.is_file():
-        print(f"skipped: {VCDB_FILE.resolve()} is absent (the shared evaluation data)")
+    files = [path for path in (ATTACK_FILE, VCDB_FILE) if path.is_file()]
+    if not files:
+        print(f"skipped: {DATA_DIRECTORY.resolve()} has no evaluation data")
         return 0
     sys.path.insert(0, str(REPO_ROOT))
+    print("machine shared with other engineers: timings are noisy, compare within one run")
+    side_by_side(files)
+    print_indicator_cost(files)
+    if not VCDB_FILE.is_file():
+        return 0
     texts, labels = load_vcdb(VCDB_FILE)
-    print_quality_table(texts, labels)
+    if args.variants:
+        print_quality_table(texts, labels)
     if args.ann:
         print_ann_recall(texts, args.ann)
     return 0

@@ -25,6 +25,9 @@ _ASCII_WORD_CHARACTERS = frozenset((string.ascii_letters + string.digits + "_").
 _ASCII_SEPARATE = bytes(byte if byte in _ASCII_WORD_CHARACTERS else 32 for byte in range(256))
 TOKEN_PREFIX = "h"
 TOKEN_BYTES = 8
+# Whole indicators get longer tokens: the indicator table's values must not collide.
+INDICATOR_TOKEN_PREFIX = "i"
+INDICATOR_TOKEN_BYTES = 16
 # Words repeat across records; remembering their tokens keeps a save from hashing each again.
 MAX_REMEMBERED_TOKENS = 200_000
 # A cap keeps one huge analysis from making the incident's token list unbounded.
@@ -66,6 +69,14 @@ class BlindIndex:
             token = remembered.get(word)
             found.append(token if token is not None else self._token_of(word))
         return " ".join(found)
+
+    def indicator_token(self, value: str) -> str:
+        """The token of one whole indicator in its canonical form (an IP, a domain, a hash):
+        what the indicator table stores instead of the value, so that the value stays as
+        secret as the sealed text it came from while exact lookups still work."""
+        digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), key=self._key[:64],
+                                 digest_size=INDICATOR_TOKEN_BYTES, person=b"incidex-iocs")
+        return INDICATOR_TOKEN_PREFIX + digest.hexdigest()
 
     def _token_of(self, word: bytes) -> str:
         found = self._remembered.get(word)

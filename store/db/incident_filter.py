@@ -6,6 +6,8 @@
     critical  /  severity:high,critical     the latest severity (a facet, not a word)
     since:2026-11-01 until:2026-11-20       created in that range (UTC days, both included)
     model:gpt-4o                   analysed at least once by that model
+    192.0.2.9  T1486  evil[.]com   an indicator: exact, no prefix, found in the incident's
+                                   text or in any of its analyses (incident_indicators)
 
 Invariants: parsing never raises; a facet it cannot read is reported in `problems` (naming
 the facet) and left out, never guessed; the description says how every part was understood.
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from store.indicators import indicator_of
+
 SEVERITY_LEVELS = ("critical", "high", "medium", "low", "info", "informational")
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -26,10 +30,12 @@ MAX_TERMS = 16
 
 @dataclass(frozen=True)
 class Term:
-    """A word (matched as a prefix) or a phrase (its words in order)."""
+    """A word (matched as a prefix), a phrase (its words in order) or an indicator (its one
+    canonical value, matched exactly against the incident_indicators table)."""
 
     words: tuple[str, ...]
     phrase: bool = False
+    indicator: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class IncidentFilter:
     until: date | None = None
     models: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
+
+    @property
+    def has_indicators(self) -> bool:
+        """Whether some text term is an indicator (matched exactly, not as words)."""
+        return any(term.indicator for terms in self.alternatives for term in terms)
 
     @property
     def empty(self) -> bool:
@@ -82,6 +93,8 @@ class IncidentFilter:
 
 
 def _shown(term: Term) -> str:
+    if term.indicator:
+        return f"={term.words[0]}"
     return f"“{' '.join(term.words)}”" if term.phrase else " ".join(term.words)
 
 
@@ -124,6 +137,10 @@ def parse_incident_filter(query: str | None) -> IncidentFilter:
                 models.append(value)
         elif not colon and bare.lower() in SEVERITY_LEVELS:
             severities.append(bare.lower())
+        elif (indicator := indicator_of(bare)) is not None:
+            if count < MAX_TERMS:
+                alternatives[-1].append(Term((indicator.value,), indicator=True))
+                count += 1
         else:
             words = tuple(_WORD.findall(bare))
             if words and count < MAX_TERMS:
@@ -134,35 +151,12 @@ def parse_incident_filter(query: str | None) -> IncidentFilter:
                           dates.get("until"), tuple(dict.fromkeys(models)), tuple(problems))
 
 
-def fts5_match(parsed: IncidentFilter) -> str | None:
-    """The SQLite FTS5 MATCH expression of the text part, None without text."""
-    if not parsed.alternatives:
-        return None
-    groups = []
-    for terms in parsed.alternatives:
-        groups.append("(" + " AND ".join(
-            f'"{" ".join(term.words)}"' if term.phrase else f'"{term.words[0]}"*'
-            for term in terms) + ")")
-    return " OR ".join(groups)
-
-
-def pg_tsquery(parsed: IncidentFilter) -> str | None:
-    """The PostgreSQL tsquery of the text part, None without text."""
-    if not parsed.alternatives:
-        return None
-    groups = []
-    for terms in parsed.alternatives:
-        groups.append("(" + " & ".join(
-            "(" + " <-> ".join(word.lower() for word in term.words) + ")" if term.phrase
-            else f"{term.words[0].lower()}:*" for term in terms) + ")")
-    return " | ".join(groups)
-
-
 # Encrypted text (issue 10) -----------------------------------------------------------------
 # Descriptions, findings and analyses are sealed; the text index holds the incident id, the
 # title and the blind-index tokens of the sealed text (store.crypto.blind_index). A word then
 # matches the id or title by prefix, or the sealed text exactly (its token); a phrase matches
-# the id or title only.
+# the id or title only. A store that does not encrypt keeps the words themselves as its search
+# terms, and a word matches them by prefix too.
 
 def fts5_match_with_blind_index(parsed: IncidentFilter,
                                 token_of: Callable[[str], str] | None) -> str | None:
@@ -170,7 +164,7 @@ def fts5_match_with_blind_index(parsed: IncidentFilter,
     if not parsed.alternatives:
         return None
     groups = []
-    for terms in parsed.alternatives:
+    for terms in _word_terms(parsed):
         groups.append("(" + " AND ".join(_fts5_blind_term(term, token_of)
                                          for term in terms) + ")")
     return " OR ".join(groups)
@@ -180,8 +174,8 @@ def _fts5_blind_term(term: Term, token_of: Callable[[str], str] | None) -> str:
     if term.phrase:
         return f'{{incident_id title}} : "{" ".join(term.words)}"'
     prefix = f'{{incident_id title}} : "{term.words[0]}"*'
-    if token_of is None:
-        return prefix
+    if token_of is None:  # a clear-text store: its search terms are the words themselves
+        return f'({prefix} OR search_terms : "{term.words[0].lower()}"*)'
     return f'({prefix} OR search_terms : "{token_of(term.words[0])}")'
 
 
@@ -192,7 +186,7 @@ def pg_tsquery_with_blind_index(parsed: IncidentFilter,
     if not parsed.alternatives:
         return None
     groups = []
-    for terms in parsed.alternatives:
+    for terms in _word_terms(parsed):
         groups.append("(" + " & ".join(_pg_blind_term(term, token_of) for term in terms) + ")")
     return " | ".join(groups)
 
@@ -201,6 +195,20 @@ def _pg_blind_term(term: Term, token_of: Callable[[str], str] | None) -> str:
     if term.phrase:
         return "(" + " <-> ".join(f"{word.lower()}:A" for word in term.words) + ")"
     prefix = f"{term.words[0].lower()}:*A"
-    if token_of is None:
-        return prefix
+    if token_of is None:  # a clear-text store: its search terms are the words themselves
+        return f"{term.words[0].lower()}:*"
     return f"({prefix} | {token_of(term.words[0])}:B)"
+
+
+def _word_terms(parsed: IncidentFilter) -> tuple[tuple[Term, ...], ...]:
+    """The alternatives of words and phrases; indicator terms are matched apart (queries.py
+    asks for the words of one alternative at a time when a filter holds indicators)."""
+    if parsed.has_indicators:
+        raise ValueError("a filter with indicators is matched one alternative at a time")
+    return parsed.alternatives
+
+
+def words_only(terms: tuple[Term, ...]) -> IncidentFilter:
+    """One alternative's words and phrases as a filter of their own (no indicators, no facets),
+    for the text index to match."""
+    return IncidentFilter((tuple(term for term in terms if not term.indicator),))

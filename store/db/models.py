@@ -198,6 +198,25 @@ class Embedding(SQLModel, table=True):
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
 
 
+class IncidentIndicator(SQLModel, table=True):
+    """An indicator of compromise found in an incident's text or in one of its analyses
+    (migration 0012). The value is stored as found (canonical form, not hashed): it is evidence
+    an analyst searches for and reads, and the incident row holds the same text in clear."""
+
+    __tablename__ = "incident_indicators"
+    __table_args__ = (Index("ix_incident_indicators_incident", "incident_id", "value"),)
+
+    # The primary key leads with the value: exact lookups and "how many incidents hold it"
+    # read the key only.
+    value: str = Field(sa_column=Column(String(512), primary_key=True))
+    incident_id: str = Field(sa_column=Column(
+        String(256),
+        ForeignKey("incidents.incident_id", name="fk_incident_indicators_incident",
+                   ondelete="CASCADE"),
+        primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+
+
 class StoreInfo(SQLModel, table=True):
     """The store's one row of identity and counters (migration 0007 writes it at creation)."""
 

@@ -10,20 +10,24 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, literal, select, text
+from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select, text
 from sqlalchemy import tuple_ as row
 
 from store.crypto import KeyUnavailable, cipher_of, is_sealed
 from store.db.incident_filter import (
+    IncidentFilter,
     fts5_match_with_blind_index,
     parse_incident_filter,
     pg_tsquery_with_blind_index,
+    words_only,
 )
+from store.db.indicators import stored_form
 from store.db.models import (
     NANOS_PER_USD,
     PG_SEARCH_VECTOR,
     Analysis,
     Incident,
+    IncidentIndicator,
     RunMetadata,
     severity_rank,
     table_of,
@@ -68,7 +72,9 @@ def filter_conditions(connection: Connection, query: str | None, *,
     def unindexed(column: Any) -> Any:
         return func.coalesce(column, column, type_=column.type) if walk_sort_index else column
 
-    if connection.dialect.name == "postgresql":
+    if parsed.has_indicators:
+        conditions.append(indicator_text_condition(connection, parsed))
+    elif connection.dialect.name == "postgresql":
         tsquery = pg_tsquery_with_blind_index(parsed, _word_token(connection))
         if tsquery is not None:
             conditions.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :tsquery)")
@@ -101,6 +107,32 @@ def _word_token(connection: Connection) -> Callable[[str], str] | None:
     return None if cipher is None else cipher.index.token
 
 
+def indicator_text_condition(connection: Connection, parsed: IncidentFilter) -> Any:
+    """The text part of a filter holding indicators: per alternative, every indicator held
+    exactly (incident_indicators, from the incident's text and its analyses) and its words
+    matched by the text index; the alternatives ORed."""
+    holders = table_of(IncidentIndicator).c
+    token_of = _word_token(connection)
+    stored = stored_form(connection)
+    groups = []
+    for number, terms in enumerate(parsed.alternatives):
+        parts: list[Any] = [_INCIDENTS.incident_id.in_(
+            select(holders.incident_id).where(holders.value == stored(term.words[0])))
+            for term in terms if term.indicator]
+        words = words_only(terms)
+        if words.alternatives[0]:
+            name = f"words_{number}"
+            if connection.dialect.name == "postgresql":
+                parts.append(text(f"{PG_SEARCH_VECTOR} @@ to_tsquery('simple', :{name})")
+                             .bindparams(**{name: pg_tsquery_with_blind_index(words, token_of)}))
+            else:
+                parts.append(text(f"incidents.id IN (SELECT rowid FROM incidents_fts WHERE "
+                                  f"incidents_fts MATCH :{name})")
+                             .bindparams(**{name: fts5_match_with_blind_index(words, token_of)}))
+        groups.append(and_(*parts))
+    return or_(*groups)
+
+
 BROAD_MATCH = 2000
 SORT_INDEXES = {"updated": "ix_incidents_updated", "created": "ix_incidents_created",
                 "severity": "ix_incidents_severity", "analyses": "ix_incidents_analyses",
@@ -119,6 +151,8 @@ def _broad_filter(connection: Connection, query: str | None, sort: str) -> str |
     if connection.dialect.name != "sqlite" or sort not in SORT_INDEXES:
         return None
     parsed = parse_incident_filter(query)
+    if parsed.has_indicators:
+        return None  # an exact indicator is rare: its index finds the few incidents first
     match = fts5_match_with_blind_index(parsed, _word_token(connection))
     if match is None:
         return SORT_INDEXES[sort] if not parsed.empty else None

@@ -11,18 +11,22 @@ from sqlalchemy import Connection, Engine, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from store.crypto import normalised_words
 from store.db.engine import run_write
 from store.db.identity import allocate_seqs
+from store.db.indicators import stored_form
 from store.db.models import (
     Analysis,
     Embedding,
     Incident,
+    IncidentIndicator,
     RunMetadata,
     cost_nanos,
     severity_rank,
     table_of,
 )
 from store.errors import InvalidVector, StoreUnavailable
+from store.indicators import indicators_of_incident
 from store.ingest.records import PreparedSave, utc_now
 from store.schemas import SaveResult
 
@@ -82,6 +86,7 @@ def _write(connection: Connection, batch: Sequence[PreparedSave]) -> list[SaveRe
         # which decides its text and created_at.
         fresh.sort(key=lambda p: p.incident_id)
         _upsert_incidents(connection, fresh)
+        _insert_indicators(connection, fresh)
         pks = _insert_analyses(connection, fresh)
         _insert_runs(connection, fresh)
         _insert_embeddings(connection, fresh, pks)
@@ -118,6 +123,16 @@ def _dialect_insert(connection: Connection, table: Any) -> Any:
     raise StoreUnavailable(f"unsupported database: {connection.dialect.name}")
 
 
+def clear_search_terms(prepared: PreparedSave) -> str:
+    """The words a clear-text record gives the text index: its description, findings and
+    analysis, normalised as the blind index normalises them (so a store that does not encrypt
+    still finds incidents by the words of their text)."""
+    incident = prepared.record.incident
+    return " ".join(normalised_words("\n".join((incident.description,
+                                                incident.initial_findings,
+                                                prepared.analysis_json))))
+
+
 def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
     table = table_of(Incident)
     statement = _dialect_insert(connection, table)
@@ -127,8 +142,8 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
     def keep_unless_empty(name: str) -> Any:
         return case((excluded[name] != "", excluded[name]), else_=current[name])
 
-    # Sealed rows gather the blind-index tokens of every analysis, up to a cap (words past it
-    # are not found by the filter); clear rows keep none.
+    # Rows gather the search terms of every analysis (blind-index tokens when sealed, the
+    # normalised words when clear), up to a cap (words past it are not found by the filter).
     terms = case((excluded.search_terms == "", current.search_terms),
                  (current.search_terms == "", excluded.search_terms),
                  (func.length(current.search_terms) > MAX_SEARCH_TERMS_CHARS,
@@ -168,7 +183,7 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
             "description": sealed.description if sealed else incident.description,
             "initial_findings": sealed.initial_findings if sealed else incident.initial_findings,
             "key_id": sealed.key_id if sealed else None,
-            "search_terms": sealed.search_terms if sealed else "",
+            "search_terms": sealed.search_terms if sealed else clear_search_terms(prepared),
             "created_at": prepared.event_time,
             "updated_at": prepared.event_time,
             "analysis_count": 1,
@@ -178,6 +193,23 @@ def _upsert_incidents(connection: Connection, fresh: Sequence[PreparedSave]) -> 
             "cost_nano_usd": cost_nanos(run["cost_usd"]) if (run := prepared.run_row) else 0,
         })
     connection.execute(statement, rows)
+
+
+def _insert_indicators(connection: Connection, fresh: Sequence[PreparedSave]) -> None:
+    """The indicators each record brings to its incident (those already known are kept)."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    form = stored_form(connection)
+    for prepared in fresh:
+        incident = prepared.record.incident
+        for indicator in indicators_of_incident(incident.title, incident.description,
+                                                incident.initial_findings,
+                                                [prepared.record.analysis]):
+            value = form(indicator.value)
+            rows[(value, prepared.incident_id)] = {
+                "value": value, "incident_id": prepared.incident_id, "kind": indicator.kind}
+    if rows:
+        statement = _dialect_insert(connection, table_of(IncidentIndicator))
+        connection.execute(statement.on_conflict_do_nothing(), list(rows.values()))
 
 
 def _insert_analyses(connection: Connection, fresh: Sequence[PreparedSave]) -> dict[str, int]:

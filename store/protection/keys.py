@@ -9,14 +9,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
 from store.crypto import KeyUnavailable, StoreCipher, is_sealed
 from store.db.engine import read_connection, write_transaction
-from store.db.models import Analysis, Incident, table_of
+from store.db.models import Analysis, Incident, IncidentIndicator, table_of
 from store.db.queries import open_stored
 from store.errors import StoreError
 from store.fileio import write_private_file
+from store.indicators import indicators_of_incident
 from store.protection.purge import compact, secure_delete
 
 Progress = Callable[[int, int], None]
@@ -154,7 +155,8 @@ def _reseal(engine: Engine, cipher: StoreCipher, incident_ids: Sequence[str]) ->
         secure_delete(connection)  # the clear text a row held is zeroed, not left in the page
         analyses_by_incident = _analysis_texts(connection, incident_ids)
         incidents = table_of(Incident)
-        rows = connection.execute(select(incidents.c.incident_id, incidents.c.description,
+        rows = connection.execute(select(incidents.c.incident_id, incidents.c.title,
+                                         incidents.c.description,
                                          incidents.c.initial_findings, incidents.c.key_id)
                                   .where(incidents.c.incident_id.in_(incident_ids))).all()
         for row in rows:
@@ -179,6 +181,23 @@ def _reseal(engine: Engine, cipher: StoreCipher, incident_ids: Sequence[str]) ->
                 initial_findings=cipher.seal_field(key, "incidents", "initial_findings",
                                                    row.incident_id, findings),
                 key_id=key[0].hex(), search_terms=index.tokens(texts)))
+            _store_indicators_as_tokens(connection, cipher, row.incident_id, row.title,
+                                        description, findings, texts[2:])
+
+
+def _store_indicators_as_tokens(connection: Connection, cipher: StoreCipher, incident_id: str,
+                                title: str, description: str, findings: str,
+                                analysis_texts: Sequence[str]) -> None:
+    """The incident's indicator rows written again from its opened text, as keyed tokens: a
+    clear-text store's rows held the values themselves."""
+    table = table_of(IncidentIndicator)
+    connection.execute(delete(table).where(table.c.incident_id == incident_id))
+    found = indicators_of_incident(title, description, findings,
+                                   [json.loads(text) for text in analysis_texts])
+    if found:
+        connection.execute(insert(table), [
+            {"value": cipher.index.indicator_token(indicator.value),
+             "incident_id": incident_id, "kind": indicator.kind} for indicator in found])
 
 
 def _analysis_texts(connection: Connection, incident_ids: Sequence[str]

@@ -1,4 +1,12 @@
-"""Similar-incident search: vector candidates, one row per incident, near-duplicates collapsed.
+"""Similar-incident search: vector and lexical rankings fused, shared indicators first, one row
+per incident, near-duplicates collapsed.
+
+Ranking: the vector ranking (the embedder's cosine) and the lexical ranking (bm25 on SQLite,
+ts_rank on PostgreSQL, over the incidents' text) are fused by reciprocal rank (RRF, k=60, the
+constant of Cormack, Clarke and Buettcher 2009, not tuned here); incidents that share an exact
+indicator with the query (IP, domain, URL, e-mail, hash, CVE or ATT&CK id, from the
+incident_indicators table) come first, ordered by the summed rarity of what they share. The
+score shown stays the cosine of the hit's vector with the query's.
 
 Invariants: results never include the query incident; each incident appears once (its best
 analysis); near-duplicates of a kept row are left out of the next search rounds, so a flood of
@@ -22,16 +30,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlmodel import col
 
 from store.db.engine import read_connection
+from store.db.indicators import holders_of, rarity, shared_with
+from store.db.lexical import lexical_ranking
 from store.db.models import Analysis, Incident, table_of
 from store.db.queries import opened_row
 from store.errors import StoreError
+from store.indicators import indicators_in, indicators_of_incident
 from store.schemas import DEFAULT_SIMILAR_K, SimilarHit, SimilarResult
 from store.vectors.index import VectorIndex
-from store.vectors.text import indicators_in_text, iocs_of, techniques_of
 
 if TYPE_CHECKING:
     from store.cache import Cache
@@ -43,6 +53,8 @@ MAX_EXAMINED = 65_536  # candidates examined per query at most (rounds exclude e
 MAX_FOLDED_LISTED = 100  # near-duplicates listed per hit; a flood of one template is counted
 SIMILAR_NAMESPACE = "similar"
 SIMILAR_TTL_SECONDS = 24 * 3600.0
+RRF_K = 60  # reciprocal rank fusion's constant, as published; not fitted to any data here
+FUSION_DEPTH = 100  # incidents taken from each ranking before fusing
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +67,8 @@ class SimilarQuery:
     severity: tuple[str, ...] | None = None
     since: datetime | None = None
     until: datetime | None = None
-    query_iocs: frozenset[str] = frozenset()
-    query_techniques: frozenset[str] = frozenset()
+    indicators: frozenset[str] = frozenset()
+    lexical_text: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,62 +81,110 @@ class _Candidate:
 
 
 class _Selection:
-    """Candidates taken best first: filtered, one per incident, near-duplicates folded."""
+    """Candidates taken in the order given: filtered, one per incident, near-duplicates folded
+    into the first kept one they resemble (cosine at least NEAR_DUPLICATE_COSINE)."""
 
-    def __init__(self, connection: Connection, index: VectorIndex, query: SimilarQuery) -> None:
+    def __init__(self, connection: Connection, index: VectorIndex, query: SimilarQuery,
+                 wanted: int) -> None:
         self.connection = connection
         self.index = index
         self.query = query
+        self.wanted = wanted
         self.kept: list[_Candidate] = []
-        self._kept_vectors: list[np.ndarray] = []
+        self._capacity = wanted * 3  # more kept than wanted, so later copies still fold
+        self._kept_vectors = np.zeros((self._capacity, index.dimension), np.float32)
         self._incidents: set[str] = set()
 
     def take(self, candidates: Sequence[tuple[int, float]]) -> None:
-        """Consider one round of candidates, in score order."""
+        """Consider one round of candidates (analysis pk, cosine), best first."""
         rows = _rows(self.connection, [pk for pk, _ in candidates])
         for pk, score in candidates:
             row = rows.get(pk)
-            if row is None or not _passes(row, self.query) or row.incident_id in self._incidents:
-                continue  # candidates come best first: an incident's first analysis is its best
-            self._incidents.add(row.incident_id)
-            vector = self.index.vector(pk)
-            if vector is not None and self._kept_vectors:
-                similarity = np.stack(self._kept_vectors) @ vector
-                twin = int(np.argmax(similarity))
-                if similarity[twin] >= NEAR_DUPLICATE_COSINE:
-                    kept = self.kept[twin]
-                    kept.duplicates += 1
-                    if len(kept.folded) < MAX_FOLDED_LISTED:
-                        kept.folded.append(_Candidate(pk, score, row))
-                    continue
-            if len(self.kept) < self.query.k * 3:
-                self.kept.append(_Candidate(pk, score, row))
-                self._kept_vectors.append(vector if vector is not None else np.zeros(
-                    self.index.dimension, dtype=np.float32))
+            if row is not None:
+                self.offer(_Candidate(pk, score, row))
+
+    def offer(self, candidate: _Candidate) -> None:
+        """Keep a candidate, fold it into a kept near-duplicate, or pass it over."""
+        row = candidate.row
+        if not _passes(row, self.query) or row.incident_id in self._incidents:
+            return  # an incident's first candidate is its best
+        self._incidents.add(row.incident_id)
+        vector = self.index.vector(candidate.pk)
+        count = len(self.kept)
+        if vector is not None and count:
+            similarity = self._kept_vectors[:count] @ vector
+            twin = int(np.argmax(similarity))
+            if similarity[twin] >= NEAR_DUPLICATE_COSINE:
+                kept = self.kept[twin]
+                kept.duplicates += 1 + candidate.duplicates
+                room = MAX_FOLDED_LISTED - len(kept.folded)
+                kept.folded.extend([candidate, *candidate.folded][: max(0, room)])
+                kept.folded.sort(key=lambda member: -member.score)
+                candidate.folded = []
+                return
+        if count < self._capacity:
+            self.kept.append(candidate)
+            if vector is not None:
+                self._kept_vectors[count] = vector
 
     @property
     def enough(self) -> bool:
-        """Whether k distinct incidents are kept."""
-        return len(self.kept) >= self.query.k
+        """Whether the wanted number of distinct incidents is kept."""
+        return len(self.kept) >= self.wanted
 
 
 def search(connection: Connection, index: VectorIndex, query: SimilarQuery,
            query_text: str | None = None) -> SimilarResult:
     """The top-k similar incidents for the query, best first."""
     started = time.perf_counter()
-    hits = [_hit(candidate, query) for candidate in rank(connection, index, query)]
+    hits = hits_of(connection, rank(connection, index, query), query)
     return SimilarResult(query_text, query.exclude_incident_id, hits,
                          (time.perf_counter() - started) * 1000)
 
 
 def rank(connection: Connection, index: VectorIndex, query: SimilarQuery) -> list[_Candidate]:
-    """The top-k candidates, one per incident, best first.
+    """The top-k candidates, one per incident, best first: incidents sharing indicators with
+    the query first (by summed rarity), then by the fused vector and lexical ranks."""
+    depth = max(query.k, FUSION_DEPTH)
+    by_vector = vector_ranking(connection, index, query, depth)
+    by_text = (lexical_ranking(connection, query.lexical_text, depth, query.exclude_incident_id)
+               if query.lexical_text else [])
+    weights = rarity(connection, query.indicators)
+    holders = holders_of(connection, weights)
+    vector_candidates = {candidate.row.incident_id: candidate for candidate in by_vector}
+    folded = {member.row.incident_id for candidate in by_vector for member in candidate.folded}
+    fused: dict[str, float] = {}
+    for ranking in (list(vector_candidates), by_text):
+        for position, incident_id in enumerate(ranking, start=1):
+            fused[incident_id] = fused.get(incident_id, 0.0) + 1.0 / (RRF_K + position)
+    pool = (set(fused) | set(holders)) - folded
+    shared = shared_with(connection, pool, weights)
+    sharing = {incident_id: sum(weights[value] for value in values)
+               for incident_id, values in shared.items()}
+    order = sorted(pool, key=lambda incident_id: (-sharing.get(incident_id, 0.0),
+                                                  -fused.get(incident_id, 0.0), incident_id))
+    others = _latest_candidates(connection, index, query,
+                                [i for i in order if i not in vector_candidates])
+    selection = _Selection(connection, index, query, query.k)
+    for incident_id in order:
+        candidate = vector_candidates.get(incident_id) or others.get(incident_id)
+        if candidate is not None:
+            selection.offer(candidate)
+            if selection.enough:
+                break
+    return selection.kept[: query.k]
+
+
+def vector_ranking(connection: Connection, index: VectorIndex, query: SimilarQuery,
+                   wanted: int) -> list[_Candidate]:
+    """The `wanted` nearest incidents by vector, one per incident, best first.
 
     Each round asks the index for the next best candidates, leaving out every one examined
-    before, until k incidents are kept or the index (or MAX_EXAMINED) is exhausted.
+    before, until enough incidents are kept or the index (or MAX_EXAMINED) is exhausted.
     """
-    selection = _Selection(connection, index, query)
-    probe = min(max(64, query.k * 16), MAX_ROUND)
+    selection = _Selection(connection, index, query, wanted)
+    # Filters and near-duplicates leave out some candidates: ask for more than wanted.
+    probe = min(max(64, query.k * 16, wanted * 2), MAX_ROUND)
     examined: list[np.ndarray] = []
     count = 0
     while True:
@@ -138,7 +198,31 @@ def rank(connection: Connection, index: VectorIndex, query: SimilarQuery) -> lis
         if selection.enough or found.sum() < probe or count >= min(len(index), MAX_EXAMINED):
             break
         probe = min(probe * 4, MAX_ROUND, MAX_EXAMINED - count)
-    return selection.kept[: query.k]
+    return selection.kept[:wanted]
+
+
+def _latest_candidates(connection: Connection, index: VectorIndex, query: SimilarQuery,
+                       incident_ids: list[str]) -> dict[str, _Candidate]:
+    """A candidate for each incident the vector ranking did not bring: its newest analysis,
+    scored by the cosine of that analysis' vector with the query's (0 when it has none)."""
+    if not incident_ids:
+        return {}
+    analyses = table_of(Analysis).c
+    newest: dict[str, int] = {}
+    for start in range(0, len(incident_ids), 900):
+        for incident_id, pk in connection.execute(
+                select(analyses.incident_id, func.max(analyses.id))
+                .where(analyses.incident_id.in_(incident_ids[start : start + 900]))
+                .group_by(analyses.incident_id)):
+            newest[incident_id] = pk
+    rows = _rows(connection, list(newest.values()))
+    found: dict[str, _Candidate] = {}
+    for incident_id, pk in newest.items():
+        vector = index.vector(pk)
+        score = float(vector @ query.vector) if vector is not None and query.vector.size else 0.0
+        if pk in rows:
+            found[incident_id] = _Candidate(pk, score, rows[pk])
+    return found
 
 
 def _passes(row: Any, query: SimilarQuery) -> bool:
@@ -160,7 +244,7 @@ def _rows(connection: Connection, pks: list[int]) -> dict[int, Any]:
     for start in range(0, len(pks), 900):
         statement = (
             select(analyses.id, analyses.analysis_id, analyses.incident_id, analyses.severity,
-                   analyses.created_at, analyses.analysis_json, incidents.title)
+                   analyses.created_at, incidents.title)
             .join(table_of(Incident), incidents.incident_id == analyses.incident_id)
             .where(analyses.id.in_(pks[start : start + 900]))
         )
@@ -169,11 +253,17 @@ def _rows(connection: Connection, pks: list[int]) -> dict[int, Any]:
     return found
 
 
-def _hit(candidate: _Candidate, query: SimilarQuery) -> SimilarHit:
+def hits_of(connection: Connection, ranking: Sequence[_Candidate], query: SimilarQuery
+            ) -> list[SimilarHit]:
+    """The hits of a ranking, each naming the indicators it shares with the query."""
+    every = [*ranking, *(member for candidate in ranking for member in candidate.folded)]
+    shared = shared_with(connection, {c.row.incident_id for c in every}, query.indicators)
+    return [_hit(candidate, shared) for candidate in ranking]
+
+
+def _hit(candidate: _Candidate, shared: dict[str, dict[str, str]]) -> SimilarHit:
     row = candidate.row
-    analysis = json.loads(row.analysis_json)
-    shared_iocs = sorted(iocs_of(analysis) & query.query_iocs)
-    shared_techniques = sorted(techniques_of(analysis) & query.query_techniques)
+    mine = shared.get(row.incident_id, {})
     return SimilarHit(
         incident_id=row.incident_id,
         analysis_id=row.analysis_id,
@@ -181,26 +271,11 @@ def _hit(candidate: _Candidate, query: SimilarQuery) -> SimilarHit:
         severity=row.severity,
         created_at=row.created_at,
         score=round(max(0.0, min(1.0, candidate.score)), 4),
-        shared_iocs=shared_iocs,
-        shared_techniques=shared_techniques,
+        shared_iocs=sorted(value for value, kind in mine.items() if kind != "technique"),
+        shared_techniques=sorted(value for value, kind in mine.items() if kind == "technique"),
         near_duplicates=candidate.duplicates,
-        near_duplicate_hits=[_hit(member, query) for member in candidate.folded],
+        near_duplicate_hits=[_hit(member, shared) for member in candidate.folded],
     )
-
-
-def query_indicators(analysis: dict[str, Any] | None, text: str | None
-                     ) -> tuple[frozenset[str], frozenset[str]]:
-    """The IOCs and ATT&CK ids a query brings, from its analysis or its typed text."""
-    iocs: set[str] = set()
-    techniques: set[str] = set()
-    if analysis is not None:
-        iocs |= iocs_of(analysis)
-        techniques |= techniques_of(analysis)
-    if text:
-        typed_iocs, typed_techniques = indicators_in_text(text)
-        iocs |= typed_iocs
-        techniques |= typed_techniques
-    return frozenset(iocs), frozenset(techniques)
 
 
 def ranking_to_json(ranking: Sequence[_Candidate]) -> bytes:
@@ -241,41 +316,45 @@ class SimilarSearch:
         started = time.perf_counter()
         index = self.vectors.index()
         clean = None if text is None else self.vectors.scrubber.scrub(text)
+        typed = frozenset(i.value for i in indicators_in(text)) if text else frozenset()
         key = self._cache_key(clean, incident_id, k, wanted, since, until, index)
+        # The key holds the pseudonymised text, whose keyed pseudonyms still tell the typed
+        # indicators apart (each e-mail its own; public IOCs are never replaced).
         cache = self._cache_provider() if use_cache else None
         found = cache.get(SIMILAR_NAMESPACE, key) if cache is not None else None
         if found is not None:
-            hits = self._served(ranking_from_json(found), text, incident_id)
+            hits = self._served(ranking_from_json(found), typed, incident_id)
             if hits is not None:
                 return SimilarResult(text, incident_id, hits,
                                      (time.perf_counter() - started) * 1000, from_cache=True)
-        vector, analysis = self._query_vector(clean, incident_id)
-        iocs, techniques = query_indicators(analysis, text)
-        query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
-                             severity=wanted, since=since, until=until, query_iocs=iocs,
-                             query_techniques=techniques)
+        vector, incident_text = self._query_vector(clean, incident_id)
         with read_connection(self.engine) as connection:
+            indicators = typed if incident_id is None else _incident_indicators(
+                connection, incident_id)
+            query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
+                                 severity=wanted, since=since, until=until,
+                                 indicators=indicators, lexical_text=clean or incident_text)
             ranking = rank(connection, index, query)
+            hits = hits_of(connection, ranking, query)
         if cache is not None:
             cache.set(SIMILAR_NAMESPACE, key, ranking_to_json(ranking), SIMILAR_TTL_SECONDS)
-        return SimilarResult(text, incident_id, [_hit(c, query) for c in ranking],
-                             (time.perf_counter() - started) * 1000)
+        return SimilarResult(text, incident_id, hits, (time.perf_counter() - started) * 1000)
 
-    def _served(self, ranking: list[_Candidate], text: str | None,
+    def _served(self, ranking: list[_Candidate], typed: frozenset[str],
                 incident_id: str | None) -> list[SimilarHit] | None:
         """The hits of a cached ranking, read from the database; None if one has gone."""
         every = [*ranking, *(member for candidate in ranking for member in candidate.folded)]
         with read_connection(self.engine) as connection:
             rows = _rows(connection, [candidate.pk for candidate in every])
-            analysis = None if incident_id is None else _latest_analysis(connection, incident_id)
-        if any(candidate.pk not in rows for candidate in every):
-            return None  # an analysis was removed since: search again
-        for candidate in every:
-            candidate.row = rows[candidate.pk]
-        iocs, techniques = query_indicators(analysis, text)
-        query = SimilarQuery(vector=np.zeros(0, np.float32), exclude_incident_id=incident_id,
-                             query_iocs=iocs, query_techniques=techniques)
-        return [_hit(candidate, query) for candidate in ranking]
+            if any(candidate.pk not in rows for candidate in every):
+                return None  # an analysis was removed since: search again
+            for candidate in every:
+                candidate.row = rows[candidate.pk]
+            indicators = typed if incident_id is None else _incident_indicators(
+                connection, incident_id)
+            query = SimilarQuery(vector=np.zeros(0, np.float32), exclude_incident_id=incident_id,
+                                 indicators=indicators)
+            return hits_of(connection, ranking, query)
 
     def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """For incidents whose similar results are cached now, how many distinct incidents
@@ -309,7 +388,8 @@ class SimilarSearch:
         return warmed
 
     def _query_vector(self, clean_text: str | None, incident_id: str | None
-                      ) -> tuple[np.ndarray, dict[str, Any] | None]:
+                      ) -> tuple[np.ndarray, str | None]:
+        """The query's vector, and for a stored incident its text (for the lexical ranking)."""
         if clean_text is not None:
             vectors, _calls = self.vectors.embed_texts([clean_text])
             return vectors[0], None
@@ -320,14 +400,14 @@ class SimilarSearch:
                 row = opened_row(connection, row)
         if row is None:
             raise StoreError(f"similar: no incident {incident_id!r} with an analysis")
-        analysis = json.loads(row.analysis_json)
+        incident_text = "\n".join((row.title, row.description, row.initial_findings))
         stored = self.vectors.index().vector(row.id)
         if stored is not None:
-            return stored, analysis
+            return stored, incident_text
         clean = self.vectors.clean_text(row.title, row.description, row.initial_findings,
-                                        analysis)
+                                        json.loads(row.analysis_json))
         vectors, _calls = self.vectors.embed_texts([clean])
-        return vectors[0], analysis
+        return vectors[0], incident_text
 
     def _cache_key(self, clean_text: str | None, incident_id: str | None, k: int,
                    severity: tuple[str, ...] | None, since: datetime | None,
@@ -335,7 +415,7 @@ class SimilarSearch:
         """The key of one query's ranking: the store, its PII key and the index generation
         name the answer; the text is keyed in its pseudonymised form, never as typed."""
         canonical = json.dumps({
-            "v": 3, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
+            "v": 4, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
             "embedder": self.vectors.embedder.name, "generation": index.high_water_mark,
             "text": clean_text, "incident": incident_id, "k": k, "severity": severity,
             "since": since.isoformat() if since else None,
@@ -357,7 +437,17 @@ def _latest_analysis_row(connection: Connection, incident_id: str) -> Any:
     ).first()
 
 
-def _latest_analysis(connection: Connection, incident_id: str) -> dict[str, Any] | None:
-    """The incident's newest analysis document, or None."""
-    row = _latest_analysis_row(connection, incident_id)
-    return None if row is None else dict(json.loads(opened_row(connection, row).analysis_json))
+def _incident_indicators(connection: Connection, incident_id: str) -> frozenset[str]:
+    """The indicators of a stored incident, read from its opened text and every analysis of
+    it (the indicator table may hold only their keyed tokens)."""
+    rows = [opened_row(connection, row) for row in connection.execute(
+        select(col(Analysis.analysis_id), col(Analysis.analysis_json), col(Analysis.key_id),
+               col(Analysis.incident_id), col(Incident.title), col(Incident.description),
+               col(Incident.initial_findings))
+        .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
+        .where(col(Analysis.incident_id) == incident_id))]
+    if not rows:
+        return frozenset()
+    found = indicators_of_incident(rows[0].title, rows[0].description, rows[0].initial_findings,
+                                   [json.loads(row.analysis_json) for row in rows])
+    return frozenset(indicator.value for indicator in found)

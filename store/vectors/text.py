@@ -1,4 +1,4 @@
-"""What gets embedded for an analysis, and the indicators that explain why two incidents match."""
+"""What gets embedded for an analysis, and the ATT&CK technique ids an analysis names."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ from typing import Any
 
 SUMMARY_KEYS = ("summary", "category", "classification", "incident_type", "attack_vector",
                 "root_cause", "impact")
-IOC_KEYS = ("iocs", "indicators", "indicators_of_compromise", "observables")
 TECHNIQUE_KEYS = ("attack_techniques", "mitre_attack", "techniques", "ttps", "mitre_techniques")
 TECHNIQUE_ID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
-_TEXT_INDICATORS = re.compile(
-    r"\b(?:[a-f0-9]{64}|[a-f0-9]{40}|[a-f0-9]{32})\b"  # sha256, sha1, md5
-    r"|\b(?:\d{1,3}\.){3}\d{1,3}\b"  # IPv4
-    r"|\bCVE-\d{4}-\d{4,7}\b",
-    re.IGNORECASE,
-)
 
 
 def embedding_text(title: str, description: str, initial_findings: str,
@@ -26,7 +19,7 @@ def embedding_text(title: str, description: str, initial_findings: str,
     The incident's title, description and initial findings, then the analysis'
     summary-like fields (summary, category, classification, type, vector, root cause,
     impact) and the names and ids of its ATT&CK techniques. IOCs are matched exactly
-    (shared_indicators), not through the embedding.
+    (the incident_indicators table), not through the embedding.
     """
     parts = [title, description, initial_findings]
     for key in SUMMARY_KEYS:
@@ -43,21 +36,6 @@ def techniques_of(analysis: dict[str, Any]) -> set[str]:
         for text in _strings(analysis.get(key)):
             found.update(TECHNIQUE_ID.findall(text))
     return found
-
-
-def iocs_of(analysis: dict[str, Any]) -> set[str]:
-    """Indicator values (IPs, domains, hashes, URLs, senders) from the IOC fields, lower-cased."""
-    found: set[str] = set()
-    for key in IOC_KEYS:
-        found.update(value.strip().lower() for value in _strings(analysis.get(key))
-                     if len(value.strip()) >= 4)
-    return found
-
-
-def indicators_in_text(text: str) -> tuple[set[str], set[str]]:
-    """IOCs (hashes, IPv4, CVE ids) and ATT&CK ids typed in a free-text query."""
-    iocs = {match.lower() for match in _TEXT_INDICATORS.findall(text)}
-    return iocs, set(TECHNIQUE_ID.findall(text))
 
 
 def _strings(value: Any) -> Iterable[str]:

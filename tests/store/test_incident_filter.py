@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store.db.incident_filter import parse_incident_filter
+from store.indicators import indicator_of
 from store.schemas import AnalysisIn
 from tests.conftest import make_record
 
@@ -78,7 +79,10 @@ def test_any_typed_text_parses_without_raising(typed: str) -> None:
     assert isinstance(parsed.description(), str)
     for terms in parsed.alternatives:
         for term in terms:
-            assert term.words and all(re.fullmatch(r"\w+", word) for word in term.words)
+            if term.indicator:  # matched as one exact value, in its canonical form
+                assert len(term.words) == 1 and indicator_of(term.words[0]) is not None
+            else:
+                assert term.words and all(re.fullmatch(r"\w+", word) for word in term.words)
 
 
 @settings(deadline=None, max_examples=80)
@@ -102,3 +106,34 @@ def test_any_typed_filter_runs_on_the_store(typed: str) -> None:
 
 
 _shared_store: Any = None
+
+
+def _save_text(store: Any, incident_id: str, description: str,
+               analysis: dict[str, Any]) -> None:
+    record = make_record(incident_id, analysis=analysis)
+    record["incident"].update(title=f"Alert {incident_id}", description=description,
+                              initial_findings="")
+    store.save_many([(incident_id, AnalysisIn.model_validate(record))])
+
+
+def test_an_indicator_term_matches_exactly_not_by_prefix(store: Any, filter_plan: str) -> None:
+    _save_text(store, "NEAR", "Scan from 192.0.2.181 over 1,248 hosts.", {"summary": "scan"})
+    _save_text(store, "EXACT", "Scan from 192.0.2.248 over 12 hosts.", {"summary": "scan"})
+    _save_text(store, "DOMAIN", "Mail from evil.example.net.", {"summary": "phish"})
+    assert _ids(store, "192.0.2.248") == ["EXACT"]
+    assert _ids(store, "192.0.2.24") == []
+    assert _ids(store, "192.0.2.248 scan") == ["EXACT"]
+    assert _ids(store, "192.0.2.181 OR evil[.]example[.]net") == ["DOMAIN", "NEAR"]
+    assert _ids(store, "192.0.2.248 phish") == []
+    assert parse_incident_filter("192.0.2.248 scan").description() == "text =192.0.2.248 scan"
+
+
+def test_indicators_and_techniques_named_only_in_analyses_are_found(
+        store: Any, filter_plan: str) -> None:
+    _save_text(store, "RANSOM", "Files encrypted on the share.",
+               {"summary": "ransomware", "severity": "high", "attack_techniques": [{"id": "T1486"}],
+                "iocs": ["d41d8cd98f00b204e9800998ecf8427e"]})
+    _save_text(store, "OTHER", "Files encrypted on the share.", {"summary": "T14860 typo"})
+    assert _ids(store, "T1486") == ["RANSOM"]
+    assert _ids(store, "D41D8CD98F00B204E9800998ECF8427E") == ["RANSOM"]
+    assert _ids(store, "T1486 severity:high") == ["RANSOM"]

@@ -71,7 +71,8 @@ def test_save_then_search_by_incident_and_text(store: Store) -> None:
     assert top.shared_iocs == ["invoice-pay.example.net"]
     by_text = store.similar(text="ransomware lockbit encrypted shares", k=2)
     assert [hit.incident_id.split("-")[0] for hit in by_text.hits] == ["RANSOM", "RANSOM"]
-    assert by_text.hits[0].score >= by_text.hits[1].score
+    # The order fuses the vector and lexical ranks; the score shown is the vector's cosine.
+    assert all(0.0 <= hit.score <= 1.0 for hit in by_text.hits)
 
 
 def test_filters_by_severity_and_date(store: Store) -> None:

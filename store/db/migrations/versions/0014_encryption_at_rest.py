@@ -10,7 +10,7 @@ and purge tombstones.
 - purge_tombstones: one content-free row per purged incident (hashed id, time, who, counts).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-28
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
