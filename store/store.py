@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store.backup.json_files import BackupItem, backup_path, incoming_directory, write_backups
+from store.backup.journal import Journal, journal_directory
+from store.backup.saving import save_journalled
 from store.db import queries
 from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
 from store.db.migrate import upgrade
@@ -60,6 +61,7 @@ class Store:
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
                              settings.max_document_bytes)
         self.backups = backups_directory(settings)
+        self.journal = Journal(journal_directory(self.backups))
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
         self._vectors: VectorService | None = None
@@ -90,11 +92,12 @@ class Store:
 
     def sweep_stale_temps(self) -> int:
         """Remove temp files that killed writers left (backups, index snapshots); how many."""
+        from store.backup.snapshots import temp_folders
         from store.fileio import sweep_stale_temps
         from store.locations import index_directory
 
         return sum(sweep_stale_temps(folder) for folder in
-                   (incoming_directory(self.backups), index_directory(self.settings)))
+                   (*temp_folders(self.backups), index_directory(self.settings)))
 
     @property
     def vectors(self) -> VectorService:
@@ -124,7 +127,12 @@ class Store:
         return self._cache
 
     def close(self) -> None:
-        """Write the index snapshot if it changed, flush cache stats, release connections."""
+        """Write the index snapshot if it changed, make the journal's last commit lines
+        durable, flush cache stats, release connections."""
+        try:
+            self.journal.sync()
+        except OSError as error:
+            log.warning("journal not synced: %s", error.strerror)
         try:
             if self._vectors is not None:
                 self._vectors.snapshot()
@@ -165,51 +173,20 @@ class Store:
                 outcomes.append(SaveResult.failed(record.incident.incident_id, str(error)))
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
         embed_runs = self.vectors.attach_vectors(prepared)
-        written = write_batch(self.engine, prepared, embed_runs)
+        written = save_journalled(
+            self.journal, prepared, now,
+            write=lambda: write_batch(self.engine, prepared, embed_runs),
+            stored_ids=self.stored_analysis_ids)
         saved = [(result.pk, item) for result, item in zip(written, prepared, strict=True)
                  if result.status == "saved" and result.pk is not None]
         self.vectors.added(saved)
         stream = iter(written)
-        results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        return self._back_up(list(zip(prepared, written, strict=True)), results)
+        return [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
 
-    def _back_up(self, written: list[tuple[PreparedSave, SaveResult]],
-                 results: list[SaveResult]) -> list[SaveResult]:
-        """Write the backups of saved records and the missing ones of duplicates (a save
-        killed before its backup, or one the disk refused); a record whose backup cannot be
-        written is reported as an error, never as saved."""
-        saved = {p.analysis_id: p for p, r in written if r.status == "saved"}
-        duplicates = {p.analysis_id: p for p, r in written
-                      if r.status == "duplicate" and p.analysis_id not in saved}
-        items = [_backup_item(p) for p in saved.values()]
-        items += self._missing_backups(list(duplicates.values()))
-        if not items:
-            return results
-        try:
-            write_backups(self.backups, items)
-        except OSError as error:
-            problem = error.strerror or str(error)
-            log.info("JSON backups not written to %s: %s", self.backups, problem)
-            failed = {item.analysis_id for item in items}
-            labels = {p.analysis_id: p.label for p, _result in written}
-            return [_backup_failed(r, labels[r.analysis_id], problem)
-                    if r.analysis_id in failed and r.analysis_id is not None else r
-                    for r in results]
-        return results
-
-    def _missing_backups(self, duplicates: list[PreparedSave]) -> list[BackupItem]:
-        if not duplicates:
-            return []
+    def stored_analysis_ids(self, analysis_ids: list[str]) -> set[str]:
+        """Which of these analyses the database holds already (they are not journaled again)."""
         with read_connection(self.engine) as connection:
-            made = queries.analysis_times(connection, [p.analysis_id for p in duplicates])
-        missing = []
-        for prepared in duplicates:
-            if prepared.analysis_id not in made:
-                continue
-            item = _backup_item(prepared, made[prepared.analysis_id])
-            if not backup_path(self.backups, item).exists():
-                missing.append(item)
-        return missing
+            return set(queries.analysis_times(connection, analysis_ids))
 
     def analysis_runner(self, model: str | None = None) -> AnalysisRunner:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
@@ -396,27 +373,6 @@ class Store:
             counts = queries.totals(connection)
         url = self.engine.url.render_as_string(hide_password=False)
         return StoreSummary(database_url=redact_url(url), **counts)
-
-
-def _backup_failed(result: SaveResult, label: str, problem: str) -> SaveResult:
-    return SaveResult(result.incident_id, result.analysis_id, "error",
-                      f"{label}: backup not written ({problem}); the analysis is in the "
-                      "database, and saving it again writes its backup", result.pk)
-
-
-def _backup_item(prepared: PreparedSave, created_at: datetime | None = None) -> BackupItem:
-    record = prepared.record
-    created_at = created_at or prepared.event_time
-    document = {
-        "analysis_id": prepared.analysis_id,
-        "incident": record.incident.model_dump(),
-        "model_name": record.model_name,
-        "analysis": record.analysis,
-        "usage": record.usage.model_dump(mode="json") if record.usage else None,
-        "content_hash": prepared.content_hash,
-        "created_at": created_at.isoformat(),
-    }
-    return BackupItem(prepared.incident_id, prepared.analysis_id, created_at, document)
 
 
 def _require_database_file(url: str) -> None:
