@@ -239,10 +239,11 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 def _register_commands() -> None:
     from tui.cli_analyze import analyze, incident
+    from tui.cli_backup import backup
     from tui.cli_cache import cache
     from tui.cli_search import reindex, similar, verify
 
-    for command in (similar, reindex, verify, cache, analyze, incident):
+    for command in (similar, reindex, verify, cache, analyze, incident, backup):
         main.add_command(command)
 
 

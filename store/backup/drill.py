@@ -71,7 +71,7 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillRep
     restored: RestoreReport | None = None
     try:
         restored = restore_to(live.settings, codec, report.started_at,
-                              into=_scratch_target(live, scratch), source=source)
+                              _scratch_target(live, scratch), type(live).open, source=source)
         report.recovery_seconds = time.monotonic() - began
         report.snapshot_id = restored.snapshot_id
         if restored.newest_point is not None:
@@ -96,15 +96,13 @@ def _scratch_target(live: Store, scratch: Path) -> str | Path:
 
 
 def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -> None:
-    from store.store import Store
-
     report.check("restore", True, f"into {restored.target}, snapshot "
                  f"{restored.snapshot_id or '(none: journal only)'}, "
                  f"{restored.records_replayed} records replayed from the journal")
     for warning in restored.warnings:
         report.check("journal settled", False, warning)
     _check_counts(restored, report)
-    with Store.open(restored.settings, create=False) as copy:
+    with type(live).open(restored.settings, create=False) as copy:
         _check_integrity(copy, restored.settings, report)
         _check_revision(copy, report)
         verify = copy.verify_vectors()

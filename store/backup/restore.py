@@ -80,10 +80,12 @@ class RestoreReport:
     newest_point: datetime | None = None
 
 
-def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path | None = None,
-               *, source: Path | None = None) -> RestoreReport:
+def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path | None,
+               open_store: Callable[[Settings], Store], *, source: Path | None = None
+               ) -> RestoreReport:
     """Restore the store of `settings` as of `to` into a new directory (SQLite) or database
-    (PostgreSQL); `source` is a backups folder other than the store's (a mirror)."""
+    (PostgreSQL), opening it with `open_store`; `source` is a backups folder other than the
+    store's (a mirror)."""
     started = time.monotonic()
     to = to.astimezone(UTC)
     backups = source or backups_directory(settings)
@@ -115,7 +117,8 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
     try:
         restored_settings = restorer.prepare(snapshot, codec, report)
         report.settings = restored_settings
-        _replay_into(restored_settings, batches, report)
+        with open_store(restored_settings) as restored:
+            replay(restored, batches, report)
         restorer.finish()
     except BaseException:
         restorer.discard()
@@ -148,14 +151,6 @@ def _unfinished_warnings(journal_scan: JournalScan, to: datetime) -> list[str]:
     return [f"journal batch {b.batch_id} ({len(b.records)} records written {iso(b.intent_at)}) "
             "has no commit line: its writer died before committing or before settling it; not "
             "replayed" for b in journal_scan.unfinished() if b.intent_at <= to]
-
-
-def _replay_into(settings: Settings, batches: list[JournalBatch], report: RestoreReport
-                 ) -> None:
-    from store.store import Store
-
-    with Store.open(settings) as restored:
-        replay(restored, batches, report)
 
 
 def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +25,8 @@ from store.backup.journal import (
 from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
 from store.backup.restore import RestoreReport, restore_to
 from store.backup.snapshots import Snapshot, delete_snapshot, list_snapshots, take_snapshot
+from store.db.engine import sqlite_path
+from store.errors import BackupFailed
 from store.fileio import write_private_file
 
 if TYPE_CHECKING:
@@ -114,7 +118,30 @@ class Backups:
         """Restore the store as of `to` into a new directory or database (never the live)."""
         if source is None:
             self.settle_journal()
-        return restore_to(self.store.settings, self.codec, to, into, source=source)
+        return restore_to(self.store.settings, self.codec, to, into, type(self.store).open,
+                          source=source)
+
+    def restore_in_place(self, to: datetime) -> tuple[RestoreReport, Path]:
+        """Replace the live SQLite database with its state at `to`; the previous database is
+        kept beside it (its path is returned) and a snapshot of the result is taken at once,
+        so later restores start from the rewound store, not from batches it left out."""
+        live = sqlite_path(str(self.store.engine.url))
+        if live is None:
+            raise BackupFailed("restore --in-place works on SQLite stores; restore into a new "
+                               "database (--into NAME) and point INCIDEX_DATABASE_URL at it")
+        report = self.restore(to)
+        restored = Path(report.target)
+        kept = live.with_name(f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        _checkpoint(live)
+        self.store.engine.dispose()
+        os.replace(live, kept)
+        for suffix in ("-wal", "-shm"):
+            live.with_name(live.name + suffix).unlink(missing_ok=True)
+        os.replace(restored / live.name, live)
+        _move_index(restored, self.store.settings)
+        shutil.rmtree(restored, ignore_errors=True)
+        take_snapshot(self.store, self.codec)
+        return report, kept
 
     def drill(self, source: Path | None = None) -> DrillReport:
         """Restore the latest backup into scratch and check it (see drill.py)."""
@@ -174,6 +201,28 @@ class Backups:
         write_private_file(folder / PRUNED_MARKER, before.isoformat().encode())
         for day in doomed:
             day_path(folder, day).unlink(missing_ok=True)
+
+
+def _checkpoint(database: Path) -> None:
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+
+
+def _move_index(restored: Path, settings: Any) -> None:
+    """The restored index snapshot replaces the live one (a cache: rebuilt if it is absent)."""
+    from store.locations import index_directory
+    from store.vectors.index import SNAPSHOT_FILE
+
+    target = index_directory(settings) / SNAPSHOT_FILE
+    source = restored / "index" / SNAPSHOT_FILE
+    if source.exists():
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(source, target)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def _newest_per(snapshots: list[Snapshot], bucket: Any, count: int) -> set[str]:
