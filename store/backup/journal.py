@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ PRUNED_MARKER = "PRUNED-BEFORE"
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _SUM_FIELD = b',"sum":"'
 FORMAT = 1
+_BATCH_FIELD = re.compile(rb'"batch":"([0-9]+-[0-9a-f]+)"')
 
 
 class LineDamaged(ValueError):
@@ -241,6 +242,8 @@ class Damage:
     problem: str
     # Damage only matters to a restore reaching past this instant (None: any restore).
     after: datetime | None
+    # The batch a damaged line names in its readable part, if it does.
+    batch_id: str | None = None
 
     def __str__(self) -> str:
         return f"journal {self.where}: {self.problem}"
@@ -312,9 +315,25 @@ def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
         path = day_path(directory, day)
         result.files.append(path)
         _scan_file(path, codec, result)
+    _date_line_damage(result)
     _check_counts(result)
     _check_chain(directory, days, result)
     return result
+
+
+def _date_line_damage(result: JournalScan) -> None:
+    """A damaged line whose batch is known matters from that batch's commit (or, unfinished,
+    its record lines) on, not from the last good line before it."""
+    for number, damage in enumerate(result.damage):
+        batch = result.batches.get(damage.batch_id or "")
+        if batch is None:
+            continue
+        after = batch.committed_at or batch.intent_at
+        problem = f"{damage.problem} (batch {batch.batch_id}"
+        problem += (f", committed {iso(batch.committed_at)})" if batch.committed_at
+                    else ", which has no commit line)")
+        result.damage[number] = Damage(damage.where, problem, after - timedelta(microseconds=1),
+                                       damage.batch_id)
 
 
 def _scan_file(path: Path, codec: Codec, result: JournalScan) -> None:
@@ -327,7 +346,9 @@ def _scan_file(path: Path, codec: Codec, result: JournalScan) -> None:
                 fields = decode_line(raw)
                 last_good = _take_line(fields, path, where, codec, result) or last_good
             except (LineDamaged, ValueError, KeyError, TypeError) as error:
-                result.damage.append(Damage(where, str(error), last_good))
+                found = _BATCH_FIELD.search(raw)
+                batch_id = found.group(1).decode() if found else None
+                result.damage.append(Damage(where, str(error), last_good, batch_id))
 
 
 def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
@@ -355,8 +376,10 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
 
 def _check_counts(result: JournalScan) -> None:
     """A committed batch missing some record lines names them (their lines were damaged)."""
+    named = {d.batch_id for d in result.damage}
     for batch in result.batches.values():
-        if batch.committed_at is None or batch.expected_records is None:
+        if (batch.committed_at is None or batch.expected_records is None
+                or batch.batch_id in named):
             continue
         present = {r.number for r in batch.records}
         lost = [n for n in range(batch.expected_records)
@@ -437,7 +460,10 @@ def pruned_before(directory: Path) -> date | None:
         return None
 
 
-def lines_of(path: Path) -> Iterator[bytes]:
-    """The raw lines of one journal file."""
-    with open(path, "rb") as handle:
-        yield from handle
+def first_line_time(path: Path) -> datetime | None:
+    """When a journal file was started (its opening line), None if that line is damaged."""
+    try:
+        with open(path, "rb") as handle:
+            return parse_time(decode_line(handle.readline())["at"])
+    except (OSError, LineDamaged, KeyError, ValueError):
+        return None

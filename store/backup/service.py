@@ -16,6 +16,7 @@ from store.backup.drill import DrillReport, last_drills, run_drill
 from store.backup.journal import (
     PRUNED_MARKER,
     day_path,
+    first_line_time,
     journal_days,
     journal_directory,
     parse_time,
@@ -110,7 +111,7 @@ class Backups:
         good = [s for s in snapshots if s.good]
         horizon = pruned_before(journal_directory(self.directory))
         if horizon is None and journal:
-            return datetime.combine(journal[0].day, datetime.min.time(), UTC)
+            return first_line_time(journal[0].path)
         return good[0].taken_at if good else None
 
     def restore(self, to: datetime, into: str | Path | None = None,

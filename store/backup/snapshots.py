@@ -150,11 +150,12 @@ def take_snapshot(store: Store, codec: Codec) -> Snapshot:
         final = snapshots_directory(backups) / snapshot_id
         os.replace(work, final)
         fsync_path(final.parent)
-    except OSError as error:
+    except (OSError, sqlite3.Error) as error:
         shutil.rmtree(work, ignore_errors=True)
-        where = error.filename or work
-        raise BackupFailed(f"backup now: {where}: {error.strerror or error}; no snapshot was "
-                           "kept (the store is untouched)") from None
+        where = getattr(error, "filename", None) or work
+        reason = getattr(error, "strerror", None) or str(error)
+        raise BackupFailed(f"backup now: {where}: {reason}; no snapshot was kept (the store is "
+                           "untouched)") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
