@@ -285,6 +285,9 @@ class JournalScan:
     damage: list[Damage] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     lines: int = 0
+    # Damaged lines that cost nothing (named in warnings, never blocking a restore).
+    notes: list[str] = field(default_factory=list)
+    damaged_lines: dict[str, list[str]] = field(default_factory=dict)
 
     def committed(self, after: datetime | None = None, until: datetime | None = None
                   ) -> list[JournalBatch]:
@@ -322,18 +325,23 @@ def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
 
 
 def _date_line_damage(result: JournalScan) -> None:
-    """A damaged line whose batch is known matters from that batch's commit (or, unfinished,
-    its record lines) on, not from the last good line before it."""
-    for number, damage in enumerate(result.damage):
-        batch = result.batches.get(damage.batch_id or "")
-        if batch is None:
+    """A damaged line whose readable part names its batch is explained by that batch: if
+    the batch committed, the record count check below says what was lost (with the batch's
+    commit time); if it never committed (a writer killed mid-append, whose lines are never
+    replayed), nothing was lost. Only lines naming no batch stay damage dated from the last
+    good line before them."""
+    kept = []
+    for damage in result.damage:
+        if damage.batch_id is None:
+            kept.append(damage)
             continue
-        after = batch.committed_at or batch.intent_at
-        problem = f"{damage.problem} (batch {batch.batch_id}"
-        problem += (f", committed {iso(batch.committed_at)})" if batch.committed_at
-                    else ", which has no commit line)")
-        result.damage[number] = Damage(damage.where, problem, after - timedelta(microseconds=1),
-                                       damage.batch_id)
+        batch = result.batches.get(damage.batch_id)
+        result.damaged_lines.setdefault(damage.batch_id, []).append(
+            f"{damage.where}: {damage.problem}")
+        state = ("committed: its record count is checked" if batch and batch.committed_at
+                 else "never committed: nothing of it is replayed")
+        result.notes.append(f"{damage}; batch {damage.batch_id} {state}")
+    result.damage = kept
 
 
 def _scan_file(path: Path, codec: Codec, result: JournalScan) -> None:
@@ -376,19 +384,19 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
 
 def _check_counts(result: JournalScan) -> None:
     """A committed batch missing some record lines names them (their lines were damaged)."""
-    named = {d.batch_id for d in result.damage}
     for batch in result.batches.values():
-        if (batch.committed_at is None or batch.expected_records is None
-                or batch.batch_id in named):
+        if batch.committed_at is None or batch.expected_records is None:
             continue
         present = {r.number for r in batch.records}
         lost = [n for n in range(batch.expected_records)
                 if n not in present and n not in batch.failed]
         if lost:
+            lines = result.damaged_lines.get(batch.batch_id) or ["lines missing"]
             result.damage.append(Damage(
-                f"batch {batch.batch_id}",
-                f"{len(lost)} of {batch.expected_records} records committed at "
-                f"{iso(batch.committed_at)} are unreadable", batch.intent_at))
+                "; ".join(lines),
+                f"{len(lost)} of {batch.expected_records} records of batch {batch.batch_id} "
+                f"committed at {iso(batch.committed_at)} are unreadable",
+                batch.committed_at - timedelta(microseconds=1)))
 
 
 def _check_chain(directory: Path, days: list[date], result: JournalScan) -> None:

@@ -111,7 +111,7 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
         settings, into, to)
     report = RestoreReport(to, settings, restorer.final_name,
                            None if snapshot is None else snapshot.snapshot_id)
-    report.warnings += _unfinished_warnings(journal_scan, to)
+    report.warnings += _unfinished_warnings(journal_scan, to) + journal_scan.notes
     report.newest_point = max([b.committed_at for b in batches if b.committed_at] +
                               ([snapshot.taken_at] if snapshot else []), default=None)
     try:
