@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store.backup.journal import Journal, journal_directory
+from store.backup.mirrors import journal_of
 from store.backup.saving import save_journalled
 from store.db import queries
 from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
@@ -61,7 +61,7 @@ class Store:
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
                              settings.max_document_bytes)
         self.backups = backups_directory(settings)
-        self.journal = Journal(journal_directory(self.backups))
+        self.journal = journal_of(settings)
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
         self._vectors: VectorService | None = None

@@ -42,15 +42,22 @@ def _backups(store: Any) -> Backups:
 def now(settings: Settings, as_json: bool) -> None:
     """Take a snapshot now: database, vector index, manifest (exit 1 if it fails)."""
     with _open(settings) as store:
-        snapshot = _backups(store).now()
+        backups = _backups(store)
+        snapshot = backups.now()
+        copies = backups.copies(snapshot)
     if as_json:
-        say_json(snapshot.manifest)
-        return
-    manifest = snapshot.manifest
-    counts = manifest["counts"]
-    say(f"snapshot {snapshot.snapshot_id}: {counts['incidents']:,} incidents, "
-        f"{counts['analyses']:,} analyses, {_size(snapshot.size)}, "
-        f"{manifest['seconds']:.1f} s, revision {manifest['alembic_revision']}")
+        say_json({**snapshot.manifest, "copies": [str(c) for c in copies]})
+    else:
+        manifest = snapshot.manifest
+        counts = manifest["counts"]
+        say(f"snapshot {snapshot.snapshot_id}: {counts['incidents']:,} incidents, "
+            f"{counts['analyses']:,} analyses, {_size(snapshot.size)}, "
+            f"{manifest['seconds']:.1f} s, revision {manifest['alembic_revision']}"
+            + (f", copied to {len(copies)} mirrors" if copies else ""))
+    for problem in backups.mirror_problems:
+        say(f"incidex: {problem}; the snapshot is kept in the primary folder", err=True)
+    if backups.mirror_problems:
+        sys.exit(int(ExitCode.RECORDS_FAILED))
 
 
 @backup.command(name="list")
@@ -59,15 +66,21 @@ def now(settings: Settings, as_json: bool) -> None:
 def list_backups(settings: Settings, as_json: bool) -> None:
     """Snapshots, journal days with sizes, the oldest restorable time and the last drill."""
     with _open(settings) as store:
-        status = _backups(store).status()
+        backups = _backups(store)
+        status = backups.status()
+        copies = {s.snapshot_id: [str(m) for m in backups.copies(s)]
+                  for s in status.snapshots if s.good}
+        mirrors = [str(m) for m in backups.mirrors]
     if as_json:
-        say_json(_status_json(status), default=str)
+        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors}, default=str)
         return
     for snapshot in status.snapshots:
         if snapshot.good:
             counts = snapshot.manifest["counts"]
+            held = copies[snapshot.snapshot_id]
             say(f"snapshot {snapshot.snapshot_id}  taken {snapshot.manifest['taken_at']}  "
-                f"{_size(snapshot.size)}  {counts['analyses']:,} analyses")
+                f"{_size(snapshot.size)}  {counts['analyses']:,} analyses  "
+                f"copies: primary{''.join(', ' + m for m in held)}")
         else:
             say(f"snapshot {snapshot.snapshot_id}  NOT USABLE: {snapshot.problem}")
     for day in status.journal:
@@ -75,6 +88,8 @@ def list_backups(settings: Settings, as_json: bool) -> None:
     if status.legacy_files:
         say(f"{status.legacy_files:,} per-analysis JSON files wait to be folded "
             "(`incidex backup fold`)")
+    for mirror in mirrors:
+        say(f"mirror   {mirror}")
     oldest = status.oldest_restorable
     say(f"oldest restorable time: {oldest.isoformat() if oldest else 'none yet'}")
     drill = status.last_drill

@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +43,7 @@ PRUNED_MARKER = "PRUNED-BEFORE"
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _SUM_FIELD = b',"sum":"'
 FORMAT = 1
+log = logging.getLogger("incidex.store")
 _BATCH_FIELD = re.compile(rb'"batch":"([0-9]+-[0-9a-f]+)"')
 
 
@@ -139,8 +142,13 @@ class Journal:
     """Appends batches to the day's journal file; one instance per store, thread-safe."""
 
     def __init__(self, directory: Path, codec: Codec | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 mirrors: Iterable[Path] = ()) -> None:
         self.directory = directory
+        # Journal folders of the mirrors: every line goes there too, best effort (a mirror
+        # that fails is caught up by the next `backup now`, from this folder).
+        self.mirrors = list(mirrors)
+        self.mirror_faults: list[str] = []
         self.codec: Codec = codec or PlainCodec()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._unsynced: set[Path] = set()
@@ -163,6 +171,7 @@ class Journal:
         with self._lock:
             self._unsynced.discard(path)
         fsync_path(path)
+        self._sync_mirrors(path)
         return BatchTicket(batch_id, path, tuple(body["analysis_id"] for body in bodies))
 
     def commit(self, ticket: BatchTicket, saved: Iterable[str], at: datetime | None = None
@@ -195,6 +204,20 @@ class Journal:
                 fsync_path(path)
             except FileNotFoundError:
                 continue
+            self._sync_mirrors(path)
+
+    def _sync_mirrors(self, path: Path) -> None:
+        for mirror in self.mirrors:
+            try:
+                fsync_path(mirror / path.name)
+            except OSError as error:
+                self._mirror_fault(mirror, error)
+
+    def _mirror_fault(self, mirror: Path, error: OSError) -> None:
+        fault = f"mirror {mirror}: {error.strerror or error}"
+        if fault not in self.mirror_faults:
+            self.mirror_faults.append(fault)
+            log.warning("journal %s (it is caught up at the next backup)", fault)
 
     def append_settled(self, bodies: list[dict[str, Any]], committed_at: datetime) -> None:
         """Append a batch known to be committed (folded legacy files), durable on return."""
@@ -203,32 +226,50 @@ class Journal:
         self.sync()
 
     def _append(self, path: Path, payload: bytes, now: datetime) -> None:
-        """One write of payload at the end of path, under an exclusive lock; a new day file
-        starts with a line naming the previous day file."""
-        if not path.parent.is_dir():
-            private_directory(path.parent)
-        descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            size = os.fstat(descriptor).st_size
-            if size == 0:
-                payload = self._opening_line(path, now) + payload
-                fsync_path(path.parent)
-            elif os.pread(descriptor, 1, size - 1) != b"\n":
-                # A killed writer's torn line: end it here, so ours starts on a line of its own.
-                payload = b"\n" + payload
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(descriptor, view):]
-        finally:
-            os.close(descriptor)
+        """One write of payload at the end of path (and of each mirror's copy), under an
+        exclusive lock on path; a new day file starts with a line naming the previous one."""
+        with locked_day_file(path) as descriptor:
+            _write_at_end(descriptor, path, payload, now)
+            for mirror in self.mirrors:
+                try:
+                    with locked_day_file(mirror / path.name) as copy:
+                        _write_at_end(copy, mirror / path.name, payload, now)
+                except OSError as error:
+                    self._mirror_fault(mirror, error)
 
-    def _opening_line(self, path: Path, now: datetime) -> bytes:
-        day = date.fromisoformat(path.name.removesuffix(".jsonl"))
-        earlier = [d for d in journal_days(self.directory) if d < day]
-        return encode_line({"kind": "open", "day": day.isoformat(),
-                            "previous": earlier[-1].isoformat() if earlier else None,
-                            "format": FORMAT, "at": iso(now)})
+
+@contextmanager
+def locked_day_file(path: Path) -> Iterator[int]:
+    """A day file opened for appending (created owner-only), under an exclusive lock."""
+    if not path.parent.is_dir():
+        private_directory(path.parent)
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def _write_at_end(descriptor: int, path: Path, payload: bytes, now: datetime) -> None:
+    size = os.fstat(descriptor).st_size
+    if size == 0:
+        payload = _opening_line(path, now) + payload
+        fsync_path(path.parent)
+    elif os.pread(descriptor, 1, size - 1) != b"\n":
+        # A killed writer's torn line: end it here, so ours starts on a line of its own.
+        payload = b"\n" + payload
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
+def _opening_line(path: Path, now: datetime) -> bytes:
+    day = date.fromisoformat(path.name.removesuffix(".jsonl"))
+    earlier = [d for d in journal_days(path.parent) if d < day]
+    return encode_line({"kind": "open", "day": day.isoformat(),
+                        "previous": earlier[-1].isoformat() if earlier else None,
+                        "format": FORMAT, "at": iso(now)})
 
 
 # Reading -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from store.backup.journal import (
     resolve_unfinished,
 )
 from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
+from store.backup.mirrors import catch_up, has_copy, mirror_directories
 from store.backup.restore import RestoreReport, restore_to
 from store.backup.snapshots import Snapshot, delete_snapshot, list_snapshots, take_snapshot
 from store.db.engine import sqlite_path
@@ -72,6 +73,7 @@ class Backups:
         self.store = store
         self.codec: Codec = codec or PlainCodec()
         store.journal.codec = self.codec
+        self.mirror_problems: list[str] = []
 
     @property
     def directory(self) -> Path:
@@ -84,10 +86,22 @@ class Backups:
         return resolve_unfinished(self.store.journal, self.store.stored_analysis_ids, since)
 
     def now(self) -> Snapshot:
-        """Take a snapshot now (after settling the journal and folding legacy files)."""
+        """Take a snapshot now (after settling the journal and folding legacy files), then
+        bring every mirror up to date (problems land in `mirror_problems`)."""
         self.fold_legacy()
         self.settle_journal()
-        return take_snapshot(self.store, self.codec)
+        snapshot = take_snapshot(self.store, self.codec)
+        self.mirror_problems = catch_up(self.directory, self.mirrors)
+        return snapshot
+
+    @property
+    def mirrors(self) -> list[Path]:
+        """The mirrors' backups folders (INCIDEX_BACKUP_MIRRORS)."""
+        return mirror_directories(self.store.settings)
+
+    def copies(self, snapshot: Snapshot) -> list[Path]:
+        """The mirrors that hold a whole copy of the snapshot."""
+        return [mirror for mirror in self.mirrors if has_copy(mirror, snapshot)]
 
     def fold_legacy(self) -> FoldReport:
         """Fold per-analysis JSON backups of earlier versions into the journal (resumable)."""

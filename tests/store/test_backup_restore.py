@@ -207,3 +207,25 @@ def test_run_due_is_idempotent_and_prune_keeps_the_newest_per_day(store: Store) 
     removed = backups.prune(keep_daily=2, keep_weekly=1)
     assert len(removed) == 2
     assert len([s for s in list_snapshots(store.backups) if s.good]) == 1
+
+
+def test_losing_the_primary_backup_folder_loses_nothing_with_a_mirror(
+        settings: Any, tmp_path: Path, restores: list[Any]) -> None:
+    import shutil
+
+    mirror = tmp_path / "mirror"
+    mirrored = settings.model_copy(update={"backup_mirrors": (mirror,)})
+    with Store.open(mirrored) as store:
+        backups = Backups(store)
+        save(store, "MIR-1", "MIR-2")
+        snapshot = backups.now()
+        assert backups.copies(snapshot) == [mirror.resolve()]
+        last = save(store, "MIR-3")  # after the snapshot: only the journal has it
+        wanted = {a.analysis_id for i in ("MIR-1", "MIR-2", "MIR-3")
+                  for a in store.analyses(i)}
+        shutil.rmtree(store.backups)
+        report = restore(backups, last, restores, source=mirror)
+        assert analysis_ids(report.settings) == wanted
+        assert report.snapshot_id == snapshot.snapshot_id
+        drill = backups.drill(source=mirror)
+        assert drill.ok, drill.checks
