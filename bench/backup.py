@@ -10,9 +10,9 @@ Prints:
   - `backup drill` seconds (recovery time), the recovery point, and every check;
   - save rate (records/s, median of --repeat, runs interleaved) into fresh stores of
     the same demo records, batches of 500, vectors left pending (INCIDEX_EMBED_ON_SAVE=
-    false, the bulk-import mode, so embedding does not drown the backup's cost): the journal (what incidex does), one atomic JSON
-    file per analysis written after the commit (the previous code, reproduced here), and
-    no backup at all (the database alone, for scale).
+    false, the bulk-import mode, so embedding does not drown the backup's cost): the
+    journal (what incidex does), one atomic JSON file per analysis written after the commit
+    (the previous code, reproduced here), and no backup at all (the database alone).
 The machine is shared and noisy: compare figures within one run only.
 """
 
