@@ -115,7 +115,11 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
     report.newest_point = max([b.committed_at for b in batches if b.committed_at] +
                               ([snapshot.taken_at] if snapshot else []), default=None)
     try:
-        restored_settings = restorer.prepare(snapshot, codec, report)
+        try:
+            restored_settings = restorer.prepare(snapshot, codec, report)
+        except ValueError as error:  # a codec that cannot read it, a damaged frame
+            raise BackupFailed(f"restore to {iso(to)}: snapshot "
+                               f"{snapshot.snapshot_id if snapshot else '-'}: {error}") from None
         report.settings = restored_settings
         with open_store(restored_settings) as restored:
             replay(restored, batches, report)
