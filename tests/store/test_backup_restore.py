@@ -229,3 +229,21 @@ def test_losing_the_primary_backup_folder_loses_nothing_with_a_mirror(
         assert report.snapshot_id == snapshot.snapshot_id
         drill = backups.drill(source=mirror)
         assert drill.ok, drill.checks
+
+
+def test_restore_in_place_rewinds_the_live_sqlite_store_and_keeps_the_old_one(
+        isolated_directories: Path) -> None:
+    from store.settings import Settings
+
+    settings = Settings(data_dir=isolated_directories)
+    with Store.open(settings) as store:
+        first = save(store, "IP-1")
+        save(store, "IP-2")
+        report, kept = Backups(store).restore_in_place(first)
+    assert kept.exists() and report.records_replayed == 1
+    with Store.open(settings, create=False) as rewound:
+        assert [r.incident_id for r in rewound.incidents_page().rows] == ["IP-1"]
+        assert rewound.verify_vectors().in_step
+        assert len(list_snapshots(rewound.backups)) == 1  # taken at once after the rewind
+        save(rewound, "IP-3")
+        assert rewound.summary().analyses == 2
