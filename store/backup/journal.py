@@ -285,6 +285,8 @@ class Damage:
     after: datetime | None
     # The batch a damaged line names in its readable part, if it does.
     batch_id: str | None = None
+    # Whether `after` is the damaged batch's own commit time (else a lower bound of it).
+    exact: bool = False
 
     def __str__(self) -> str:
         return f"journal {self.where}: {self.problem}"
@@ -342,9 +344,12 @@ class JournalScan:
         """Batches with record lines but neither a commit nor an abort line."""
         return [b for b in self.batches.values() if b.committed_at is None and not b.aborted]
 
-    def damage_before(self, until: datetime | None) -> list[Damage]:
-        """The damage a restore to `until` runs into."""
-        return [d for d in self.damage if until is None or d.after is None or d.after <= until]
+    def damage_between(self, after: datetime | None, until: datetime | None) -> list[Damage]:
+        """The damage a replay of the batches committed in (after, until] runs into."""
+        return [d for d in self.damage
+                if (until is None or d.after is None or d.after <= until)
+                and not (d.exact and after is not None and d.after is not None
+                         and d.after < after)]
 
 
 def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
@@ -437,7 +442,7 @@ def _check_counts(result: JournalScan) -> None:
                 "; ".join(lines),
                 f"{len(lost)} of {batch.expected_records} records of batch {batch.batch_id} "
                 f"committed at {iso(batch.committed_at)} are unreadable",
-                batch.committed_at - timedelta(microseconds=1)))
+                batch.committed_at - timedelta(microseconds=1), batch.batch_id, exact=True))
 
 
 def _check_chain(directory: Path, days: list[date], result: JournalScan) -> None:

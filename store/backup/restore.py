@@ -100,7 +100,7 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
                         since=None if replay_after is None else replay_after.date()
                         - timedelta(days=1),
                         until=to.date())
-    damage = journal_scan.damage_before(to)
+    damage = journal_scan.damage_between(replay_after, to)
     if damage:
         raise BackupFailed(f"restore to {iso(to)}: " + "; ".join(str(d) for d in damage))
     batches = journal_scan.committed(after=replay_after, until=to)

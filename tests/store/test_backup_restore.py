@@ -247,3 +247,30 @@ def test_restore_in_place_rewinds_the_live_sqlite_store_and_keeps_the_old_one(
         assert len(list_snapshots(rewound.backups)) == 1  # taken at once after the rewind
         save(rewound, "IP-3")
         assert rewound.summary().analyses == 2
+
+
+def test_damage_before_the_snapshot_does_not_block_a_later_restore_but_fails_the_drill(
+        store: Store, restores: list[Any]) -> None:
+    from store.backup.entries import journal_body
+    from store.ingest.records import Limits, prepare
+
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    old = prepare(AnalysisIn.model_validate(make_record("OLD-1")), "old", Limits(), hour_ago)
+    store.journal.append_settled([journal_body(old, hour_ago)], hour_ago)
+    folder = journal_directory(store.backups)
+    path = day_path(folder, journal_days(folder)[-1])
+    lines = path.read_bytes().splitlines(keepends=True)
+    [record] = [n for n, line in enumerate(lines) if b'"kind":"record"' in line]
+    lines[record] = lines[record].replace(b"Phishing", b"Phishinh")
+    path.write_bytes(b"".join(lines))
+    backups = Backups(store)
+    save(store, "MID-1")
+    backups.now()
+    later = save(store, "NEW-1")
+    report = restore(backups, later, restores)
+    assert len(analysis_ids(report.settings)) == 2
+    drill = backups.drill()
+    assert not drill.ok
+    failed = {n: d for n, ok, d in drill.checks if not ok}
+    assert f"{path.name} line {record + 1}" in failed["journal"]
+    assert set(failed) <= {"journal", "restore warning"}
