@@ -81,3 +81,22 @@ def test_journal_and_snapshots_go_through_the_codec(store: Store) -> None:
             drop_postgres_database(report.settings)
     with pytest.raises(BackupFailed, match="written with codec 'xor-test', but only 'plain'"):
         Backups(store).restore(datetime.now(UTC))
+
+
+def test_one_journal_fsync_per_batch(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.backup.journal as journal
+
+    synced: list[str] = []
+    real = journal.fsync_path
+
+    def counting(path: Any) -> None:
+        synced.append("folder" if path.is_dir() else "file")
+        real(path)
+
+    monkeypatch.setattr(journal, "fsync_path", counting)
+    for batch in range(3):
+        store.save_batch([(f"{batch}-{n}", AnalysisIn.model_validate(
+            make_record(f"FS-{batch}-{n}"))) for n in range(50)])
+    # One fsync of the day file per batch (its first also syncs the new file's folder);
+    # commit lines ride on the next batch's fsync, or close().
+    assert synced.count("file") == 3 and synced.count("folder") <= 1
