@@ -27,10 +27,12 @@ if TYPE_CHECKING:
         PreparedAnalysis,
     )
     from store.analyze.schema import schema_key_order
+    from store.backup.service import Backups, BackupStatus, schedule_units
     from store.crypto import IncidentCodec, KeyUnavailable
     from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
+        BackupFailed,
         EmbedderMismatch,
         RecordError,
         SettingsInvalid,
@@ -92,6 +94,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
         "AnalysisOutcome", "AnalysisRunner", "AnalyzeError", "BatchReport", "Estimate",
         "PreparedAnalysis")},
     "fill_demo_store": ("store.demo.fill", "fill_store"),
+    **{name: ("store.backup.service", name) for name in (
+        "Backups", "BackupStatus", "schedule_units")},
+    "BackupFailed": ("store.errors", "BackupFailed"),
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     "load_view_state": ("store.view_state", "load_view_state"),
@@ -122,6 +127,9 @@ __all__ = [
     "AnalysisRecord",
     "AnalysisRunner",
     "AnalyzeError",
+    "BackupFailed",
+    "BackupStatus",
+    "Backups",
     "BatchReport",
     "CACHE_NAMESPACES",
     "DEFAULT_SIMILAR_K",
@@ -163,6 +171,7 @@ __all__ = [
     "read_records",
     "safe_name",
     "save_view_state",
+    "schedule_units",
     "schema_key_order",
     "write_private_file",
 ]

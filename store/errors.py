@@ -41,3 +41,7 @@ class InvalidVector(StoreError):
 
 class PiiKeyMismatch(StoreError):
     """The PII pseudonym key differs from the one the store's vectors were made with."""
+
+
+class BackupFailed(StoreError):
+    """A backup, restore or drill could not be done; the message names the file and the fault."""

@@ -200,6 +200,16 @@ class Settings(BaseSettings):
     save_batch_size: int = Field(
         default=500, description="Records committed per transaction by `incidex --save`."
     )
+    backup_keep_daily: int = Field(
+        default=7, ge=1, description="Daily snapshots `incidex backup run-due` keeps."
+    )
+    backup_keep_weekly: int = Field(
+        default=4, ge=0, description="Weekly snapshots (the newest of each ISO week) kept."
+    )
+    backup_mirrors: tuple[Path, ...] = Field(
+        default=(), description="Further folders (other disks, mounts) that every snapshot and "
+        "journal day is copied to, as a JSON list of paths."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -6,13 +6,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from store.backup.json_files import BackupItem, backup_path, incoming_directory, write_backups
+from store.backup.mirrors import journal_of
+from store.backup.saving import save_journalled
 from store.db import queries
 from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
 from store.db.migrate import upgrade
@@ -63,6 +63,7 @@ class Store:
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
                              settings.max_document_bytes)
         self.backups = backups_directory(settings)
+        self.journal = journal_of(settings)
         self._cache: Cache | None = None
         self._cache_lock = threading.Lock()
         self._vectors: VectorService | None = None
@@ -94,11 +95,12 @@ class Store:
 
     def sweep_stale_temps(self) -> int:
         """Remove temp files that killed writers left (backups, index snapshots); how many."""
+        from store.backup.snapshots import temp_folders
         from store.fileio import sweep_stale_temps
         from store.locations import index_directory
 
         return sum(sweep_stale_temps(folder) for folder in
-                   (incoming_directory(self.backups), index_directory(self.settings)))
+                   (*temp_folders(self.backups), index_directory(self.settings)))
 
     @property
     def vectors(self) -> VectorService:
@@ -128,7 +130,12 @@ class Store:
         return self._cache
 
     def close(self) -> None:
-        """Write the index snapshot if it changed, flush cache stats, release connections."""
+        """Write the index snapshot if it changed, make the journal's last commit lines
+        durable, flush cache stats, release connections."""
+        try:
+            self.journal.sync()
+        except OSError as error:
+            log.warning("journal not synced: %s", error.strerror)
         try:
             if self._vectors is not None:
                 self._vectors.snapshot()
@@ -173,76 +180,20 @@ class Store:
         if self.cipher.sealing and prepared:
             self.cipher.seal_batch(prepared)
         embed_runs = self.vectors.attach_vectors(prepared)
-        written = write_batch(self.engine, prepared, embed_runs)
+        written = save_journalled(
+            self.journal, prepared, now,
+            write=lambda: write_batch(self.engine, prepared, embed_runs),
+            stored_ids=self.stored_analysis_ids)
         saved = [(result.pk, item) for result, item in zip(written, prepared, strict=True)
                  if result.status == "saved" and result.pk is not None]
         self.vectors.added(saved)
         stream = iter(written)
-        results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        return self._back_up(list(zip(prepared, written, strict=True)), results)
+        return [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
 
-    def _back_up(self, written: list[tuple[PreparedSave, SaveResult]],
-                 results: list[SaveResult]) -> list[SaveResult]:
-        """Write the backups of saved records and the missing ones of duplicates (a save
-        killed before its backup, or one the disk refused); a record whose backup cannot be
-        written is reported as an error, never as saved."""
-        saved = {p.analysis_id: p for p, r in written if r.status == "saved"}
-        duplicates = {p.analysis_id: p for p, r in written
-                      if r.status == "duplicate" and p.analysis_id not in saved}
-        items = [_backup_item(p) for p in saved.values()]
-        items += self._missing_backups(list(duplicates.values()))
-        if not items:
-            return results
-        items = self._sealed_backups(items)
-        try:
-            write_backups(self.backups, items)
-        except OSError as error:
-            problem = error.strerror or str(error)
-            log.info("JSON backups not written to %s: %s", self.backups, problem)
-            failed = {item.analysis_id for item in items}
-            labels = {p.analysis_id: p.label for p, _result in written}
-            return [_backup_failed(r, labels[r.analysis_id], problem)
-                    if r.analysis_id in failed and r.analysis_id is not None else r
-                    for r in results]
-        return results
-
-    def _missing_backups(self, duplicates: list[PreparedSave]) -> list[BackupItem]:
-        if not duplicates:
-            return []
+    def stored_analysis_ids(self, analysis_ids: list[str]) -> set[str]:
+        """Which of these analyses the database holds already (they are not journaled again)."""
         with read_connection(self.engine) as connection:
-            made = queries.analysis_times(connection, [p.analysis_id for p in duplicates])
-        missing = []
-        for prepared in duplicates:
-            if prepared.analysis_id not in made:
-                continue
-            item = _backup_item(prepared, made[prepared.analysis_id])
-            if not backup_path(self.backups, item).exists():
-                missing.append(item)
-        return missing
-
-    def _sealed_backups(self, items: list[BackupItem]) -> list[BackupItem]:
-        """The backups sealed under their incidents' data keys when the store seals, so that
-        purging an incident's key makes its backup files unreadable too."""
-        if not self.cipher.sealing:
-            return items
-        from store.crypto.backups import sealed_backup_document
-
-        codecs = self.cipher.codecs([item.incident_id for item in items])
-        return [BackupItem(item.incident_id, item.analysis_id, item.created_at,
-                           sealed_backup_document(codecs[item.incident_id], item.analysis_id,
-                                                  item.document))
-                for item in items]
-
-    def read_backup(self, path: Path) -> dict[str, Any]:
-        """The document of one JSON backup file, opened when it is sealed; KeyUnavailable
-        when its incident's data key is gone (purged) or the keyring lacks its key."""
-        import orjson
-
-        from store.crypto.backups import open_backup_document
-
-        stored = orjson.loads(path.read_bytes())
-        incident_id = str(stored.get("incident_id", ""))
-        return open_backup_document(self.cipher.codec(incident_id), stored)
+            return set(queries.analysis_times(connection, analysis_ids))
 
     def analysis_runner(self, model: str | None = None) -> AnalysisRunner:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
@@ -526,27 +477,6 @@ def _open_cipher(settings: Settings, engine: Engine) -> StoreCipher:
     cipher = cipher_from_settings(settings, store_id)
     attach_cipher(engine, cipher)
     return cipher
-
-
-def _backup_failed(result: SaveResult, label: str, problem: str) -> SaveResult:
-    return SaveResult(result.incident_id, result.analysis_id, "error",
-                      f"{label}: backup not written ({problem}); the analysis is in the "
-                      "database, and saving it again writes its backup", result.pk)
-
-
-def _backup_item(prepared: PreparedSave, created_at: datetime | None = None) -> BackupItem:
-    record = prepared.record
-    created_at = created_at or prepared.event_time
-    document = {
-        "analysis_id": prepared.analysis_id,
-        "incident": record.incident.model_dump(),
-        "model_name": record.model_name,
-        "analysis": record.analysis,
-        "usage": record.usage.model_dump(mode="json") if record.usage else None,
-        "content_hash": prepared.content_hash,
-        "created_at": created_at.isoformat(),
-    }
-    return BackupItem(prepared.incident_id, prepared.analysis_id, created_at, document)
 
 
 def _require_database_file(url: str) -> None:

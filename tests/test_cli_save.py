@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_record
+from tests.support.journal import journaled_ids
 
 INCIDEX = [sys.executable, "-m", "tui.cli"]
 
@@ -47,7 +48,7 @@ def test_jsonl_array_and_single_document_all_save(tmp_path: Path, isolated_direc
         assert {line["status"] for line in lines(result)} == {"saved"}
         assert result.stderr == b""
     assert count_rows(isolated_directories, "analyses") == 5
-    assert len(list((isolated_directories / "backups").rglob("*.json"))) == 5
+    assert len(journaled_ids(isolated_directories / "backups")) == 5
 
 
 def test_stdin_and_duplicates(isolated_directories: Path) -> None:

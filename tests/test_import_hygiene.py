@@ -19,7 +19,7 @@ def imported_after(statement: str) -> set[str]:
 
 def test_store_never_imports_textual_or_rich() -> None:
     modules = (
-        "store.store, store.ingest.stream, store.backup.json_files, store.db.queries, "
+        "store.store, store.ingest.stream, store.backup.journal, store.db.queries, "
         "store.db.writes"
     )
     loaded = imported_after(f"import {modules}")

@@ -239,11 +239,13 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 def _register_commands() -> None:
     from tui.cli_analyze import analyze, incident
+    from tui.cli_backup import backup
     from tui.cli_cache import cache
     from tui.cli_keys import forget, keys, purge
     from tui.cli_search import reindex, similar, verify
 
-    for command in (similar, reindex, verify, cache, analyze, incident, keys, purge, forget):
+    for command in (similar, reindex, verify, cache, analyze, incident, keys, purge, forget,
+                    backup):
         main.add_command(command)
 
 

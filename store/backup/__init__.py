@@ -1,5 +1,13 @@
-"""Backups of saved analyses, outside the database.
+"""Backups that are proven to restore: the journal, snapshots, restore to a time, the drill.
 
-Invariants: a backup file's name is built from sanitised ids only; files are written whole
-(temp file, flush, rename) and are on disk before the save that wrote them returns.
+- journal.py: the logical log, one JSON Lines file a day under `backups/journal/`; every
+  saved analysis is a line with its own checksum, on disk before its commit (see there).
+- snapshots.py: consistent copies of the database and the vector index with a manifest,
+  under `backups/snapshots/<id>/`, listed only once whole.
+- restore.py: the newest snapshot before a time plus the journal replayed up to it, into a
+  new directory or database; drill.py proves it on a scratch copy.
+- codec.py: the seam where encryption plugs in (journal bodies and snapshot frames).
+
+Invariants: nothing here writes to the live store's database; files and folders are
+owner-only; anything damaged is reported with its file, line or checksum, never replayed.
 """

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_record
+from tests.support.journal import journaled_ids
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,9 @@ def test_four_writers_at_once_lose_nothing(tmp_path: Path, isolated_directories:
         counts = [connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("incidents", "analyses", "run_metadata")]
     assert counts == [1000, 1000, 1000]
-    assert len(list((isolated_directories / "backups").rglob("*.json"))) == 1000
-    assert not list((isolated_directories / "backups").rglob(".tmp-*"))
+    # Four processes appended to one journal file: every record once, no torn line.
+    assert len(set(journaled_ids(isolated_directories / "backups"))) == 1000
+    assert len(journaled_ids(isolated_directories / "backups")) == 1000
 
 
 def test_a_held_write_lock_is_waited_for(tmp_path: Path, isolated_directories: Path) -> None:

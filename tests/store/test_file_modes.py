@@ -56,7 +56,7 @@ def test_store_files_are_owner_only_under_umask_022(umask_022: None,
         assert {"incident_analysis.db-wal", "incident_analysis.db-shm"} <= names
         assert shared_with_others(data) == []
     assert (data / "index" / "vectors.snapshot").exists()
-    assert list((data / "backups").rglob("*.json"))
+    assert list((data / "backups" / "journal").glob("*.jsonl"))
     assert list((data / "cache").rglob("*.val"))
     assert shared_with_others(data) == []
 

@@ -19,6 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_record
+from tests.support.journal import journaled_ids
 
 
 def save_lines(store: Any, payload: bytes) -> list[Any]:
@@ -133,54 +134,62 @@ def test_a_pause_in_the_input_saves_the_batch_read_so_far(store: Any) -> None:
 # Backups -----------------------------------------------------------------------------------
 
 
-def backups_of(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*.json") if ".incoming" not in p.parts]
-
-
-def test_a_full_disk_reports_the_record_failed_and_a_later_save_repairs_it(
-        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import store.backup.json_files as json_files
+def test_a_full_journal_disk_saves_nothing_and_says_so(store: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.backup.journal as journal
     from store.schemas import AnalysisIn
 
     record = AnalysisIn.model_validate(make_record("DISK-1"))
 
-    def full_disk(*_args: Any, **_kwargs: Any) -> Path:
+    def full_disk(*_args: Any, **_kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr(json_files, "write_temp", full_disk)
+        patched.setattr(journal, "fsync_path", full_disk)
         refused = store.save_analysis(record, "line 1")
     assert refused.status == "error"
-    assert refused.error.startswith("line 1 (incident 'DISK-1'): backup not written "
-                                    "(No space left on device)")
-    assert store.summary().analyses == 1 and backups_of(store.backups) == []
+    assert refused.error == ("line 1 (incident 'DISK-1'): journal not written (No space left on "
+                             "device); nothing was saved")
+    assert store.summary().analyses == 0
     again = store.save_analysis(record, "line 1")
-    assert again.status == "duplicate"
-    [backup] = backups_of(store.backups)
-    assert json.loads(backup.read_text())["analysis_id"] == refused.analysis_id
-    assert store.save_analysis(record).status == "duplicate"
-    assert len(backups_of(store.backups)) == 1
+    assert again.status == "saved"
+    assert journaled_ids(store.backups) == [again.analysis_id]
 
 
-def test_a_save_killed_between_commit_and_backup_is_repaired_by_saving_again(
-        tmp_path: Path, isolated_directories: Path) -> None:
+KILL_AFTER_JOURNAL = "store.store.write_batch = lambda *a, **k: os._exit(9)"
+KILL_AFTER_COMMIT = ("import store.backup.journal as j\n"
+                     "j.Journal.commit = lambda *a, **k: os._exit(9)")
+
+
+@pytest.mark.parametrize(("hook", "committed"), [(KILL_AFTER_JOURNAL, False),
+                                                 (KILL_AFTER_COMMIT, True)])
+def test_a_save_killed_between_journal_and_commit_line_is_settled_from_the_database(
+        tmp_path: Path, isolated_directories: Path, hook: str, committed: bool) -> None:
+    from store.backup.journal import journal_directory, scan
+    from store.backup.service import Backups
+    from store.settings import Settings
+    from store.store import Store
+
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps(make_record("KILL-1")) + "\n")
     killed = subprocess.run(
         [sys.executable, "-c",
          "import os, sys\n"
          "import store.store\n"
-         "store.store.write_backups = lambda *a, **k: os._exit(9)  # killed after the commit\n"
+         f"{hook}\n"
          f"sys.argv = ['incidex', '--save', {str(source)!r}]\n"
          "from tui.cli import main\nmain()\n"],
         capture_output=True, timeout=120)
     assert killed.returncode == 9, killed.stderr
-    assert backups_of(isolated_directories / "backups") == []
-    again = subprocess.run([sys.executable, "-m", "tui.cli", "--save", str(source)],
-                           capture_output=True, timeout=120)
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["status"] == "duplicate"
-    assert len(backups_of(isolated_directories / "backups")) == 1
+    backups = isolated_directories / "backups"
+    [unfinished] = scan(journal_directory(backups)).unfinished()
+    with Store.open(Settings(data_dir=isolated_directories)) as opened:
+        assert opened.summary().analyses == int(committed)
+        assert Backups(opened).settle_journal() == 1
+        found = scan(journal_directory(backups))
+        assert found.unfinished() == [] and found.damage == []
+        assert bool(found.committed()) == committed
+        assert found.batches[unfinished.batch_id].aborted == (not committed)
 
 
 def test_opening_the_store_sweeps_only_stale_temp_files(settings: Any) -> None:

@@ -12,6 +12,7 @@ import pytest
 from store.ingest.records import validate_record
 from store.schemas import AnalysisIn
 from tests.conftest import make_record
+from tests.support.journal import journaled_ids
 
 
 def save(store: Any, record: dict[str, Any], label: str = "line 1") -> Any:
@@ -177,16 +178,17 @@ def test_one_bad_record_does_not_stop_the_batch(store: Any) -> None:
     assert store.summary().analyses == 1
 
 
-def test_backups_are_written_for_saved_analyses_only(store: Any, isolated_directories: Any
-                                                      ) -> None:
+def test_the_journal_holds_saved_analyses_once(store: Any, isolated_directories: Any) -> None:
+    from store.backup.journal import journal_directory, scan
+
     first = save(store, make_record("../../etc/passwd"))
     save(store, make_record("../../etc/passwd"), "line 2")
-    files = list((isolated_directories / "backups").rglob("*.json"))
-    assert len(files) == 1
-    assert files[0].name.endswith(f".{first.analysis_id}.json")
-    document = store.read_backup(files[0])
-    assert document["incident"]["incident_id"] == "../../etc/passwd"
-    assert document["analysis_id"] == first.analysis_id
+    assert journaled_ids(isolated_directories / "backups") == [first.analysis_id]
+    [batch] = scan(journal_directory(isolated_directories / "backups")).committed()
+    [record] = batch.landed()
+    assert record.body["incident"]["incident_id"] == "../../etc/passwd"
+    assert list(journal_directory(isolated_directories / "backups").iterdir()) == [
+        batch.path]
 
 
 @pytest.mark.parametrize("severity_key", ["severity", "risk_level", "priority"])

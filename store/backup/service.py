@@ -1,0 +1,264 @@
+"""`Backups`: the verbs behind `incidex backup` (now, list, restore, drill, run-due, fold)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from store.backup.codec import Codec, PlainCodec
+from store.backup.drill import DrillReport, last_drills, run_drill
+from store.backup.journal import (
+    PRUNED_MARKER,
+    day_path,
+    first_line_time,
+    journal_days,
+    journal_directory,
+    parse_time,
+    pruned_before,
+    resolve_unfinished,
+)
+from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
+from store.backup.mirrors import catch_up, has_copy, mirror_directories
+from store.backup.restore import RestoreReport, restore_to
+from store.backup.snapshots import Snapshot, delete_snapshot, list_snapshots, take_snapshot
+from store.db.engine import sqlite_path
+from store.errors import BackupFailed
+from store.fileio import write_private_file
+
+if TYPE_CHECKING:
+    from store.store import Store
+
+DRILL_EVERY = timedelta(days=7)
+# Unfinished batches are looked for this far back when a backup settles them.
+SETTLE_DAYS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFile:
+    """One day of the journal."""
+
+    day: date
+    path: Path
+    size: int
+
+
+@dataclass(slots=True)
+class BackupStatus:
+    """What `backup list` shows."""
+
+    snapshots: list[Snapshot]
+    journal: list[JournalFile]
+    oldest_restorable: datetime | None
+    last_drill: dict[str, Any] | None
+    legacy_files: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def last_good_snapshot(self) -> Snapshot | None:
+        """The newest snapshot whose manifest and files are in place."""
+        good = [s for s in self.snapshots if s.good]
+        return good[-1] if good else None
+
+
+class Backups:
+    """Snapshots, the journal, restores and drills of one open store."""
+
+    def __init__(self, store: Store, codec: Codec | None = None) -> None:
+        self.store = store
+        self.codec: Codec = codec or PlainCodec()
+        store.journal.codec = self.codec
+        self.mirror_problems: list[str] = []
+
+    @property
+    def directory(self) -> Path:
+        """The backups folder (`DATA_DIR/backups`)."""
+        return self.store.backups
+
+    def settle_journal(self) -> int:
+        """Settle batches a killed writer left without a commit line (from the database)."""
+        since = datetime.now(UTC).date() - timedelta(days=SETTLE_DAYS)
+        return resolve_unfinished(self.store.journal, self.store.stored_analysis_ids, since)
+
+    def now(self) -> Snapshot:
+        """Take a snapshot now (after settling the journal and folding legacy files), then
+        bring every mirror up to date (problems land in `mirror_problems`)."""
+        self.fold_legacy()
+        self.settle_journal()
+        snapshot = take_snapshot(self.store, self.codec)
+        self.mirror_problems = catch_up(self.directory, self.mirrors)
+        return snapshot
+
+    @property
+    def mirrors(self) -> list[Path]:
+        """The mirrors' backups folders (INCIDEX_BACKUP_MIRRORS)."""
+        return mirror_directories(self.store.settings)
+
+    def copies(self, snapshot: Snapshot) -> list[Path]:
+        """The mirrors that hold a whole copy of the snapshot."""
+        return [mirror for mirror in self.mirrors if has_copy(mirror, snapshot)]
+
+    def fold_legacy(self) -> FoldReport:
+        """Fold per-analysis JSON backups of earlier versions into the journal (resumable)."""
+        return fold_legacy_files(self.directory, self.store.journal)
+
+    def status(self) -> BackupStatus:
+        """Snapshots, journal days with sizes, the oldest restorable time, the last drill."""
+        snapshots = list_snapshots(self.directory)
+        folder = journal_directory(self.directory)
+        journal = [JournalFile(day, day_path(folder, day), day_path(folder, day).stat().st_size)
+                   for day in journal_days(folder)]
+        drills = last_drills(self.directory)
+        status = BackupStatus(snapshots, journal, self._oldest_restorable(snapshots, journal),
+                              drills[-1] if drills else None,
+                              sum(1 for _ in legacy_files(self.directory)))
+        status.warnings = [str(s.problem) for s in snapshots if not s.good]
+        return status
+
+    def _oldest_restorable(self, snapshots: list[Snapshot], journal: list[JournalFile]
+                           ) -> datetime | None:
+        good = [s for s in snapshots if s.good]
+        horizon = pruned_before(journal_directory(self.directory))
+        if horizon is None and journal:
+            return first_line_time(journal[0].path)
+        return good[0].taken_at if good else None
+
+    def restore(self, to: datetime, into: str | Path | None = None,
+                source: Path | None = None) -> RestoreReport:
+        """Restore the store as of `to` into a new directory or database (never the live)."""
+        if source is None:
+            self.settle_journal()
+        return restore_to(self.store.settings, self.codec, to, into, type(self.store).open,
+                          source=source)
+
+    def restore_in_place(self, to: datetime) -> tuple[RestoreReport, Path]:
+        """Replace the live SQLite database with its state at `to`; the previous database is
+        kept beside it (its path is returned) and a snapshot of the result is taken at once,
+        so later restores start from the rewound store, not from batches it left out."""
+        live = sqlite_path(str(self.store.engine.url))
+        if live is None:
+            raise BackupFailed("restore --in-place works on SQLite stores; restore into a new "
+                               "database (--into NAME) and point INCIDEX_DATABASE_URL at it")
+        report = self.restore(to)
+        restored = Path(report.target)
+        kept = live.with_name(f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        _checkpoint(live)
+        self.store.engine.dispose()
+        os.replace(live, kept)
+        for suffix in ("-wal", "-shm"):
+            live.with_name(live.name + suffix).unlink(missing_ok=True)
+        os.replace(restored / live.name, live)
+        _move_index(restored, self.store.settings)
+        shutil.rmtree(restored, ignore_errors=True)
+        take_snapshot(self.store, self.codec)
+        return report, kept
+
+    def drill(self, source: Path | None = None) -> DrillReport:
+        """Restore the latest backup into scratch and check it (see drill.py)."""
+        self.settle_journal()
+        return run_drill(self.store, self.codec, source)
+
+    def run_due(self, keep_daily: int, keep_weekly: int,
+                now: datetime | None = None) -> list[str]:
+        """Do what is due, idempotently: fold legacy files, a snapshot if none today, the
+        retention prune, a drill if none passed in a week; what was done, one line each."""
+        now = now or datetime.now(UTC)
+        done: list[str] = []
+        folded = self.fold_legacy()
+        if folded.folded:
+            done.append(f"folded {folded.folded} legacy backup files into the journal")
+        snapshots = [s for s in list_snapshots(self.directory) if s.good]
+        if not snapshots or snapshots[-1].taken_at.date() < now.date():
+            snapshot = self.now()
+            done.append(f"snapshot {snapshot.snapshot_id} taken")
+        removed = self.prune(keep_daily, keep_weekly)
+        if removed:
+            done.append(f"pruned {len(removed)} old snapshots: {', '.join(removed)}")
+        if self._drill_due(now):
+            report = self.drill()
+            done.append(f"drill {'passed' if report.ok else 'FAILED'} in "
+                        f"{report.recovery_seconds:.1f} s")
+        return done
+
+    def _drill_due(self, now: datetime) -> bool:
+        passed = [d for d in last_drills(self.directory) if d.get("ok")]
+        return not passed or parse_time(passed[-1]["started_at"]) <= now - DRILL_EVERY
+
+    def prune(self, keep_daily: int, keep_weekly: int) -> list[str]:
+        """Keep the newest snapshot of each of the last `keep_daily` days and of the last
+        `keep_weekly` ISO weeks (and always the newest); delete the other snapshots and the
+        journal days older than every kept snapshot."""
+        good = [s for s in list_snapshots(self.directory) if s.good]
+        if not good:
+            return []
+        keep = {good[-1].snapshot_id}
+        keep |= _newest_per(good, lambda s: s.taken_at.date(), keep_daily)
+        keep |= _newest_per(good, lambda s: tuple(s.taken_at.isocalendar())[:2], keep_weekly)
+        removed = []
+        for snapshot in good:
+            if snapshot.snapshot_id not in keep:
+                delete_snapshot(snapshot)
+                removed.append(snapshot.snapshot_id)
+        oldest_kept = min(s.started_at for s in good if s.snapshot_id in keep)
+        self._prune_journal((oldest_kept - timedelta(days=1)).date())
+        return removed
+
+    def _prune_journal(self, before: date) -> None:
+        folder = journal_directory(self.directory)
+        doomed = [day for day in journal_days(folder) if day < before]
+        if not doomed:
+            return
+        write_private_file(folder / PRUNED_MARKER, before.isoformat().encode())
+        for day in doomed:
+            day_path(folder, day).unlink(missing_ok=True)
+
+
+def _checkpoint(database: Path) -> None:
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+
+
+def _move_index(restored: Path, settings: Any) -> None:
+    """The restored index snapshot replaces the live one (a cache: rebuilt if it is absent)."""
+    from store.locations import index_directory
+    from store.vectors.index import SNAPSHOT_FILE
+
+    target = index_directory(settings) / SNAPSHOT_FILE
+    source = restored / "index" / SNAPSHOT_FILE
+    if source.exists():
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(source, target)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _newest_per(snapshots: list[Snapshot], bucket: Any, count: int) -> set[str]:
+    newest: dict[Any, Snapshot] = {}
+    for snapshot in snapshots:
+        newest[bucket(snapshot)] = snapshot
+    buckets = sorted(newest)[-count:] if count > 0 else []
+    return {newest[b].snapshot_id for b in buckets}
+
+
+def schedule_units(data_dir: Path, hour: int = 3) -> dict[str, str]:
+    """A systemd service and timer, and a cron line, that run `incidex backup run-due`."""
+    program = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else Path("incidex")
+    if program.name != "incidex":
+        program = Path(os.environ.get("INCIDEX_PROGRAM", "incidex"))
+    command = f"{program} --data-dir {data_dir} backup run-due"
+    service = ("[Unit]\nDescription=incidex backups (snapshot, retention, weekly drill)\n\n"
+               f"[Service]\nType=oneshot\nExecStart={command}\nNice=10\n"
+               "IOSchedulingClass=idle\n")
+    timer = ("[Unit]\nDescription=Run incidex backup run-due daily\n\n"
+             f"[Timer]\nOnCalendar=*-*-* {hour:02d}:17:00\nPersistent=true\n"
+             "RandomizedDelaySec=600\n\n[Install]\nWantedBy=timers.target\n")
+    cron = f"17 {hour} * * * {command} >> {data_dir}/backups/run-due.log 2>&1"
+    return {"incidex-backup.service": service, "incidex-backup.timer": timer, "cron": cron}
