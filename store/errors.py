@@ -41,3 +41,14 @@ class InvalidVector(StoreError):
 
 class PiiKeyMismatch(StoreError):
     """The PII pseudonym key differs from the one the store's vectors were made with."""
+
+
+class AccessDenied(StoreError):
+    """The actor's role does not allow an action; the message names the actor and the action."""
+
+    def __init__(self, actor: str, action: str, target: str | None = None) -> None:
+        self.actor = actor
+        self.action = action
+        self.target = target
+        on = f" on {target}" if target else ""
+        super().__init__(f"access denied: {actor} may not {action}{on}")

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from store.access.roles import Action, Actor
+from store.audit import Anchor, AuditEntry, AuditLog, ChainReport, Outcome
 from store.backup.json_files import BackupItem, backup_path, incoming_directory, write_backups
 from store.db import queries
-from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
+from store.db.engine import make_engine, normalise_url, read_connection, run_write, sqlite_path
 from store.db.migrate import upgrade
 from store.db.writes import write_batch
-from store.errors import RecordError, StoreError, StoreUnavailable
+from store.errors import AccessDenied, RecordError, StoreError, StoreUnavailable
 from store.ingest.reader import chunked
 from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
@@ -42,6 +44,7 @@ from store.schemas import (
 from store.settings import Settings
 
 if TYPE_CHECKING:
+    from store.access import UserRow
     from store.analyze import AnalysisRunner
     from store.cache import Cache
     from store.vectors.maintenance import VerifyReport
@@ -54,9 +57,12 @@ log = logging.getLogger("incidex.store")
 class Store:
     """Everything incidex keeps, behind plain verbs that return small typed objects."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, actor: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.audit = AuditLog(settings, engine)
+        self._actor_name = actor
+        self._actor: Actor | None = None
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
                              settings.max_document_bytes)
         self.backups = backups_directory(settings)
@@ -66,11 +72,12 @@ class Store:
         self._search: SimilarSearch | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, create: bool = True) -> Store:
+    def open(cls, settings: Settings, *, create: bool = True, actor: str | None = None) -> Store:
         """Open (creating or upgrading) the store the settings name; StoreUnavailable if not.
 
         With create=False only an existing store opens: a mistyped data directory or database
-        is an error, not a new empty store."""
+        is an error, not a new empty store. Every verb runs for `actor` (default: the OS user
+        on SQLite, the connection's database role on PostgreSQL), resolved once here."""
         url = database_url(settings)
         if not create:
             _require_database_file(url)
@@ -84,9 +91,67 @@ class Store:
             reason = safe_reason(_first_line(error), secrets=secrets_of_url(url))
             raise StoreUnavailable(f"cannot open the store at {redact_url(url)}: {reason}"
                                    ) from None
-        opened = cls(settings, engine)
+        opened = cls(settings, engine, actor)
+        try:
+            opened.actor  # noqa: B018 - resolve (and on a new store, claim) the identity now
+        except BaseException:
+            engine.dispose()
+            raise
         opened.sweep_stale_temps()
         return opened
+
+    # Who is acting -------------------------------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        """Who this store's verbs run for (the first actor of a store with no users is admin)."""
+        if self._actor is None:
+            self._actor = self._resolve_actor()
+        return self._actor
+
+    def _resolve_actor(self) -> Actor:
+        from store.access import directory
+        from store.audit import AuditEvent
+
+        name = self._actor_name or directory.current_identity(self.engine)
+        with read_connection(self.engine) as connection:
+            known = directory.actor_named(connection, name)
+            if known.role is not None or directory.has_users(connection):
+                return known
+
+        def claim(connection: Any) -> Actor:
+            if directory.claim_if_first(connection, name):
+                self.audit.record_in(connection, AuditEvent(
+                    name, "role_change", detail=f"{name} became admin (creator of the store)"))
+            return directory.actor_named(connection, name)
+
+        return run_write(self.engine, claim)
+
+    def record_event(self, action: str, *, incident_id: str | None = None,
+                     analysis_id: str | None = None, outcome: Outcome = "allowed",
+                     detail: str = "", connection: Any = None) -> AuditEntry:
+        """Append an event to the audit log for this store's actor (purges, key operations,
+        backups call it). With `connection` (a write transaction) the event commits with the
+        caller's work; the detail is a short line, never incident text."""
+        from store.audit import AuditEvent
+
+        event = AuditEvent(self.actor.name, action, incident_id, analysis_id, outcome, detail)
+        if connection is not None:
+            return self.audit.record_in(connection, event)
+        return self.audit.record(event.actor, action, incident_id=incident_id,
+                                 analysis_id=analysis_id, outcome=outcome, detail=detail)
+
+    def require(self, action: Action, *, incident_id: str | None = None) -> None:
+        """Raise AccessDenied (and audit the refusal) unless the actor may do action."""
+        if self.actor.may(action):
+            return
+        self._deny(action, incident_id)
+
+    def _deny(self, action: Action, incident_id: str | None = None) -> None:
+        self.record_event(str(action), incident_id=incident_id, outcome="denied",
+                          detail=f"role {self.actor.role or 'none'}")
+        target = f"incident {incident_id!r}" if incident_id else None
+        raise AccessDenied(self.actor.describe(), str(action), target)
 
     def sweep_stale_temps(self) -> int:
         """Remove temp files that killed writers left (backups, index snapshots); how many."""
@@ -124,7 +189,12 @@ class Store:
         return self._cache
 
     def close(self) -> None:
-        """Write the index snapshot if it changed, flush cache stats, release connections."""
+        """Write the index snapshot if it changed, anchor the audit log if this process wrote
+        to it, flush cache stats, release connections."""
+        try:
+            self.audit.anchor_if_written()
+        except (OSError, StoreError, SQLAlchemyError) as error:
+            log.warning("audit head not anchored: %s", error)
         try:
             if self._vectors is not None:
                 self._vectors.snapshot()
@@ -139,6 +209,83 @@ class Store:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    # Users, restrictions and the audit log ------------------------------------------------
+
+    def add_user(self, name: str, role: str, teams: Iterable[str] | str = (),
+                 can_purge: bool = False) -> UserRow:
+        """Give a user (OS user or database role) a role, teams and the purge permission;
+        audited as a role change. Admins only."""
+        from store.access import directory
+        from store.audit import AuditEvent
+
+        self.require(Action.MANAGE_USERS)
+
+        def put(connection: Any) -> UserRow:
+            row = directory.put_user(connection, name, role, teams, can_purge, self.actor.name)
+            team = ",".join(sorted(row.teams)) or "-"
+            self.audit.record_in(connection, AuditEvent(
+                self.actor.name, "role_change",
+                detail=f"{row.name}: role {row.role}, teams {team}, purge {row.can_purge}"))
+            return row
+
+        return run_write(self.engine, put)
+
+    def users(self) -> list[UserRow]:
+        """Every user of the store with their role and teams. Admins only."""
+        from store.access import directory
+
+        self.require(Action.MANAGE_USERS)
+        with read_connection(self.engine) as connection:
+            return directory.list_users(connection)
+
+    def restrict_incident(self, incident_id: str, teams: Iterable[str] | str) -> None:
+        """Restrict an incident's text to named teams (no teams lifts it); audited. Leads and
+        admins; a lead only for an incident they may read."""
+        from store.access import directory
+        from store.access.roles import normalise_teams
+        from store.audit import AuditEvent
+
+        self.require(Action.RESTRICT, incident_id=incident_id)
+        self._require_readable(incident_id, Action.RESTRICT)
+        team_set = normalise_teams(teams if isinstance(teams, str) else list(teams))
+
+        def put(connection: Any) -> None:
+            directory.set_restriction(connection, incident_id, team_set, self.actor.name)
+            shown = ",".join(sorted(team_set)) or "nobody (lifted)"
+            self.audit.record_in(connection, AuditEvent(
+                self.actor.name, "restrict", incident_id, detail=f"restricted to {shown}"))
+
+        run_write(self.engine, put)
+
+    def audit_entries(self, *, actor: str | None = None, incident_id: str | None = None,
+                      since: datetime | None = None, limit: int | None = None
+                      ) -> list[AuditEntry]:
+        """Audit log entries, oldest first, filtered by actor, incident and time. Leads and
+        admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.entries(actor=actor, incident_id=incident_id, since=since, limit=limit)
+
+    def verify_audit(self) -> ChainReport:
+        """Check the audit log: seqs, links, hashes, anchors, times. Leads and admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.verify()
+
+    def anchor_audit(self) -> Anchor | None:
+        """Sign the audit log's head into the anchor file now. Leads and admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.anchor()
+
+    def _require_readable(self, incident_id: str, action: Action) -> None:
+        """Refuse (audited) when the incident is restricted to teams the actor may not read."""
+        from store.access import directory
+
+        if self.actor.role == "admin":
+            return
+        with read_connection(self.engine) as connection:
+            teams = directory.restrictions(connection, [incident_id]).get(incident_id)
+        if teams is not None and not self.actor.may_read_restricted(teams):
+            self._deny(action, incident_id)
 
     # Saving -------------------------------------------------------------------------------
 
@@ -155,7 +302,9 @@ class Store:
 
     def save_batch(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
         """Save one batch of labelled records in one transaction (a failing batch falls back
-        to one transaction per record); one result per record, in order."""
+        to one transaction per record); one result per record, in order. One audit event
+        per batch (not per record) keeps saving fast."""
+        self.require(Action.SAVE)
         now = utc_now()
         outcomes: list[SaveResult | PreparedSave] = []
         for label, record in chunk:
@@ -171,7 +320,19 @@ class Store:
         self.vectors.added(saved)
         stream = iter(written)
         results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
-        return self._back_up(list(zip(prepared, written, strict=True)), results)
+        results = self._back_up(list(zip(prepared, written, strict=True)), results)
+        self._audit_save(results)
+        return results
+
+    def _audit_save(self, results: list[SaveResult]) -> None:
+        if not results:
+            return
+        counts = {status: sum(r.status == status for r in results)
+                  for status in ("saved", "duplicate", "error")}
+        only = {r.incident_id for r in results}
+        self.record_event("save", incident_id=only.pop() if len(only) == 1 else None,
+                          detail=f"{counts['saved']} saved, {counts['duplicate']} duplicate, "
+                                 f"{counts['error']} failed")
 
     def _back_up(self, written: list[tuple[PreparedSave, SaveResult]],
                  results: list[SaveResult]) -> list[SaveResult]:
