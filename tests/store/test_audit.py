@@ -1,4 +1,4 @@
-"""The audit log: append-only, HMAC-chained, anchored outside the database, and what verify catches."""
+"""The audit log: append-only, HMAC-chained, anchored outside the database; what verify catches."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def test_events_chain_and_verify(store: Any) -> None:
     assert report.entries == 21
     entries = store.audit_entries()
     assert [e.seq for e in entries] == list(range(1, 22))
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(entries, entries[1:]))
-    assert all(later.at >= earlier.at for earlier, later in zip(entries, entries[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(entries, entries[1:], strict=False))
+    assert all(later.at >= earlier.at for earlier, later in zip(entries, entries[1:], strict=False))
 
 
 def test_filters_by_actor_incident_and_time(store: Any) -> None:
@@ -157,7 +157,8 @@ def test_an_anchor_signed_with_another_key_is_caught(store: Any) -> None:
     message = signed_message(anchor["store_id"], anchor["seq"], anchor["hash"], anchor["at"])
     anchor["signature"] = base64.b64encode(Ed25519PrivateKey.generate().sign(message)).decode()
     path.write_text(json.dumps(anchor) + "\n")
-    assert first_problem(store) == "anchor line 1 (entry 4): bad signature (forged or edited anchor)"
+    assert first_problem(store) == ("anchor line 1 (entry 4): bad signature (forged or edited "
+                                    "anchor)")
 
 
 def test_a_rewritten_chain_without_the_key_breaks_at_the_first_change(store: Any) -> None:
