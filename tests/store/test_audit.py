@@ -59,8 +59,9 @@ def test_events_chain_and_verify(store: Any) -> None:
     assert report.entries == 21
     entries = store.audit_entries()
     assert [e.seq for e in entries] == list(range(1, 22))
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(entries, entries[1:], strict=False))
-    assert all(later.at >= earlier.at for earlier, later in zip(entries, entries[1:], strict=False))
+    pairs = list(zip(entries, entries[1:], strict=False))
+    assert all(later.prev_hash == earlier.hash for earlier, later in pairs)
+    assert all(later.at >= earlier.at for earlier, later in pairs)
 
 
 def test_filters_by_actor_incident_and_time(store: Any) -> None:
