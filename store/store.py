@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from store.vectors.service import VectorService
 
 log = logging.getLogger("incidex.store")
+# What a restricted incident's title reads as for those who may not read it.
+RESTRICTED_TITLE = "(restricted)"
 
 
 class Store:
@@ -312,6 +314,7 @@ class Store:
                 outcomes.append(prepare(record, label, self.limits, now))
             except RecordError as error:
                 outcomes.append(SaveResult.failed(record.incident.incident_id, str(error)))
+        outcomes = self._refuse_restricted(outcomes)
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
         embed_runs = self.vectors.attach_vectors(prepared)
         written = write_batch(self.engine, prepared, embed_runs)
@@ -323,6 +326,29 @@ class Store:
         results = self._back_up(list(zip(prepared, written, strict=True)), results)
         self._audit_save(results)
         return results
+
+    def _refuse_restricted(self, outcomes: list[SaveResult | PreparedSave]
+                           ) -> list[SaveResult | PreparedSave]:
+        """Records for restricted incidents the actor may not read become errors (a save would
+        overwrite their text); one denied audit event names how many."""
+        from store.access import directory
+
+        ids = [item.incident_id for item in outcomes if isinstance(item, PreparedSave)]
+        if self.actor.role == "admin" or not ids:
+            return outcomes
+        with read_connection(self.engine) as connection:
+            found = directory.restrictions(connection, ids)
+        refused = {incident_id for incident_id, teams in found.items()
+                   if not self.actor.may_read_restricted(teams)}
+        if not refused:
+            return outcomes
+        self.record_event("save", incident_id=next(iter(refused)) if len(refused) == 1 else None,
+                          outcome="denied", detail=f"{len(refused)} restricted incidents")
+        return [SaveResult.failed(item.incident_id, f"{item.label}: incident.incident_id: "
+                                  f"access denied: {self.actor.describe()} may not save on "
+                                  "a restricted incident")
+                if isinstance(item, PreparedSave) and item.incident_id in refused else item
+                for item in outcomes]
 
     def _audit_save(self, results: list[SaveResult]) -> None:
         if not results:
@@ -376,18 +402,21 @@ class Store:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
         from store.analyze import AnalysisRunner
 
+        self.require(Action.SAVE)
         return AnalysisRunner(self, model)
 
     def register_incidents(self, incidents: list[IncidentIn]) -> list[bool]:
         """Add incidents without an analysis (for `incidex analyze --unanalysed`)."""
         from store.analyze import register_incidents
 
+        self.require(Action.SAVE)
         return register_incidents(self.engine, incidents)
 
     def unanalysed_incident_ids(self, limit: int | None = None) -> list[str]:
         """Incidents that have no analysis yet, oldest first."""
         from store.analyze import unanalysed_incident_ids
 
+        self.require(Action.LIST)
         return unanalysed_incident_ids(self.engine, limit)
 
     # Reading ------------------------------------------------------------------------------
@@ -403,45 +432,98 @@ class Store:
         limit: int = 100,
         query: str | None = None,
     ) -> IncidentPage:
-        """A page of incidents, largest (newest) first unless not descending, by keyset."""
+        """A page of incidents, largest (newest) first unless not descending, by keyset.
+        Restricted incidents the actor may not read show no title (and are left out of a
+        text-filtered page, whose match would reveal their text)."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
-            return queries.incidents_page(connection, sort=sort, descending=descending,
+            page = queries.incidents_page(connection, sort=sort, descending=descending,
                                           after=after, before=before, from_end=from_end,
                                           limit=limit, query=query)
+            rows = self._screened(connection, page.rows, query)
+        return page if rows is page.rows else IncidentPage(rows, page.next_cursor,
+                                                           page.previous_cursor)
 
     def find_incidents(self, typed: str, limit: int = 10) -> list[IncidentSummary]:
         """Incidents for a typed id, id prefix or words: exact id first (the jump prompt)."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
-            return queries.find_incidents(connection, typed, limit)
+            found = queries.find_incidents(connection, typed, limit)
+            return self._screened(connection, found, typed)
+
+    def _screened(self, connection: Any, rows: list[IncidentSummary], query: str | None
+                  ) -> list[IncidentSummary]:
+        """Rows of restricted incidents the actor may not read: title withheld, or left out
+        when a text filter chose the rows (rows itself when nothing is restricted)."""
+        from dataclasses import replace
+
+        from store.access import directory
+
+        if self.actor.role == "admin" or not rows:
+            return rows
+        found = directory.restrictions(connection, [row.incident_id for row in rows])
+        hidden = {incident_id for incident_id, teams in found.items()
+                  if not self.actor.may_read_restricted(teams)}
+        if not hidden:
+            return rows
+        if query and query.strip():
+            return [row for row in rows if row.incident_id not in hidden]
+        return [replace(row, title=RESTRICTED_TITLE) if row.incident_id in hidden else row
+                for row in rows]
 
     def count_incidents(self, query: str | None = None) -> int:
         """How many incidents there are, or how many match the text filter."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
             return queries.count_incidents(connection, query)
 
     def incident(self, incident_id: str) -> IncidentDetail | None:
-        """One incident's full text."""
+        """One incident's full text: a sensitive read, audited (analysts and up; a restricted
+        incident only for its teams' leads and admins)."""
+        self._require_sensitive_read(incident_id)
         with read_connection(self.engine) as connection:
-            return queries.incident_detail(connection, incident_id)
+            detail = queries.incident_detail(connection, incident_id)
+        if detail is not None:
+            self.record_event("read_incident", incident_id=incident_id)
+        return detail
 
     def analyses(self, incident_id: str) -> list[AnalysisRecord]:
-        """Every analysis of one incident, newest first."""
+        """Every analysis of one incident, newest first: a sensitive read, audited."""
+        self._require_sensitive_read(incident_id)
         with read_connection(self.engine) as connection:
-            return queries.analyses_of(connection, incident_id)
+            found = queries.analyses_of(connection, incident_id)
+        if found:
+            self.record_event("read_analyses", incident_id=incident_id,
+                              detail=f"{len(found)} analyses")
+        return found
+
+    def authorise_export(self, incident_id: str, form: str) -> None:
+        """Allow (and audit) writing out or copying what the actor has read of an incident:
+        `form` says how ('analysis json file', 'clipboard copy'). AccessDenied otherwise."""
+        self.require(Action.EXPORT, incident_id=incident_id)
+        self._require_readable(incident_id, Action.EXPORT)
+        self.record_event("export", incident_id=incident_id, detail=form)
+
+    def _require_sensitive_read(self, incident_id: str) -> None:
+        self.require(Action.READ, incident_id=incident_id)
+        self._require_readable(incident_id, Action.READ)
 
     def usage_by_model(self, since: datetime | None = None) -> list[UsageTotal]:
         """Tokens and cost per model."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_totals(connection, "model", since=since)
 
     def usage_by_incident(self, limit: int = 20, since: datetime | None = None
                           ) -> list[UsageTotal]:
         """The most expensive incidents."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_totals(connection, "incident", since=since, limit=limit)
 
     def usage_by_day(self, days: int = 30, today: date | None = None) -> list[UsageByDay]:
         """Tokens and cost per UTC day over the `days` days ending today (or `today`)."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_by_day(connection, days, today=today)
 
@@ -460,22 +542,47 @@ class Store:
     def similar(self, text: str | None = None, incident_id: str | None = None,
                 k: int = DEFAULT_SIMILAR_K, severity: list[str] | None = None,
                 since: datetime | None = None, until: datetime | None = None) -> SimilarResult:
-        """Incidents like a typed text or a stored incident: best first, one row each."""
-        return self.search.similar(text, incident_id, k, severity, since, until)
+        """Incidents like a typed text or a stored incident: best first, one row each; never a
+        restricted incident the actor may not read. Audited: hits carry titles and IOCs."""
+        self.require(Action.SIMILAR, incident_id=incident_id)
+        if incident_id is not None:
+            self._require_readable(incident_id, Action.SIMILAR)
+        hidden, scope = self._similar_scope()
+        result = self.search.similar(text, incident_id, k, severity, since, until,
+                                     hidden=hidden, scope=scope)
+        self.record_event("similar", incident_id=incident_id,
+                          detail=f"{len(result.hits)} hits" + (" for a typed text" if text else ""))
+        return result
 
     def known_similar_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """How many similar incidents each one has, where that is already known (cached)."""
-        return self.search.known_counts(incident_ids)
+        self.require(Action.LIST)
+        return self.search.known_counts(incident_ids, scope=self._similar_scope()[1])
 
     def warm_similar(self, incident_ids: list[str], stop: threading.Event | None = None) -> int:
         """Fill the cache with similar results for these incidents until `stop` is set."""
-        return self.search.warm(incident_ids, stop)
+        self.require(Action.SIMILAR)
+        hidden, scope = self._similar_scope()
+        return self.search.warm(incident_ids, stop, hidden=hidden, scope=scope)
+
+    def _similar_scope(self) -> tuple[frozenset[str], str]:
+        """The restricted incidents hidden from the actor, and the cache scope naming them
+        with the actor's role and teams (a cached answer is never served to another scope)."""
+        import hashlib
+
+        from store.access import directory
+
+        with read_connection(self.engine) as connection:
+            hidden = frozenset(directory.hidden_incidents(connection, self.actor))
+        digest = hashlib.sha256("\n".join(sorted(hidden)).encode()).hexdigest()[:16]
+        return hidden, f"{self.actor.cache_scope}:{digest}"
 
     def cache_stats(self) -> dict[str, Any]:
         """Cache hits, misses, errors, hit rate and the tokens and dollars hits saved
         (shared across processes where the cache keeps shared counters)."""
         from store.cache.stats import ERRORS
 
+        self.require(Action.USAGE)
         stats = self.cache.stats()
         totals = stats.shared if stats.shared is not None else stats.process
         errors = sum(value for (_scope, _namespace, event), value in totals.counts.items()
@@ -500,6 +607,7 @@ class Store:
         if namespace is not None and namespace not in CACHE_NAMESPACES:
             raise StoreError(f"cache clear: unknown namespace {namespace!r} "
                              f"(known: {', '.join(CACHE_NAMESPACES)})")
+        self.require(Action.MAINTAIN)
         return self.cache.clear_everywhere(namespace)
 
     def unknown_severities(self, severities: Iterable[str]) -> list[str]:
@@ -526,6 +634,7 @@ class Store:
         """Compare the vector index this process would search with the database, id by id."""
         from store.vectors.maintenance import verify
 
+        self.require(Action.LIST)
         return verify(self.vectors, sample=sample)
 
     def reindex(self, pending_only: bool = False,
@@ -533,6 +642,7 @@ class Store:
         """Re-embed analyses with the configured embedder and rebuild the index; how many."""
         from store.vectors.maintenance import reindex
 
+        self.require(Action.MAINTAIN)
         return reindex(self.vectors, pending_only=pending_only, progress=progress)
 
     def pending_vector_count(self) -> int:
@@ -553,6 +663,7 @@ class Store:
 
     def summary(self) -> StoreSummary:
         """Counts for the headless summary."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
             counts = queries.totals(connection)
         url = self.engine.url.render_as_string(hide_password=False)

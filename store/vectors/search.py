@@ -56,6 +56,8 @@ class SimilarQuery:
     until: datetime | None = None
     query_iocs: frozenset[str] = frozenset()
     query_techniques: frozenset[str] = frozenset()
+    # Restricted incidents the asking actor may not see: never candidates.
+    hidden_incidents: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -141,7 +143,7 @@ def rank(connection: Connection, index: VectorIndex, query: SimilarQuery) -> lis
 
 
 def _passes(row: Any, query: SimilarQuery) -> bool:
-    if row.incident_id == query.exclude_incident_id:
+    if row.incident_id == query.exclude_incident_id or row.incident_id in query.hidden_incidents:
         return False
     if query.severity and (row.severity or "") not in query.severity:
         return False
@@ -228,9 +230,11 @@ class SimilarSearch:
     def similar(self, text: str | None = None, incident_id: str | None = None,
                 k: int = DEFAULT_SIMILAR_K, severity: Iterable[str] | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                use_cache: bool = True) -> SimilarResult:
+                use_cache: bool = True, hidden: frozenset[str] = frozenset(),
+                scope: str = "") -> SimilarResult:
         """Incidents like a typed text or like a stored incident, best first, cached per index
-        generation (a newly saved vector changes the key, so results are never stale)."""
+        generation (a newly saved vector changes the key, so results are never stale) and per
+        access scope (role, teams, hidden incidents), never including a `hidden` incident."""
         if (text is None) == (incident_id is None):
             raise StoreError("similar: give either a text or an incident id")
         if text is not None and not text.strip():
@@ -239,7 +243,7 @@ class SimilarSearch:
         started = time.perf_counter()
         index = self.vectors.index()
         clean = None if text is None else self.vectors.scrubber.scrub(text)
-        key = self._cache_key(clean, incident_id, k, wanted, since, until, index)
+        key = self._cache_key(clean, incident_id, k, wanted, since, until, index, scope)
         cache = self._cache_provider() if use_cache else None
         found = cache.get(SIMILAR_NAMESPACE, key) if cache is not None else None
         if found is not None:
@@ -251,7 +255,7 @@ class SimilarSearch:
         iocs, techniques = query_indicators(analysis, text)
         query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
                              severity=wanted, since=since, until=until, query_iocs=iocs,
-                             query_techniques=techniques)
+                             query_techniques=techniques, hidden_incidents=hidden)
         with read_connection(self.engine) as connection:
             ranking = rank(connection, index, query)
         if cache is not None:
@@ -275,7 +279,7 @@ class SimilarSearch:
                              query_iocs=iocs, query_techniques=techniques)
         return [_hit(candidate, query) for candidate in ranking]
 
-    def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
+    def known_counts(self, incident_ids: list[str], scope: str = "") -> dict[str, int]:
         """For incidents whose similar results are cached now, how many distinct incidents
         (near-duplicates folded into one) scored at least the seen-before score; incidents not
         in the cache are left out (unknown, not zero). At most DEFAULT_SIMILAR_K: a flood of
@@ -286,21 +290,23 @@ class SimilarSearch:
         index = self.vectors.index()
         counts: dict[str, int] = {}
         for incident_id in incident_ids:
-            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index)
+            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index,
+                                  scope)
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
                 counts[incident_id] = sum(1 for candidate in ranking_from_json(found)
                                           if candidate.score >= self.seen_min_score)
         return counts
 
-    def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None) -> int:
+    def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None,
+             hidden: frozenset[str] = frozenset(), scope: str = "") -> int:
         """Compute and cache similar results for incidents, yielding to `stop`; how many."""
         warmed = 0
         for incident_id in incident_ids:
             if stop is not None and stop.is_set():
                 break
             try:
-                self.similar(incident_id=incident_id)
+                self.similar(incident_id=incident_id, hidden=hidden, scope=scope)
             except StoreError:
                 continue  # an incident without analysis has nothing to warm
             warmed += 1
@@ -327,15 +333,16 @@ class SimilarSearch:
 
     def _cache_key(self, clean_text: str | None, incident_id: str | None, k: int,
                    severity: tuple[str, ...] | None, since: datetime | None,
-                   until: datetime | None, index: VectorIndex) -> str:
-        """The key of one query's ranking: the store, its PII key and the index generation
-        name the answer; the text is keyed in its pseudonymised form, never as typed."""
+                   until: datetime | None, index: VectorIndex, scope: str = "") -> str:
+        """The key of one query's ranking: the store, its PII key, the index generation and
+        the asker's access scope name the answer; the text is keyed in its pseudonymised form,
+        never as typed."""
         canonical = json.dumps({
             "v": 3, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
             "embedder": self.vectors.embedder.name, "generation": index.high_water_mark,
             "text": clean_text, "incident": incident_id, "k": k, "severity": severity,
             "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
+            "until": until.isoformat() if until else None, "scope": scope,
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
