@@ -62,3 +62,36 @@ def test_anchor_then_truncation_is_caught(tmp_path: Path) -> None:
     result = incidex("audit", "verify")
     assert result.returncode == 5
     assert "entry 2: missing" in result.stderr
+
+
+def store_created_by_someone_else(role: str) -> None:
+    """A store alice created (so she is its admin) where the user running the tests has role."""
+    from store.access.directory import os_user
+    from store.settings import Settings
+    from store.store import Store
+
+    with Store.open(Settings(), actor="alice") as store:
+        store.add_user(os_user(), role)
+
+
+def test_a_denied_command_is_one_line_and_exit_4(tmp_path: Path) -> None:
+    store_created_by_someone_else("viewer")
+    result = incidex("audit", "log")
+    assert result.returncode == 4 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("incidex: access denied: ") and "may not read_audit" in lines[0]
+    assert incidex("users", "list").returncode == 4
+
+
+def test_users_add_and_list(tmp_path: Path) -> None:
+    saved_store(tmp_path)
+    added = incidex("users", "add", "bob", "--role", "lead", "--team", "Red", "--purge")
+    assert added.returncode == 0, added.stderr
+    listed = [json.loads(line) for line in incidex("users", "list", "--json").stdout.splitlines()]
+    bob = next(user for user in listed if user["name"] == "bob")
+    assert (bob["role"], bob["teams"], bob["can_purge"]) == ("lead", ["red"], True)
+    refused = incidex("users", "add", "eve", "--role", "viewer", "--purge")
+    assert refused.returncode == 1 and "only a lead or an admin can purge" in refused.stderr
+    unknown = incidex("users", "add", "eve", "--role", "boss")
+    assert unknown.returncode == 2

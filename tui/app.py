@@ -34,6 +34,7 @@ from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
 from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
+from tui.permissions import signed_in_line
 from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
 
@@ -87,6 +88,7 @@ class IncidexApp(App[ExitCode]):
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
+        self.sub_title = printable(signed_in_line(self.store))
         self.push_screen(IncidentListScreen())
         if self.warm_cache:
             self.prepare_search()
@@ -159,8 +161,13 @@ class IncidexApp(App[ExitCode]):
         super().exit(*args, **kwargs)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing but quitting once the app is quitting."""
-        return action == "quit" or not self.exiting
+        """Nothing but quitting once the app is quitting; actions the actor's role forbids are
+        greyed out."""
+        from tui.permissions import action_allowed
+
+        if action != "quit" and self.exiting:
+            return False
+        return action_allowed(self.store, action)
 
     def open_analysis(self, incident_id: str, select_analysis_id: str | None = None) -> None:
         """Show an incident and its analyses (the given one highlighted, else the newest)."""
