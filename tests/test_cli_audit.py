@@ -95,3 +95,12 @@ def test_users_add_and_list(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "only a lead or an admin can purge" in refused.stderr
     unknown = incidex("users", "add", "eve", "--role", "boss")
     assert unknown.returncode == 2
+
+
+def test_restrict_hides_an_incident_from_another_team(tmp_path: Path) -> None:
+    saved_store(tmp_path)
+    assert incidex("restrict", "INC-1", "--team", "red").returncode == 0
+    assert incidex("restrict", "INC-1").returncode == 2
+    events = [json.loads(line) for line in incidex("audit", "log", "--incident", "INC-1",
+                                                   "--json").stdout.splitlines()]
+    assert [(e["action"], e["detail"]) for e in events] == [("restrict", "restricted to red")]

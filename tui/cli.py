@@ -242,11 +242,12 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 def _register_commands() -> None:
     from tui.cli_analyze import analyze, incident
-    from tui.cli_audit import audit, users
+    from tui.cli_audit import audit, restrict, users
     from tui.cli_cache import cache
     from tui.cli_search import reindex, similar, verify
 
-    for command in (similar, reindex, verify, cache, analyze, incident, audit, users):
+    for command in (similar, reindex, verify, cache, analyze, incident, audit, users,
+                    restrict):
         main.add_command(command)
 
 

@@ -122,3 +122,24 @@ def _user_line(row: UserRow) -> str:
     teams = ",".join(sorted(row.teams)) or "-"
     purge = "  purge" if row.can_purge else ""
     return f"{row.name}  {row.role}  teams {teams}{purge}"
+
+
+@click.command()
+@click.argument("incident_id")
+@click.option("--team", "teams", multiple=True, help="A team that may read it (repeatable).")
+@click.option("--lift", is_flag=True, help="Lift the restriction.")
+@click.pass_obj
+def restrict(settings: Settings, incident_id: str, teams: tuple[str, ...], lift: bool) -> None:
+    """Restrict an incident's text to named teams (leads and admins).
+
+    \b
+    Examples:
+      incidex restrict INC-2026-0001 --team red
+      incidex restrict INC-2026-0001 --lift
+    """
+    if lift == bool(teams):
+        raise click.UsageError("give --team (one or more) or --lift")
+    with _open(settings) as store:
+        store.restrict_incident(incident_id, () if lift else teams)
+    shown = "lifted" if lift else "restricted to " + ", ".join(sorted(set(teams)))
+    say(f"{incident_id}: {shown}", err=True)
