@@ -4,6 +4,11 @@ audit_events refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL) with trigger
 only ever appended to. Someone with the database file can drop the trigger; the HMAC chain and
 the signed anchors outside the database catch what they then change.
 
+On PostgreSQL, row-level security (forced, so the tables' owner is held to it too; superusers
+are not) keeps the rows of a restricted incident (its text and its analyses) from database
+roles that incidex would not let read it, and lets only leads and admins change restrictions:
+a direct SQL client gets no more of a restricted incident than incidex gives.
+
 Revision ID: 0016
 Revises: 0011
 Create Date: 2026-11-28
@@ -34,6 +39,37 @@ PG_TRIGGERS = [
         FOR EACH ROW EXECUTE FUNCTION audit_events_refuse()""",
     """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
         FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse()""",
+]
+
+
+# Whether the connection's role may see an incident's rows: unrestricted, or an admin, or a
+# lead of one of its teams (the same rule as store.access.roles.Actor.may_read_restricted).
+PG_MAY_SEE = """CREATE FUNCTION incidex_may_see(target text) RETURNS boolean
+    LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM incident_restrictions r WHERE r.incident_id = target)
+        OR EXISTS (SELECT 1 FROM users u JOIN incident_restrictions r ON r.incident_id = target
+                   WHERE u.name = current_user
+                     AND (u.role = 'admin' OR (u.role = 'lead' AND
+                          string_to_array(u.teams, ',') && string_to_array(r.teams, ','))))
+    $$"""
+PG_ROLE = """CREATE FUNCTION incidex_role() RETURNS text
+    LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    SELECT role FROM users WHERE name = current_user $$"""
+PG_ROW_SECURITY = [
+    PG_MAY_SEE,
+    PG_ROLE,
+    *[statement for table in ("incidents", "analyses") for statement in (
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"""CREATE POLICY {table}_restricted ON {table} FOR ALL
+            USING (incidex_may_see(incident_id)) WITH CHECK (incidex_may_see(incident_id))""",
+    )],
+    "ALTER TABLE incident_restrictions ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE incident_restrictions FORCE ROW LEVEL SECURITY",
+    "CREATE POLICY restrictions_read ON incident_restrictions FOR SELECT USING (true)",
+    *[f"""CREATE POLICY restrictions_{verb.lower()} ON incident_restrictions FOR {verb}
+          {clause} (incidex_role() IN ('lead', 'admin'))"""
+      for verb, clause in (("INSERT", "WITH CHECK"), ("UPDATE", "USING"), ("DELETE", "USING"))],
 ]
 
 
@@ -74,11 +110,21 @@ def upgrade() -> None:
         sa.Column("restricted_at", UTCDateTime(), nullable=False),
         sa.Column("restricted_by", sa.String(128), nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in PG_ROW_SECURITY:
+            op.execute(statement)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in ("incidents", "analyses"):
+            op.execute(f"DROP POLICY {table}_restricted ON {table}")
+            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+            op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        op.execute("DROP FUNCTION incidex_may_see(text)")
     op.drop_table("incident_restrictions")
     op.drop_table("users")
     op.drop_table("audit_events")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION audit_events_refuse() CASCADE")
+        op.execute("DROP FUNCTION incidex_role()")
