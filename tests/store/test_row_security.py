@@ -109,3 +109,13 @@ def test_incidex_opened_as_a_database_role_runs_for_its_incidex_role(
     settings = Settings(data_dir=isolated_directories, database_url=team_roles["red"])
     with Store.open(settings) as store:
         assert store.incident("INC-2") is not None
+
+
+def test_a_lead_cannot_make_themselves_admin_by_sql(team_roles: dict[str, str]) -> None:
+    blue = team_roles["blue"]
+    assert scalar(blue, "UPDATE users SET role = 'admin' WHERE name = current_user "
+                        "RETURNING 1") is None
+    with pytest.raises(DBAPIError, match="row-level security"):
+        scalar(blue, "INSERT INTO users VALUES ('eve', 'admin', '', true, now(), 'eve') "
+                     "RETURNING 1")
+    assert scalar(blue, "SELECT role FROM users WHERE name = current_user") == "lead"

@@ -6,7 +6,8 @@ the signed anchors outside the database catch what they then change.
 
 On PostgreSQL, row-level security (forced, so the tables' owner is held to it too; superusers
 are not) keeps the rows of a restricted incident (its text and its analyses) from database
-roles that incidex would not let read it, and lets only leads and admins change restrictions:
+roles that incidex would not let read it, lets only leads and admins change restrictions and only
+admins change roles:
 a direct SQL client gets no more of a restricted incident than incidex gives.
 
 Revision ID: 0016
@@ -64,6 +65,14 @@ PG_ROW_SECURITY = [
         f"""CREATE POLICY {table}_restricted ON {table} FOR ALL
             USING (incidex_may_see(incident_id)) WITH CHECK (incidex_may_see(incident_id))""",
     )],
+    # Roles change only by an admin (or the first user of an empty store, its creator).
+    "ALTER TABLE users ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE users FORCE ROW LEVEL SECURITY",
+    "CREATE POLICY users_read ON users FOR SELECT USING (true)",
+    """CREATE POLICY users_insert ON users FOR INSERT WITH CHECK (
+        incidex_role() = 'admin' OR NOT EXISTS (SELECT 1 FROM users))""",
+    "CREATE POLICY users_update ON users FOR UPDATE USING (incidex_role() = 'admin')",
+    "CREATE POLICY users_delete ON users FOR DELETE USING (incidex_role() = 'admin')",
     "ALTER TABLE incident_restrictions ENABLE ROW LEVEL SECURITY",
     "ALTER TABLE incident_restrictions FORCE ROW LEVEL SECURITY",
     "CREATE POLICY restrictions_read ON incident_restrictions FOR SELECT USING (true)",
