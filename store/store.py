@@ -497,6 +497,18 @@ class Store:
                               detail=f"{len(found)} analyses")
         return found
 
+    def open_incident(self, incident_id: str
+                      ) -> tuple[IncidentDetail | None, list[AnalysisRecord]]:
+        """An incident's text and every analysis of it, as the analysis view opens it: one
+        check and one audit event for both (opening is a sensitive read)."""
+        self._require_sensitive_read(incident_id)
+        with read_connection(self.engine) as connection:
+            detail = queries.incident_detail(connection, incident_id)
+            found = queries.analyses_of(connection, incident_id) if detail is not None else []
+        if detail is not None:
+            self.record_event("open", incident_id=incident_id, detail=f"{len(found)} analyses")
+        return detail, found
+
     def authorise_export(self, incident_id: str, form: str) -> None:
         """Allow (and audit) writing out or copying what the actor has read of an incident:
         `form` says how ('analysis json file', 'clipboard copy'). AccessDenied otherwise."""

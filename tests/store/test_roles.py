@@ -125,7 +125,7 @@ def test_a_restricted_incident_keeps_its_text_from_others(open_as: Callable[[str
     filtered = other.incidents_page(limit=10, query="phishing").rows
     assert "INC-2" not in {row.incident_id for row in filtered}
     assert "INC-2" not in {row.incident_id for row in other.find_incidents("Phishing wave")}
-    for verb in (other.incident, other.analyses):
+    for verb in (other.incident, other.analyses, other.open_incident):
         with pytest.raises(AccessDenied):
             verb("INC-2")
     with pytest.raises(AccessDenied):
@@ -167,11 +167,12 @@ def test_sensitive_reads_and_exports_are_audited(open_as: Callable[[str], Any]) 
     ana = open_as("ana")
     ana.incident("INC-1")
     ana.analyses("INC-1")
+    ana.open_incident("INC-1")
     ana.authorise_export("INC-1", "clipboard copy")
     ana.similar(text="phishing")
     ana.incidents_page(limit=10)
     mine = [(e.action, e.incident_id) for e in ana.audit.entries(actor="ana")]
-    assert mine == [("read_incident", "INC-1"), ("read_analyses", "INC-1"),
+    assert mine == [("read_incident", "INC-1"), ("read_analyses", "INC-1"), ("open", "INC-1"),
                     ("export", "INC-1"), ("similar", None)]
     assert ana.audit.verify().ok
 

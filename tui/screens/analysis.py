@@ -357,9 +357,7 @@ class AnalysisScreen(IncidexScreen):
 
     @work(thread=True, exclusive=True, group="analysis", exit_on_error=False)
     def _load(self, incident_id: str) -> None:
-        store = self.incidex.store
-        detail = store.incident(incident_id)
-        analyses = store.analyses(incident_id) if detail is not None else []
+        detail, analyses = self.incidex.store.open_incident(incident_id)
         self.post_message(IncidentLoaded(incident_id, detail, analyses))
 
     @work(thread=True, group="export", exit_on_error=False)
