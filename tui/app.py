@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
@@ -88,11 +89,15 @@ class IncidexApp(App[ExitCode]):
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
-        self.sub_title = printable(signed_in_line(self.store))
         self.push_screen(IncidentListScreen())
         if self.warm_cache:
             self.prepare_search()
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header: the screen's title and who is signed in (plain text, never markup)."""
+        who = printable(signed_in_line(self.store))
+        return super().format_title(title, f"{sub_title} · {who}" if sub_title else who)
 
     @work(thread=True, exit_on_error=False, group="prepare")
     def prepare_search(self) -> None:

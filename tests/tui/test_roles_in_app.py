@@ -20,7 +20,10 @@ async def test_the_header_says_who_is_signed_in(filled_store: Any, tui_settings:
     app = make_app(viewer, tui_settings)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert app.sub_title == "signed in as vera (viewer)"
+        from textual.widgets._header import HeaderTitle
+
+        shown = str(app.screen.query_one(HeaderTitle).render())
+        assert shown == "incidex — incidents · signed in as vera (viewer)"
     viewer.close()
 
 
