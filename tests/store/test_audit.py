@@ -221,3 +221,29 @@ def test_four_concurrent_writers_keep_the_chain_valid(settings: Any) -> None:
         assert report.ok, report.problems
         assert report.entries == 1 + WRITERS * EVENTS_PER_WRITER
         assert report.anchors >= WRITERS
+
+
+def test_any_actor_action_and_detail_chain_and_verify(tmp_path: Path) -> None:
+    """Hostile or odd text in an event (control characters, quotes, very long, non-ASCII) is
+    stored on one bounded line and still verifies."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from store.settings import Settings
+    from store.store import Store
+
+    opened = Store.open(Settings(data_dir=tmp_path / "data"))
+    texts = st.text(max_size=400)
+
+    @settings(max_examples=40, deadline=None)
+    @given(actor=st.text(min_size=1, max_size=200), action=st.text(min_size=1, max_size=80),
+           detail=texts, incident=st.none() | st.text(max_size=300))
+    def check(actor: str, action: str, detail: str, incident: str | None) -> None:
+        entry = opened.audit.record(actor, action, incident_id=incident, detail=detail)
+        assert len(entry.detail) <= 200 and "\n" not in entry.detail
+        assert opened.audit.entries()[-1] == entry
+
+    check()
+    report = opened.verify_audit()
+    opened.close()
+    assert report.ok, report.problems
