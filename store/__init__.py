@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from store.access import ROLES, Action, Actor, UserRow
     from store.analyze import (
         AnalysisOutcome,
         AnalysisRunner,
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
         PreparedAnalysis,
     )
     from store.analyze.schema import schema_key_order
+    from store.audit import AuditEntry, ChainReport
     from store.backup.service import Backups, BackupStatus, schedule_units
     from store.crypto import IncidentCodec, KeyUnavailable
     from store.db.incident_filter import IncidentFilter, parse_incident_filter
     from store.demo.fill import fill_store as fill_demo_store
     from store.errors import (
+        AccessDenied,
         BackupFailed,
         EmbedderMismatch,
         RecordError,
@@ -104,7 +107,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "IncidentFilter": ("store.db.incident_filter", "IncidentFilter"),
     "save_view_state": ("store.view_state", "save_view_state"),
     **{name: ("store.errors", name) for name in (
-        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch")},
+        "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch", "AccessDenied")},
+    **{name: ("store.access", name) for name in ("ROLES", "Action", "Actor", "UserRow")},
+    **{name: ("store.audit", name) for name in ("AuditEntry", "ChainReport")},
     "SettingsInvalid": ("store.errors", "SettingsInvalid"),
     "CACHE_NAMESPACES": ("store.schemas", "CACHE_NAMESPACES"),
     "SEVERITY_SCALE": ("store.schemas", "SEVERITY_SCALE"),
@@ -122,6 +127,10 @@ __all__ = [
     "KeysStatus",
     "PurgeCandidate",
     "PurgeReport",
+    "ROLES",
+    "AccessDenied",
+    "Action",
+    "Actor",
     "AnalysisIn",
     "AnalysisOutcome",
     "AnalysisRecord",
@@ -130,8 +139,10 @@ __all__ = [
     "BackupFailed",
     "BackupStatus",
     "Backups",
+    "AuditEntry",
     "BatchReport",
     "CACHE_NAMESPACES",
+    "ChainReport",
     "DEFAULT_SIMILAR_K",
     "EmbedderMismatch",
     "EmbedderUnavailable",
@@ -159,6 +170,7 @@ __all__ = [
     "StoreUnavailable",
     "UsageByDay",
     "UsageTotal",
+    "UserRow",
     "VerifyReport",
     "as_utc",
     "data_directory",

@@ -45,3 +45,14 @@ class PiiKeyMismatch(StoreError):
 
 class BackupFailed(StoreError):
     """A backup, restore or drill could not be done; the message names the file and the fault."""
+
+
+class AccessDenied(StoreError):
+    """The actor's role does not allow an action; the message names the actor and the action."""
+
+    def __init__(self, actor: str, action: str, target: str | None = None) -> None:
+        self.actor = actor
+        self.action = action
+        self.target = target
+        on = f" on {target}" if target else ""
+        super().__init__(f"access denied: {actor} may not {action}{on}")

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from store.access.roles import Action, Actor
+from store.audit import Anchor, AuditEntry, AuditLog, ChainReport, Outcome
 from store.backup.mirrors import journal_of
 from store.backup.saving import save_journalled
 from store.db import queries
-from store.db.engine import make_engine, normalise_url, read_connection, sqlite_path
+from store.db.engine import make_engine, normalise_url, read_connection, run_write, sqlite_path
 from store.db.migrate import upgrade
 from store.db.writes import write_batch
-from store.errors import RecordError, StoreError, StoreUnavailable
+from store.errors import AccessDenied, RecordError, StoreError, StoreUnavailable
 from store.ingest.reader import chunked
 from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
@@ -43,6 +45,7 @@ from store.schemas import (
 from store.settings import Settings
 
 if TYPE_CHECKING:
+    from store.access import UserRow
     from store.analyze import AnalysisRunner
     from store.cache import Cache
     from store.crypto import StoreCipher
@@ -52,14 +55,19 @@ if TYPE_CHECKING:
     from store.vectors.service import VectorService
 
 log = logging.getLogger("incidex.store")
+# What a restricted incident's title reads as for those who may not read it.
+RESTRICTED_TITLE = "(restricted)"
 
 
 class Store:
     """Everything incidex keeps, behind plain verbs that return small typed objects."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, actor: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.audit = AuditLog(settings, engine)
+        self._actor_name = actor
+        self._actor: Actor | None = None
         self.limits = Limits(settings.max_text_chars, settings.max_analysis_bytes,
                              settings.max_document_bytes)
         self.backups = backups_directory(settings)
@@ -71,11 +79,12 @@ class Store:
         self.cipher = _open_cipher(settings, engine)
 
     @classmethod
-    def open(cls, settings: Settings, *, create: bool = True) -> Store:
+    def open(cls, settings: Settings, *, create: bool = True, actor: str | None = None) -> Store:
         """Open (creating or upgrading) the store the settings name; StoreUnavailable if not.
 
         With create=False only an existing store opens: a mistyped data directory or database
-        is an error, not a new empty store."""
+        is an error, not a new empty store. Every verb runs for `actor` (default: the OS user
+        on SQLite, the connection's database role on PostgreSQL), resolved once here."""
         url = database_url(settings)
         if not create:
             _require_database_file(url)
@@ -89,9 +98,67 @@ class Store:
             reason = safe_reason(_first_line(error), secrets=secrets_of_url(url))
             raise StoreUnavailable(f"cannot open the store at {redact_url(url)}: {reason}"
                                    ) from None
-        opened = cls(settings, engine)
+        opened = cls(settings, engine, actor)
+        try:
+            opened.actor  # noqa: B018 - resolve (and on a new store, claim) the identity now
+        except BaseException:
+            engine.dispose()
+            raise
         opened.sweep_stale_temps()
         return opened
+
+    # Who is acting -------------------------------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        """Who this store's verbs run for (the first actor of a store with no users is admin)."""
+        if self._actor is None:
+            self._actor = self._resolve_actor()
+        return self._actor
+
+    def _resolve_actor(self) -> Actor:
+        from store.access import directory
+        from store.audit import AuditEvent
+
+        name = self._actor_name or directory.current_identity(self.engine)
+        with read_connection(self.engine) as connection:
+            known = directory.actor_named(connection, name)
+            if known.role is not None or directory.has_users(connection):
+                return known
+
+        def claim(connection: Any) -> Actor:
+            if directory.claim_if_first(connection, name):
+                self.audit.record_in(connection, AuditEvent(
+                    name, "role_change", detail=f"{name} became admin (creator of the store)"))
+            return directory.actor_named(connection, name)
+
+        return run_write(self.engine, claim)
+
+    def record_event(self, action: str, *, incident_id: str | None = None,
+                     analysis_id: str | None = None, outcome: Outcome = "allowed",
+                     detail: str = "", connection: Any = None) -> AuditEntry:
+        """Append an event to the audit log for this store's actor (purges, key operations,
+        backups call it). With `connection` (a write transaction) the event commits with the
+        caller's work; the detail is a short line, never incident text."""
+        from store.audit import AuditEvent
+
+        event = AuditEvent(self.actor.name, action, incident_id, analysis_id, outcome, detail)
+        if connection is not None:
+            return self.audit.record_in(connection, event)
+        return self.audit.record(event.actor, action, incident_id=incident_id,
+                                 analysis_id=analysis_id, outcome=outcome, detail=detail)
+
+    def require(self, action: Action, *, incident_id: str | None = None) -> None:
+        """Raise AccessDenied (and audit the refusal) unless the actor may do action."""
+        if self.actor.may(action):
+            return
+        self._deny(action, incident_id)
+
+    def _deny(self, action: Action, incident_id: str | None = None) -> None:
+        self.record_event(str(action), incident_id=incident_id, outcome="denied",
+                          detail=f"role {self.actor.role or 'none'}")
+        target = f"incident {incident_id!r}" if incident_id else None
+        raise AccessDenied(self.actor.describe(), str(action), target)
 
     def sweep_stale_temps(self) -> int:
         """Remove temp files that killed writers left (backups, index snapshots); how many."""
@@ -131,11 +198,16 @@ class Store:
 
     def close(self) -> None:
         """Write the index snapshot if it changed, make the journal's last commit lines
-        durable, flush cache stats, release connections."""
+        durable, anchor the audit log if this process wrote to it, flush cache stats, release
+        connections."""
         try:
             self.journal.sync()
         except OSError as error:
             log.warning("journal not synced: %s", error.strerror)
+        try:
+            self.audit.anchor_if_written()
+        except (OSError, StoreError, SQLAlchemyError) as error:
+            log.warning("audit head not anchored: %s", error)
         try:
             if self._vectors is not None:
                 self._vectors.snapshot()
@@ -152,6 +224,83 @@ class Store:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    # Users, restrictions and the audit log ------------------------------------------------
+
+    def add_user(self, name: str, role: str, teams: Iterable[str] | str = (),
+                 can_purge: bool = False) -> UserRow:
+        """Give a user (OS user or database role) a role, teams and the purge permission;
+        audited as a role change. Admins only."""
+        from store.access import directory
+        from store.audit import AuditEvent
+
+        self.require(Action.MANAGE_USERS)
+
+        def put(connection: Any) -> UserRow:
+            row = directory.put_user(connection, name, role, teams, can_purge, self.actor.name)
+            team = ",".join(sorted(row.teams)) or "-"
+            self.audit.record_in(connection, AuditEvent(
+                self.actor.name, "role_change",
+                detail=f"{row.name}: role {row.role}, teams {team}, purge {row.can_purge}"))
+            return row
+
+        return run_write(self.engine, put)
+
+    def users(self) -> list[UserRow]:
+        """Every user of the store with their role and teams. Admins only."""
+        from store.access import directory
+
+        self.require(Action.MANAGE_USERS)
+        with read_connection(self.engine) as connection:
+            return directory.list_users(connection)
+
+    def restrict_incident(self, incident_id: str, teams: Iterable[str] | str) -> None:
+        """Restrict an incident's text to named teams (no teams lifts it); audited. Leads and
+        admins; a lead only for an incident they may read."""
+        from store.access import directory
+        from store.access.roles import normalise_teams
+        from store.audit import AuditEvent
+
+        self.require(Action.RESTRICT, incident_id=incident_id)
+        self._require_readable(incident_id, Action.RESTRICT)
+        team_set = normalise_teams(teams if isinstance(teams, str) else list(teams))
+
+        def put(connection: Any) -> None:
+            directory.set_restriction(connection, incident_id, team_set, self.actor.name)
+            shown = ",".join(sorted(team_set)) or "nobody (lifted)"
+            self.audit.record_in(connection, AuditEvent(
+                self.actor.name, "restrict", incident_id, detail=f"restricted to {shown}"))
+
+        run_write(self.engine, put)
+
+    def audit_entries(self, *, actor: str | None = None, incident_id: str | None = None,
+                      since: datetime | None = None, limit: int | None = None
+                      ) -> list[AuditEntry]:
+        """Audit log entries, oldest first, filtered by actor, incident and time. Leads and
+        admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.entries(actor=actor, incident_id=incident_id, since=since, limit=limit)
+
+    def verify_audit(self) -> ChainReport:
+        """Check the audit log: seqs, links, hashes, anchors, times. Leads and admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.verify()
+
+    def anchor_audit(self) -> Anchor | None:
+        """Sign the audit log's head into the anchor file now. Leads and admins."""
+        self.require(Action.READ_AUDIT)
+        return self.audit.anchor()
+
+    def _require_readable(self, incident_id: str, action: Action) -> None:
+        """Refuse (audited) when the incident is restricted to teams the actor may not read."""
+        from store.access import directory
+
+        if self.actor.role == "admin":
+            return
+        with read_connection(self.engine) as connection:
+            teams = directory.restrictions(connection, [incident_id]).get(incident_id)
+        if teams is not None and not self.actor.may_read_restricted(teams):
+            self._deny(action, incident_id)
+
     # Saving -------------------------------------------------------------------------------
 
     def save_analysis(self, record: AnalysisIn, label: str = "record") -> SaveResult:
@@ -167,7 +316,9 @@ class Store:
 
     def save_batch(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
         """Save one batch of labelled records in one transaction (a failing batch falls back
-        to one transaction per record); one result per record, in order."""
+        to one transaction per record); one result per record, in order. One audit event
+        per batch (not per record) keeps saving fast."""
+        self.require(Action.SAVE)
         now = utc_now()
         outcomes: list[SaveResult | PreparedSave] = []
         keyed_hash = self.cipher.index.keyed_hash if self.cipher.sealing else None
@@ -176,6 +327,7 @@ class Store:
                 outcomes.append(prepare(record, label, self.limits, now, keyed_hash))
             except RecordError as error:
                 outcomes.append(SaveResult.failed(record.incident.incident_id, str(error)))
+        outcomes = self._refuse_restricted(outcomes)
         prepared = [item for item in outcomes if isinstance(item, PreparedSave)]
         if self.cipher.sealing and prepared:
             self.cipher.seal_batch(prepared)
@@ -188,7 +340,42 @@ class Store:
                  if result.status == "saved" and result.pk is not None]
         self.vectors.added(saved)
         stream = iter(written)
-        return [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
+        results = [item if isinstance(item, SaveResult) else next(stream) for item in outcomes]
+        self._audit_save(results)
+        return results
+
+    def _refuse_restricted(self, outcomes: list[SaveResult | PreparedSave]
+                           ) -> list[SaveResult | PreparedSave]:
+        """Records for restricted incidents the actor may not read become errors (a save would
+        overwrite their text); one denied audit event names how many."""
+        from store.access import directory
+
+        ids = [item.incident_id for item in outcomes if isinstance(item, PreparedSave)]
+        if self.actor.role == "admin" or not ids:
+            return outcomes
+        with read_connection(self.engine) as connection:
+            found = directory.restrictions(connection, ids)
+        refused = {incident_id for incident_id, teams in found.items()
+                   if not self.actor.may_read_restricted(teams)}
+        if not refused:
+            return outcomes
+        self.record_event("save", incident_id=next(iter(refused)) if len(refused) == 1 else None,
+                          outcome="denied", detail=f"{len(refused)} restricted incidents")
+        return [SaveResult.failed(item.incident_id, f"{item.label}: incident.incident_id: "
+                                  f"access denied: {self.actor.describe()} may not save on "
+                                  "a restricted incident")
+                if isinstance(item, PreparedSave) and item.incident_id in refused else item
+                for item in outcomes]
+
+    def _audit_save(self, results: list[SaveResult]) -> None:
+        if not results:
+            return
+        counts = {status: sum(r.status == status for r in results)
+                  for status in ("saved", "duplicate", "error")}
+        only = {r.incident_id for r in results}
+        self.record_event("save", incident_id=only.pop() if len(only) == 1 else None,
+                          detail=f"{counts['saved']} saved, {counts['duplicate']} duplicate, "
+                                 f"{counts['error']} failed")
 
     def stored_analysis_ids(self, analysis_ids: list[str]) -> set[str]:
         """Which of these analyses the database holds already (they are not journaled again)."""
@@ -199,18 +386,21 @@ class Store:
         """A runner of new analyses with the chat model (default INCIDEX_CHAT_MODEL)."""
         from store.analyze import AnalysisRunner
 
+        self.require(Action.SAVE)
         return AnalysisRunner(self, model)
 
     def register_incidents(self, incidents: list[IncidentIn]) -> list[bool]:
         """Add incidents without an analysis (for `incidex analyze --unanalysed`)."""
         from store.analyze import register_incidents
 
+        self.require(Action.SAVE)
         return register_incidents(self.engine, incidents)
 
     def unanalysed_incident_ids(self, limit: int | None = None) -> list[str]:
         """Incidents that have no analysis yet, oldest first."""
         from store.analyze import unanalysed_incident_ids
 
+        self.require(Action.LIST)
         return unanalysed_incident_ids(self.engine, limit)
 
     # Reading ------------------------------------------------------------------------------
@@ -226,45 +416,110 @@ class Store:
         limit: int = 100,
         query: str | None = None,
     ) -> IncidentPage:
-        """A page of incidents, largest (newest) first unless not descending, by keyset."""
+        """A page of incidents, largest (newest) first unless not descending, by keyset.
+        Restricted incidents the actor may not read show no title (and are left out of a
+        text-filtered page, whose match would reveal their text)."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
-            return queries.incidents_page(connection, sort=sort, descending=descending,
+            page = queries.incidents_page(connection, sort=sort, descending=descending,
                                           after=after, before=before, from_end=from_end,
                                           limit=limit, query=query)
+            rows = self._screened(connection, page.rows, query)
+        return page if rows is page.rows else IncidentPage(rows, page.next_cursor,
+                                                           page.previous_cursor)
 
     def find_incidents(self, typed: str, limit: int = 10) -> list[IncidentSummary]:
         """Incidents for a typed id, id prefix or words: exact id first (the jump prompt)."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
-            return queries.find_incidents(connection, typed, limit)
+            found = queries.find_incidents(connection, typed, limit)
+            return self._screened(connection, found, typed)
+
+    def _screened(self, connection: Any, rows: list[IncidentSummary], query: str | None
+                  ) -> list[IncidentSummary]:
+        """Rows of restricted incidents the actor may not read: title withheld, or left out
+        when a text filter chose the rows (rows itself when nothing is restricted)."""
+        from dataclasses import replace
+
+        from store.access import directory
+
+        if self.actor.role == "admin" or not rows:
+            return rows
+        found = directory.restrictions(connection, [row.incident_id for row in rows])
+        hidden = {incident_id for incident_id, teams in found.items()
+                  if not self.actor.may_read_restricted(teams)}
+        if not hidden:
+            return rows
+        if query and query.strip():
+            return [row for row in rows if row.incident_id not in hidden]
+        return [replace(row, title=RESTRICTED_TITLE) if row.incident_id in hidden else row
+                for row in rows]
 
     def count_incidents(self, query: str | None = None) -> int:
         """How many incidents there are, or how many match the text filter."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
             return queries.count_incidents(connection, query)
 
     def incident(self, incident_id: str) -> IncidentDetail | None:
-        """One incident's full text."""
+        """One incident's full text: a sensitive read, audited (analysts and up; a restricted
+        incident only for its teams' leads and admins)."""
+        self._require_sensitive_read(incident_id)
         with read_connection(self.engine) as connection:
-            return queries.incident_detail(connection, incident_id)
+            detail = queries.incident_detail(connection, incident_id)
+        if detail is not None:
+            self.record_event("read_incident", incident_id=incident_id)
+        return detail
 
     def analyses(self, incident_id: str) -> list[AnalysisRecord]:
-        """Every analysis of one incident, newest first."""
+        """Every analysis of one incident, newest first: a sensitive read, audited."""
+        self._require_sensitive_read(incident_id)
         with read_connection(self.engine) as connection:
-            return queries.analyses_of(connection, incident_id)
+            found = queries.analyses_of(connection, incident_id)
+        if found:
+            self.record_event("read_analyses", incident_id=incident_id,
+                              detail=f"{len(found)} analyses")
+        return found
+
+    def open_incident(self, incident_id: str
+                      ) -> tuple[IncidentDetail | None, list[AnalysisRecord]]:
+        """An incident's text and every analysis of it, as the analysis view opens it: one
+        check and one audit event for both (opening is a sensitive read)."""
+        self._require_sensitive_read(incident_id)
+        with read_connection(self.engine) as connection:
+            detail = queries.incident_detail(connection, incident_id)
+            found = queries.analyses_of(connection, incident_id) if detail is not None else []
+        if detail is not None:
+            self.record_event("open", incident_id=incident_id, detail=f"{len(found)} analyses")
+        return detail, found
+
+    def authorise_export(self, incident_id: str, form: str) -> None:
+        """Allow (and audit) writing out or copying what the actor has read of an incident:
+        `form` says how ('analysis json file', 'clipboard copy'). AccessDenied otherwise."""
+        self.require(Action.EXPORT, incident_id=incident_id)
+        self._require_readable(incident_id, Action.EXPORT)
+        self.record_event("export", incident_id=incident_id, detail=form)
+
+    def _require_sensitive_read(self, incident_id: str) -> None:
+        self.require(Action.READ, incident_id=incident_id)
+        self._require_readable(incident_id, Action.READ)
 
     def usage_by_model(self, since: datetime | None = None) -> list[UsageTotal]:
         """Tokens and cost per model."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_totals(connection, "model", since=since)
 
     def usage_by_incident(self, limit: int = 20, since: datetime | None = None
                           ) -> list[UsageTotal]:
         """The most expensive incidents."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_totals(connection, "incident", since=since, limit=limit)
 
     def usage_by_day(self, days: int = 30, today: date | None = None) -> list[UsageByDay]:
         """Tokens and cost per UTC day over the `days` days ending today (or `today`)."""
+        self.require(Action.USAGE)
         with read_connection(self.engine) as connection:
             return queries.usage_by_day(connection, days, today=today)
 
@@ -283,22 +538,47 @@ class Store:
     def similar(self, text: str | None = None, incident_id: str | None = None,
                 k: int = DEFAULT_SIMILAR_K, severity: list[str] | None = None,
                 since: datetime | None = None, until: datetime | None = None) -> SimilarResult:
-        """Incidents like a typed text or a stored incident: best first, one row each."""
-        return self.search.similar(text, incident_id, k, severity, since, until)
+        """Incidents like a typed text or a stored incident: best first, one row each; never a
+        restricted incident the actor may not read. Audited: hits carry titles and IOCs."""
+        self.require(Action.SIMILAR, incident_id=incident_id)
+        if incident_id is not None:
+            self._require_readable(incident_id, Action.SIMILAR)
+        hidden, scope = self._similar_scope()
+        result = self.search.similar(text, incident_id, k, severity, since, until,
+                                     hidden=hidden, scope=scope)
+        self.record_event("similar", incident_id=incident_id,
+                          detail=f"{len(result.hits)} hits" + (" for a typed text" if text else ""))
+        return result
 
     def known_similar_counts(self, incident_ids: list[str]) -> dict[str, int]:
         """How many similar incidents each one has, where that is already known (cached)."""
-        return self.search.known_counts(incident_ids)
+        self.require(Action.LIST)
+        return self.search.known_counts(incident_ids, scope=self._similar_scope()[1])
 
     def warm_similar(self, incident_ids: list[str], stop: threading.Event | None = None) -> int:
         """Fill the cache with similar results for these incidents until `stop` is set."""
-        return self.search.warm(incident_ids, stop)
+        self.require(Action.SIMILAR)
+        hidden, scope = self._similar_scope()
+        return self.search.warm(incident_ids, stop, hidden=hidden, scope=scope)
+
+    def _similar_scope(self) -> tuple[frozenset[str], str]:
+        """The restricted incidents hidden from the actor, and the cache scope naming them
+        with the actor's role and teams (a cached answer is never served to another scope)."""
+        import hashlib
+
+        from store.access import directory
+
+        with read_connection(self.engine) as connection:
+            hidden = frozenset(directory.hidden_incidents(connection, self.actor))
+        digest = hashlib.sha256("\n".join(sorted(hidden)).encode()).hexdigest()[:16]
+        return hidden, f"{self.actor.cache_scope}:{digest}"
 
     def cache_stats(self) -> dict[str, Any]:
         """Cache hits, misses, errors, hit rate and the tokens and dollars hits saved
         (shared across processes where the cache keeps shared counters)."""
         from store.cache.stats import ERRORS
 
+        self.require(Action.USAGE)
         stats = self.cache.stats()
         totals = stats.shared if stats.shared is not None else stats.process
         errors = sum(value for (_scope, _namespace, event), value in totals.counts.items()
@@ -323,6 +603,7 @@ class Store:
         if namespace is not None and namespace not in CACHE_NAMESPACES:
             raise StoreError(f"cache clear: unknown namespace {namespace!r} "
                              f"(known: {', '.join(CACHE_NAMESPACES)})")
+        self.require(Action.MAINTAIN)
         return self.cache.clear_everywhere(namespace)
 
     # Keys and purging --------------------------------------------------------------------
@@ -434,6 +715,7 @@ class Store:
         """Compare the vector index this process would search with the database, id by id."""
         from store.vectors.maintenance import verify
 
+        self.require(Action.LIST)
         return verify(self.vectors, sample=sample)
 
     def reindex(self, pending_only: bool = False,
@@ -441,6 +723,7 @@ class Store:
         """Re-embed analyses with the configured embedder and rebuild the index; how many."""
         from store.vectors.maintenance import reindex
 
+        self.require(Action.MAINTAIN)
         return reindex(self.vectors, pending_only=pending_only, progress=progress)
 
     def pending_vector_count(self) -> int:
@@ -461,6 +744,7 @@ class Store:
 
     def summary(self) -> StoreSummary:
         """Counts for the headless summary."""
+        self.require(Action.LIST)
         with read_connection(self.engine) as connection:
             counts = queries.totals(connection)
         url = self.engine.url.render_as_string(hide_password=False)

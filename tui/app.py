@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
@@ -34,6 +35,7 @@ from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
 from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
+from tui.permissions import signed_in_line
 from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
 
@@ -91,6 +93,11 @@ class IncidexApp(App[ExitCode]):
         if self.warm_cache:
             self.prepare_search()
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header: the screen's title and who is signed in (plain text, never markup)."""
+        who = printable(signed_in_line(self.store))
+        return super().format_title(title, f"{sub_title} · {who}" if sub_title else who)
 
     @work(thread=True, exit_on_error=False, group="prepare")
     def prepare_search(self) -> None:
@@ -159,8 +166,13 @@ class IncidexApp(App[ExitCode]):
         super().exit(*args, **kwargs)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Nothing but quitting once the app is quitting."""
-        return action == "quit" or not self.exiting
+        """Nothing but quitting once the app is quitting; actions the actor's role forbids are
+        greyed out."""
+        from tui.permissions import action_allowed
+
+        if action != "quit" and self.exiting:
+            return False
+        return action_allowed(self.store, action)
 
     def open_analysis(self, incident_id: str, select_analysis_id: str | None = None) -> None:
         """Show an incident and its analyses (the given one highlighted, else the newest)."""

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 # Only the light errors module loads here: `incidex --version` and `--help` stay fast.
-from store import SettingsInvalid, StoreError, StoreUnavailable
+from store import AccessDenied, SettingsInvalid, StoreError, StoreUnavailable
 from tui.exit_codes import ExitCode
 from tui.output import say
 
@@ -32,7 +32,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 some records failed, 2 usage error,
-3 store unavailable, 70 internal error (a bug: please report it),
+3 store unavailable, 4 access denied, 5 audit log broken (audit verify),
+70 internal error (a bug: please report it),
 130 interrupted (--save saves the records read completely first).
 """
 
@@ -65,6 +66,8 @@ class _Group(click.Group):
             _fail(str(error), ExitCode.USAGE)
         except StoreUnavailable as error:
             _fail(str(error), ExitCode.STORE_UNAVAILABLE)
+        except AccessDenied as error:
+            _fail(str(error), ExitCode.ACCESS_DENIED)
         except StoreError as error:
             _fail(str(error), ExitCode.RECORDS_FAILED)
         except Exception as error:
@@ -239,13 +242,14 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 def _register_commands() -> None:
     from tui.cli_analyze import analyze, incident
+    from tui.cli_audit import audit, restrict, users
     from tui.cli_backup import backup
     from tui.cli_cache import cache
     from tui.cli_keys import forget, keys, purge
     from tui.cli_search import reindex, similar, verify
 
     for command in (similar, reindex, verify, cache, analyze, incident, keys, purge, forget,
-                    backup):
+                    backup, audit, users, restrict):
         main.add_command(command)
 
 

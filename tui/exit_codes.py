@@ -12,5 +12,7 @@ class ExitCode(IntEnum):
     RECORDS_FAILED = 1
     USAGE = 2
     STORE_UNAVAILABLE = 3
+    ACCESS_DENIED = 4
+    AUDIT_BROKEN = 5
     INTERNAL_ERROR = 70
     INTERRUPTED = 130

@@ -69,6 +69,8 @@ class SimilarQuery:
     until: datetime | None = None
     indicators: frozenset[str] = frozenset()
     lexical_text: str | None = None
+    # Restricted incidents the asking actor may not see: never candidates.
+    hidden_incidents: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -226,7 +228,7 @@ def _latest_candidates(connection: Connection, index: VectorIndex, query: Simila
 
 
 def _passes(row: Any, query: SimilarQuery) -> bool:
-    if row.incident_id == query.exclude_incident_id:
+    if row.incident_id == query.exclude_incident_id or row.incident_id in query.hidden_incidents:
         return False
     if query.severity and (row.severity or "") not in query.severity:
         return False
@@ -305,9 +307,11 @@ class SimilarSearch:
     def similar(self, text: str | None = None, incident_id: str | None = None,
                 k: int = DEFAULT_SIMILAR_K, severity: Iterable[str] | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                use_cache: bool = True) -> SimilarResult:
+                use_cache: bool = True, hidden: frozenset[str] = frozenset(),
+                scope: str = "") -> SimilarResult:
         """Incidents like a typed text or like a stored incident, best first, cached per index
-        generation (a newly saved vector changes the key, so results are never stale)."""
+        generation (a newly saved vector changes the key, so results are never stale) and per
+        access scope (role, teams, hidden incidents), never including a `hidden` incident."""
         if (text is None) == (incident_id is None):
             raise StoreError("similar: give either a text or an incident id")
         if text is not None and not text.strip():
@@ -317,7 +321,7 @@ class SimilarSearch:
         index = self.vectors.index()
         clean = None if text is None else self.vectors.scrubber.scrub(text)
         typed = frozenset(i.value for i in indicators_in(text)) if text else frozenset()
-        key = self._cache_key(clean, incident_id, k, wanted, since, until, index)
+        key = self._cache_key(clean, incident_id, k, wanted, since, until, index, scope)
         # The key holds the pseudonymised text, whose keyed pseudonyms still tell the typed
         # indicators apart (each e-mail its own; public IOCs are never replaced).
         cache = self._cache_provider() if use_cache else None
@@ -333,7 +337,8 @@ class SimilarSearch:
                 connection, incident_id)
             query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
                                  severity=wanted, since=since, until=until,
-                                 indicators=indicators, lexical_text=clean or incident_text)
+                                 indicators=indicators, lexical_text=clean or incident_text,
+                                 hidden_incidents=hidden)
             ranking = rank(connection, index, query)
             hits = hits_of(connection, ranking, query)
         if cache is not None:
@@ -356,7 +361,7 @@ class SimilarSearch:
                                  indicators=indicators)
             return hits_of(connection, ranking, query)
 
-    def known_counts(self, incident_ids: list[str]) -> dict[str, int]:
+    def known_counts(self, incident_ids: list[str], scope: str = "") -> dict[str, int]:
         """For incidents whose similar results are cached now, how many distinct incidents
         (near-duplicates folded into one) scored at least the seen-before score; incidents not
         in the cache are left out (unknown, not zero). At most DEFAULT_SIMILAR_K: a flood of
@@ -367,21 +372,23 @@ class SimilarSearch:
         index = self.vectors.index()
         counts: dict[str, int] = {}
         for incident_id in incident_ids:
-            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index)
+            key = self._cache_key(None, incident_id, DEFAULT_SIMILAR_K, None, None, None, index,
+                                  scope)
             found = cache.get(SIMILAR_NAMESPACE, key)
             if found is not None:
                 counts[incident_id] = sum(1 for candidate in ranking_from_json(found)
                                           if candidate.score >= self.seen_min_score)
         return counts
 
-    def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None) -> int:
+    def warm(self, incident_ids: Iterable[str], stop: threading.Event | None = None,
+             hidden: frozenset[str] = frozenset(), scope: str = "") -> int:
         """Compute and cache similar results for incidents, yielding to `stop`; how many."""
         warmed = 0
         for incident_id in incident_ids:
             if stop is not None and stop.is_set():
                 break
             try:
-                self.similar(incident_id=incident_id)
+                self.similar(incident_id=incident_id, hidden=hidden, scope=scope)
             except StoreError:
                 continue  # an incident without analysis has nothing to warm
             warmed += 1
@@ -411,15 +418,16 @@ class SimilarSearch:
 
     def _cache_key(self, clean_text: str | None, incident_id: str | None, k: int,
                    severity: tuple[str, ...] | None, since: datetime | None,
-                   until: datetime | None, index: VectorIndex) -> str:
-        """The key of one query's ranking: the store, its PII key and the index generation
-        name the answer; the text is keyed in its pseudonymised form, never as typed."""
+                   until: datetime | None, index: VectorIndex, scope: str = "") -> str:
+        """The key of one query's ranking: the store, its PII key, the index generation and
+        the asker's access scope name the answer; the text is keyed in its pseudonymised form,
+        never as typed."""
         canonical = json.dumps({
             "v": 4, "store": index.store_id, "pii_key": self.vectors.scrubber.fingerprint,
             "embedder": self.vectors.embedder.name, "generation": index.high_water_mark,
             "text": clean_text, "incident": incident_id, "k": k, "severity": severity,
             "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
+            "until": until.isoformat() if until else None, "scope": scope,
         }, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -96,9 +96,11 @@ def tui_settings(isolated_directories: Path) -> Any:
 @pytest.fixture
 def empty_store(tui_settings: Any) -> Iterator[Any]:
     """An open, empty store."""
+    from store.access.directory import os_user
     from store.store import Store
 
-    opened = Store.open(tui_settings)
+    opened = Store.open(tui_settings, actor="soc")  # a fixed name: the header shows it
+    opened.add_user(os_user(), "admin")  # so that the test's own Store.open may write too
     yield opened
     opened.close()
 

@@ -245,6 +245,7 @@ class AnalysisScreen(IncidexScreen):
             return
         view = self.query_one(JsonView)
         self.app.copy_to_clipboard(view.text)
+        self._audit_copy(self.incident_id)
         # OSC 52 has no answer: a terminal (or tmux with set-clipboard off) may drop it silently.
         self.notify(f"Sent {len(view.text):,} characters of JSON to the clipboard. Terminals do "
                     "not confirm this (in tmux it needs set-clipboard on); if it did not arrive, "
@@ -263,7 +264,7 @@ class AnalysisScreen(IncidexScreen):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self._export(path, text + "\n")
+                self._export(path, text + "\n", form="analysis json file")
 
         self.app.push_screen(prompt, chosen)
 
@@ -282,7 +283,8 @@ class AnalysisScreen(IncidexScreen):
             if path is None:
                 return
             markdown = path.suffix.lower() in (".md", ".markdown")
-            self._export(path, (incident_markdown if markdown else incident_json)(detail, analyses))
+            self._export(path, (incident_markdown if markdown else incident_json)(detail, analyses),
+                         form=f"incident {'markdown' if markdown else 'json'} file")
 
         self.app.push_screen(prompt, chosen)
 
@@ -355,18 +357,22 @@ class AnalysisScreen(IncidexScreen):
 
     @work(thread=True, exclusive=True, group="analysis", exit_on_error=False)
     def _load(self, incident_id: str) -> None:
-        store = self.incidex.store
-        detail = store.incident(incident_id)
-        analyses = store.analyses(incident_id) if detail is not None else []
+        detail, analyses = self.incidex.store.open_incident(incident_id)
         self.post_message(IncidentLoaded(incident_id, detail, analyses))
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, path: Path, text: str, overwrite: bool = False) -> None:
+    def _export(self, path: Path, text: str, overwrite: bool = False, form: str = "") -> None:
+        if not overwrite:
+            self.incidex.store.authorise_export(self.incident_id, form)
         if not overwrite and path.expanduser().exists():
             self.post_message(ExportWouldOverwrite(path, text))
             return
         self.post_message(AnalysisExported(write_export(path, text)))
 
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _audit_copy(self, incident_id: str) -> None:
+        self.incidex.store.authorise_export(incident_id, "clipboard copy")
 
     @work(thread=True, group="viewer", exit_on_error=False)
     def _write_for_viewer(self, name: str, text: str, variable: str) -> None:

@@ -22,8 +22,13 @@ class IncidexScreen(Screen[None]):
         return cast("IncidexApp", self.app)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """No screen action runs once the app is quitting (keys typed after q)."""
-        return not self.incidex.exiting
+        """No screen action runs once the app is quitting (keys typed after q); actions the
+        actor's role forbids are greyed out."""
+        from tui.permissions import action_allowed
+
+        if self.incidex.exiting:
+            return False
+        return action_allowed(self.incidex.store, action)
 
     def show_loading_after(self, widget: Widget, still_waiting: Callable[[], bool],
                            delay: float = 0.3) -> None:

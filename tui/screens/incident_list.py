@@ -169,8 +169,9 @@ class IncidentListScreen(IncidexScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the demo key once there is data; grey out row actions with no rows."""
-        if not super().check_action(action, parameters):
-            return False
+        allowed = super().check_action(action, parameters)
+        if not allowed:
+            return allowed
         if action == "fill_demo":
             return self.loaded and not self.window.rows and not self.filter_text and not self.busy
         if action in ("move", "analyze"):
