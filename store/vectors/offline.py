@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from store.vectors.embedder import DEFAULT_EMBEDDER, OFFLINE_BATCH_SIZE, EmbedResult, normalise_rows
+from store.vectors.word_table import WordTable, load_word_table
 
 SECURITY_CONCEPTS = """
 theft: stole stolen steal steals stealing theft thefts thief thieves burglar burglars burglary
@@ -73,6 +77,7 @@ supplier: vendor vendors supplier suppliers
 cryptomining: cryptocurrency mining miner miners cryptojacking monero
 """
 
+MAX_CACHED_WORDS = 500_000
 _WORD = re.compile(r"[^\W\d_][\w']*")
 
 
@@ -86,8 +91,6 @@ def parse_concepts(table: str) -> dict[str, list[str]]:
             concepts[name] = []
         concepts[name].extend(line.split())
     return concepts
-
-
 
 
 def _stable_hash(text: str) -> int:
@@ -110,6 +113,9 @@ class HashedConceptEmbedder:
     frequency; stems are hashed with a signed blake2b hash into the first dimensions, and the
     SECURITY_CONCEPTS counts fill the last ones.  Nothing is fitted on stored data, so a text's
     vector never changes as the store grows.  A text with no words embeds as a zero row.
+
+    Building one is cheap: the word table (a cache file, see word_table.py) and the stemmer
+    load on the first embed(); the words of a batch not seen before are looked up together.
     """
 
     def __init__(
@@ -119,10 +125,8 @@ class HashedConceptEmbedder:
         rarity_cap: float = 6.0,
         rarity_power: float = 1.5,
         name: str | None = None,
+        word_table_directory: Path | None = None,
     ) -> None:
-        import snowballstemmer
-        import wordfreq
-
         self.remote = False
         self.dimension = dimension
         self.name = name or (
@@ -136,8 +140,9 @@ class HashedConceptEmbedder:
         self._concept_weight = concept_weight
         self._rarity_cap = rarity_cap
         self._rarity_power = rarity_power
-        self._frequencies: dict[str, float] = wordfreq.get_frequency_dict("en", "large")
-        self._stemmer = snowballstemmer.stemmer("english")
+        self._word_table_directory = word_table_directory
+        self._word_table: WordTable | None = None
+        self._stemmer: Any = None
         self._word_concepts: dict[str, tuple[int, ...]] = {}
         for index, concept in enumerate(self._concept_names):
             for word in concepts[concept]:
@@ -155,20 +160,24 @@ class HashedConceptEmbedder:
             return EmbedResult(np.zeros((0, self.dimension), np.float32), [])
         return EmbedResult(np.vstack(blocks), [])
 
-    def _term(self, word: str) -> _Term | None:
-        """The stem, weight and concepts of one lower-case word (cached; pure function)."""
-        if word in self._terms:
-            return self._terms[word]
-        bare = word.strip("'").removesuffix("'s")
-        term = None
-        if bare:
-            rarity = -math.log10(max(self._frequencies.get(bare, 0.0), 1e-12))
-            weight = min(self._rarity_cap, rarity) ** self._rarity_power
-            term = _Term(self._stemmer.stemWord(bare), weight, self._word_concepts.get(bare, ()))
-        if len(self._terms) > 500_000:
-            self._terms.clear()
-        self._terms[word] = term
-        return term
+    def _learn(self, words: list[str]) -> None:
+        """Compute and cache the terms of words not seen before (one table look-up for all)."""
+        if self._word_table is None:
+            import snowballstemmer  # the C stemmer (PyStemmer) when installed: the same stems
+
+            self._word_table = load_word_table(self._word_table_directory)
+            self._stemmer = snowballstemmer.stemmer("english")
+        bare_words = [word.strip("'").removesuffix("'s") for word in words]
+        known = [bare for bare in bare_words if bare]
+        frequencies = dict(zip(known, self._word_table.frequencies(known), strict=True))
+        stems = dict(zip(known, self._stemmer.stemWords(known), strict=True))
+        for word, bare in zip(words, bare_words, strict=True):
+            term = None
+            if bare:
+                rarity = -math.log10(max(frequencies[bare], 1e-12))
+                weight = min(self._rarity_cap, rarity) ** self._rarity_power
+                term = _Term(stems[bare], weight, self._word_concepts.get(bare, ()))
+            self._terms[word] = term
 
     def _slot(self, stem: str) -> tuple[int, float]:
         """The hashed column and sign of one stem (cached; pure function)."""
@@ -176,44 +185,51 @@ class HashedConceptEmbedder:
         if slot is None:
             digest = _stable_hash(stem)
             slot = (digest % self._hashed_dimension, 1.0 if digest >> 63 else -1.0)
-            if len(self._slots) > 500_000:
+            if len(self._slots) > MAX_CACHED_WORDS:
                 self._slots.clear()
             self._slots[stem] = slot
         return slot
 
-    def _text_features(self, text: str) -> tuple[dict[int, float], dict[int, int]]:
-        """Hashed stem values by column, and concept counts, of one text."""
-        counts: dict[str, int] = {}
-        for word in _WORD.findall(text.lower().replace("\u2019", "'")):
-            counts[word] = counts.get(word, 0) + 1
+    def _text_features(self, counts: Counter[str]) -> tuple[dict[int, float], dict[int, int]]:
+        """Hashed stem values by column, and concept counts, of one text's word counts."""
         stems: dict[str, list[float]] = {}
         concepts: dict[int, int] = {}
+        terms = self._terms
         for word, count in counts.items():
-            term = self._term(word)
+            term = terms[word]
             if term is None:
                 continue
-            entry = stems.setdefault(term.stem, [0.0, 0.0])
-            entry[0] += count
-            entry[1] = max(entry[1], term.weight)
+            entry = stems.get(term.stem)
+            if entry is None:
+                stems[term.stem] = [count, term.weight]
+            else:
+                entry[0] += count
+                entry[1] = max(entry[1], term.weight)
             for concept in term.concepts:
                 concepts[concept] = concepts.get(concept, 0) + count
         columns: dict[int, float] = {}
+        slot = self._slot
         for stem, (total, weight) in stems.items():
-            column, sign = self._slot(stem)
+            column, sign = slot(stem)
             columns[column] = columns.get(column, 0.0) + sign * (1.0 + math.log(total)) * weight
         return columns, concepts
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         """Embed one batch into a float32 matrix of unit rows."""
+        counted = [Counter(_WORD.findall(text.lower().replace("\u2019", "'"))) for text in texts]
+        words = {word for counts in counted for word in counts}
+        if len(self._terms) + len(words) > MAX_CACHED_WORDS:
+            self._terms.clear()  # bounds memory on endless input; the terms are recomputed
+        unseen = [word for word in words if word not in self._terms]
+        if unseen:
+            self._learn(unseen)
         hashed = np.zeros((len(texts), self._hashed_dimension), np.float64)
         concept = np.zeros((len(texts), len(self._concept_names)), np.float64)
-        for row, text in enumerate(texts):
-            columns, concepts = self._text_features(text)
+        for row, counts in enumerate(counted):
+            columns, concepts = self._text_features(counts)
             if columns:
                 hashed[row, list(columns)] = list(columns.values())
             for index, count in concepts.items():
                 concept[row, index] = 1.0 + math.log(count)
         parts = [normalise_rows(hashed), self._concept_weight * normalise_rows(concept)]
         return normalise_rows(np.hstack(parts)).astype(np.float32)
-
-
