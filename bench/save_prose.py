@@ -1,4 +1,4 @@
-"""`incidex --save` on real prose: records/s with vectors, start-up excluded, this tree vs a baseline.
+"""`incidex --save` on real prose: records/s with vectors, start-up excluded, vs a baseline.
 
     python bench/save_prose.py [--records 10000] [--runs 3] [--sizes 0,1000000]
                                [--baseline-ref 029e063] [--store-dir DIR]
@@ -114,11 +114,11 @@ class Way:
         return elapsed, cpu
 
 
-def baseline_tree(reference: str, root: Path) -> Path:
+def baseline_tree(reference: str, root: Path, repository: Path) -> Path:
     """The baseline's source tree (git archive of the reference), with PyStemmer hidden."""
     tree = root / f"baseline-{reference}"
     tree.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", reference],
+    archive = subprocess.run(["git", "-C", str(repository), "archive", reference],
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     shim = root / "no-pystemmer"
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="029e063")
     parser.add_argument("--store-dir", type=Path, default=None)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--repository", type=Path, default=REPO_ROOT,
+                        help="git repository holding --baseline-ref (default: this one)")
     args = parser.parse_args()
     texts = summaries()
     root = Path(tempfile.mkdtemp(prefix="incidex-bench-prose-", dir=os.environ.get("BENCH_DIR")))
@@ -163,7 +165,7 @@ def main() -> None:
     ways = [Way("this tree, backups", REPO_ROOT, True, here),
             Way("this tree, no backups", REPO_ROOT, False, here)]
     if not args.skip_baseline:
-        tree = baseline_tree(args.baseline_ref, root)
+        tree = baseline_tree(args.baseline_ref, root, args.repository)
         old = environment(root, tree, root / "no-pystemmer")
         ways += [Way(f"{args.baseline_ref}, backups", tree, True, old),
                  Way(f"{args.baseline_ref}, no backups", tree, False, old)]
