@@ -47,7 +47,8 @@ class InputUnreadable(Exception):
 # modules load the store's settings and models: most of a second). A test checks the table.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("tui.cli_analyze", "Run new analyses of stored incidents with the chat model, "
-                "grounded in similar past incidents; each is saved like `--save`."),
+                "grounded in similar past incidents; each is validated, cached, metered and "
+                "saved like `--save`."),
     "cache": ("tui.cli_cache",
               "Inspect, clear and warm the cache in front of embeddings and similar search."),
     "incident": ("tui.cli_analyze", "Register incidents that have no analysis yet (for "
