@@ -19,8 +19,9 @@ Four ways, interleaved, each on the same records under its own ids:
   switch: the process replaces store.store.write_backups with a no-op, to show what a
   cheaper backup, such as the journal of the backup issue, could bring).
 
-Sizes: the store is filled to each size in --sizes (this tree, no backups, piped into
-`incidex --save -`) before the runs at that size; --store-dir keeps and reuses the store.
+Sizes: before the runs at each size in --sizes, the store is filled to that size by copying
+in SQL the analyses the runs saved so far (bench-local, SQLite only: `incidex --save` would
+take hours to fill a million on this machine); --store-dir keeps and reuses the store.
 The machine is shared and noisy: compare figures of one run only.
 """
 
@@ -89,22 +90,15 @@ class Way:
     def __init__(self, name: str, tree: Path, backups: bool, env: dict[str, str]) -> None:
         self.name, self.tree, self.backups, self.env = name, tree, backups, env
 
-    def save(self, data_dir: Path, source: Path | str, stdin: Iterator[bytes] | None = None
-             ) -> tuple[float, float]:
+    def save(self, data_dir: Path, source: Path) -> tuple[float, float]:
         """Wall seconds and CPU seconds (user + system) of one `incidex --save` process."""
         command = [sys.executable, "-c", WITH_BACKUPS if self.backups else NO_BACKUPS,
                    "--data-dir", str(data_dir), "--save", str(source)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=self.tree, env=self.env,
-                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if stdin is not None:
-            assert process.stdin is not None
-            for chunk in stdin:
-                process.stdin.write(chunk)
-            process.stdin.close()
-        _out, err = process.communicate()
+        process = subprocess.run(command, cwd=self.tree, env=self.env, capture_output=True,
+                                 check=False)
+        err = process.stderr
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -136,14 +130,49 @@ def environment(root: Path, tree: Path, extra_path: Path | None = None) -> dict[
     return env
 
 
-def fill(way: Way, data_dir: Path, texts: list[str], have: int, size: int) -> int:
-    """Bring the store to `size` analyses (prefix F), piped in chunks of 100,000."""
+def fill(data_dir: Path, have: int, size: int) -> int:
+    """Bring the store to `size` analyses by copying, in SQL, the analyses the runs saved
+    (incident, analysis, vector and run rows, under new ids; the full-text index fills through
+    its triggers): `incidex --save` would take hours to fill a million here. SQLite only."""
+    import sqlite3
+
     started = time.perf_counter()
+    connection = sqlite3.connect(data_dir / "incident_analysis.db", isolation_level=None)
+    source = connection.execute("SELECT max(id) FROM analyses").fetchone()[0]
+    generation = connection.execute("SELECT count(*) FROM incidents WHERE incident_id "
+                                    "LIKE 'G%-%'").fetchone()[0]
     while have < size:
-        count = min(100_000, size - have)
-        way.save(data_dir, "-", stdin=lines(texts, have, count, f"F{size}"))
-        have += count
+        generation += 1
+        limit = min(source, size - have)
+        tag = f"G{generation:03d}-"
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(
+            "INSERT INTO incidents (incident_id, title, description, initial_findings, "
+            "created_at, updated_at, analysis_count, latest_severity, latest_analysis_at, "
+            "severity_rank, cost_nano_usd) SELECT ? || i.incident_id, i.title, i.description, "
+            "i.initial_findings, i.created_at, i.updated_at, i.analysis_count, "
+            "i.latest_severity, i.latest_analysis_at, i.severity_rank, i.cost_nano_usd "
+            "FROM incidents i WHERE i.incident_id IN (SELECT incident_id FROM analyses "
+            "WHERE id <= ?)", (tag, limit))
+        connection.execute(
+            "INSERT INTO analyses (analysis_id, incident_id, model_name, analysis_json, "
+            "content_hash, severity, created_at) SELECT ? || substr(analysis_id, 4), "
+            "? || incident_id, model_name, analysis_json, content_hash, severity, created_at "
+            "FROM analyses WHERE id <= ? ORDER BY id", (tag, tag, limit))
+        first_seq = connection.execute("SELECT embedding_seq FROM store_info").fetchone()[0]
+        connection.execute(
+            "INSERT INTO embeddings (analysis_pk, embedder, dimension, status, vector, "
+            "updated_at, seq) SELECT copy.id, e.embedder, e.dimension, e.status, e.vector, "
+            "e.updated_at, ? + e.analysis_pk FROM analyses copy JOIN analyses original "
+            "ON copy.analysis_id = ? || substr(original.analysis_id, 4) "
+            "JOIN embeddings e ON e.analysis_pk = original.id WHERE original.id <= ?",
+            (first_seq, tag, limit))
+        connection.execute("UPDATE store_info SET embedding_seq = "
+                           "(SELECT max(seq) FROM embeddings)")
+        connection.execute("COMMIT")
+        have += limit
         print(f"  filled to {have:,} ({time.perf_counter() - started:.0f} s)", flush=True)
+    connection.close()
     return have
 
 
@@ -177,7 +206,7 @@ def main() -> None:
           "(start-up excluded)", flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         if have < size:
-            have = fill(ways[1], data_dir, texts, have, size)
+            have = fill(data_dir, have, size)
             count_file.write_text(str(have))
         rates: dict[str, list[float]] = {way.name: [] for way in ways}
         cpu_rates: dict[str, list[float]] = {way.name: [] for way in ways}
