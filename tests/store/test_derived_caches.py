@@ -1,12 +1,13 @@
-"""The offline embedder's word table: the cache file is used only when it is whole, current and
-private; anything else is rebuilt; the frequencies and stems are exactly wordfreq's and
-Snowball's, so the vectors do not change."""
+"""Caches derived from installed packages (word table, census names): a cache file is used
+only when whole, current and private, anything else is rebuilt; the frequencies, stems and names
+are exactly those of wordfreq, Snowball and the census lists, so vectors and findings stay."""
 
 from __future__ import annotations
 
 import stat
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from store.vectors.offline import HashedConceptEmbedder
 from store.vectors.word_table import (
     WORD_BYTES,
     WordTable,
-    cache_file_name,
+    cache_file,
     load_word_table,
     source_key,
 )
@@ -35,10 +36,6 @@ def frequencies() -> dict[str, float]:
 @pytest.fixture(scope="module")
 def table(frequencies: dict[str, float]) -> WordTable:
     return WordTable.from_frequencies(frequencies)
-
-
-def cache_file(directory: Path) -> Path:
-    return directory / cache_file_name(source_key())
 
 
 def test_every_listed_word_gets_wordfreqs_exact_frequency(
@@ -106,9 +103,11 @@ def test_a_damaged_or_stale_cache_is_rebuilt(tmp_path: Path, damage: str,
         data[:header_end] = b"{not json"
     elif damage == "stale source":
         data[:header_end] = data[:header_end].replace(b"wordfreq ", b"wordfreq 0.0.1-")
+        assert b"wordfreq 0.0.1-" in data
     else:
         data[:header_end] = data[:header_end].replace(b"incidex-word-table/1",
                                                       b"incidex-word-table/0")
+        assert b"incidex-word-table/0" in data
     path.write_bytes(bytes(data))
     assert WordTable.from_bytes(bytes(data), source_key()) is None
     table = load_word_table(tmp_path)
@@ -150,3 +149,29 @@ def test_the_c_stemmer_gives_snowballs_stems(frequencies: dict[str, float]) -> N
     c_stems = Stemmer.Stemmer("english").stemWords(words)
     python = EnglishStemmer()
     assert c_stems == [python.stemWord(word) for word in words]
+
+
+def test_census_names_come_back_the_same_from_the_cache(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.derived_cache import cache_path
+    from store.privacy import names
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = names._parse_name_lists()
+    names._name_lists.cache_clear()
+    try:
+        assert names._name_lists() == parsed  # built and written
+        files = list((tmp_path / "incidex").iterdir())
+        assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+        names._name_lists.cache_clear()
+        assert names._name_lists() == parsed  # read back
+        data = bytearray(files[0].read_bytes())
+        data[-3] ^= 0x02  # a flipped bit in a surname
+        files[0].write_bytes(bytes(data))
+        names._name_lists.cache_clear()
+        assert names._name_lists() == parsed  # damaged: parsed again, and rewritten
+        assert files[0].read_bytes() != bytes(data)
+        assert cache_path(tmp_path / "incidex", "census-names", names.NAME_LISTS_FORMAT,
+                          f"names {metadata.version('names')}") == files[0]
+    finally:
+        names._name_lists.cache_clear()
