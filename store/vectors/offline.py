@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections import Counter
 from itertools import chain
 from pathlib import Path
@@ -182,13 +183,17 @@ class HashedConceptEmbedder:
             for word in concepts[concept]:
                 self._word_concepts[word] = (*self._word_concepts.get(word, ()), index)
         self._vocabulary = _Vocabulary()
+        # The vocabulary's dict and arrays grow together: one batch at a time (the app embeds
+        # from several worker threads).
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> EmbedResult:
         """Embed texts in batches; no remote calls are made."""
-        blocks = [
-            self._embed_batch(texts[start : start + OFFLINE_BATCH_SIZE])
-            for start in range(0, len(texts), OFFLINE_BATCH_SIZE)
-        ]
+        with self._lock:
+            blocks = [
+                self._embed_batch(texts[start : start + OFFLINE_BATCH_SIZE])
+                for start in range(0, len(texts), OFFLINE_BATCH_SIZE)
+            ]
         if not blocks:
             return EmbedResult(np.zeros((0, self.dimension), np.float32), [])
         return EmbedResult(np.vstack(blocks), [])

@@ -175,3 +175,16 @@ def test_census_names_come_back_the_same_from_the_cache(tmp_path: Path,
                           f"names {metadata.version('names')}") == files[0]
     finally:
         names._name_lists.cache_clear()
+
+
+def test_threads_embedding_at_once_get_the_vectors_of_one_thread(tmp_path: Path) -> None:
+    """The vocabulary grows in steps (ids, then arrays): threads must not see it half-grown."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Incident {n}: the attacker{n} used tool{n} and beacon{n % 7} to exfiltrate "
+             f"file{n} after phishing user{n}" for n in range(400)]
+    alone = HashedConceptEmbedder(word_table_directory=tmp_path).embed(texts).vectors
+    shared = HashedConceptEmbedder(word_table_directory=tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda text: shared.embed([text]).vectors[0], texts))
+    assert np.array_equal(np.vstack(rows), alone)
