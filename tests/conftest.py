@@ -18,12 +18,21 @@ POSTGRES_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+@pytest.fixture(scope="session")
+def shared_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the session: caches derived from installed packages (the offline
+    embedder's word table) are built once, not once per test, and never in the home folder."""
+    return tmp_path_factory.mktemp("cache-home")
+
+
 @pytest.fixture(autouse=True)
-def isolated_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         shared_cache_home: Path) -> Path:
     """Point data, config and secrets at tmp_path so no test touches data/ or the home folder."""
     data = tmp_path / "data"
     monkeypatch.setenv("INCIDEX_DATA_DIR", str(data))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache_home))
     monkeypatch.setenv("INCIDEX_SECRETS_DIR", str(tmp_path / "secrets"))
     for name in ("INCIDEX_DATABASE_URL", "INCIDEX_REDIS_URL", "INCIDEX_CONFIG_FILE",
                  "INCIDEX_EMBEDDER", "INCIDEX_OPENAI_BASE_URL"):

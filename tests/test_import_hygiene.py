@@ -53,6 +53,44 @@ def test_the_command_line_module_does_not_import_textual() -> None:
     assert "textual" not in loaded
 
 
+def imported_by_cli(arguments: list[str], cwd: Path) -> set[str]:
+    """Modules loaded by one run of the incidex command line with arguments."""
+    probe = ("import sys\n"
+             f"sys.argv = ['incidex', *{arguments!r}]\n"
+             "try:\n    from tui.cli import main\n    main()\n"
+             "except SystemExit:\n    pass\n"
+             "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120, cwd=cwd, check=True)
+    return set(result.stderr.split())
+
+
+def packages(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+HEAVY_FOR_SAVE = {"textual", "rich", "langchain", "langchain_core", "langchain_openai", "openai",
+                  "faiss", "sklearn", "wordfreq", "redis", "diskcache", "alembic", "tiktoken"}
+
+
+def test_help_loads_no_store_and_no_terminal_library(tmp_path: Path) -> None:
+    loaded = imported_by_cli(["--help"], tmp_path)
+    assert packages(loaded) & {"textual", "rich", "langchain_openai", "sqlalchemy", "sqlmodel",
+                               "pydantic_settings", "numpy", "faiss"} == set()
+    assert not {module for module in loaded if module.startswith(("store.", "tui.cli_"))} - {
+        "store.errors"}
+
+
+def test_a_one_record_save_loads_only_what_saving_needs(tmp_path: Path) -> None:
+    record = tmp_path / "one.jsonl"
+    record.write_text('{"incident": {"incident_id": "INC-1", "title": "Phishing"}, '
+                      '"analysis": {"summary": "Credential phishing", "severity": "high"}}\n')
+    arguments = ["--data-dir", str(tmp_path / "data"), "--save", str(record)]
+    imported_by_cli(arguments, tmp_path)  # creates the store (migrations load Alembic)
+    loaded = imported_by_cli(arguments, tmp_path)  # builds nothing: the word table is cached
+    assert packages(loaded) & HEAVY_FOR_SAVE == set()
+
+
 def test_no_import_circles_between_modules() -> None:
     # Every import counts, also those inside functions; only imports made for type
     # annotations (under TYPE_CHECKING) create no dependency at run time.
@@ -106,3 +144,18 @@ def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[l
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
     return components
+
+
+def test_the_help_table_says_what_each_command_says() -> None:
+    import importlib
+
+    import click
+
+    from tui.cli import LAZY_COMMANDS
+
+    for name, (module, summary) in LAZY_COMMANDS.items():
+        command = getattr(importlib.import_module(module), name)
+        assert command.name == name
+        for limit in (30, 45, 60, 200):
+            assert (click.Command(name, help=summary).get_short_help_str(limit)
+                    == command.get_short_help_str(limit)), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -42,17 +43,65 @@ class InputUnreadable(Exception):
     """The --save input cannot be read (missing, a directory, no permission)."""
 
 
+# The headless commands outside this module, by name: where each lives, and the first paragraph
+# of its help (what `incidex --help` lists), so that listing them imports none of them (their
+# modules load the store's settings and models: most of a second). A test checks the table.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("tui.cli_analyze", "Run new analyses of stored incidents with the chat model, "
+                "grounded in similar past incidents; each is validated, cached, metered and "
+                "saved like `--save`."),
+    "audit": ("tui.cli_audit", "Check and read the audit log of who did what (leads and "
+              "admins)."),
+    "backup": ("tui.cli_backup", "Snapshots, the journal of saved analyses, restore to a time, "
+               "and the restore drill."),
+    "forget": ("tui.cli_keys", "Erase these incidents now, with everything derived from them "
+               "(a data-subject request)."),
+    "keys": ("tui.cli_keys", "The keys that seal incident text: status, rotation, checks, "
+             "sealing an old store."),
+    "purge": ("tui.cli_keys", "Remove the incidents the retention policy (INCIDEX_RETENTION_DAYS,"
+              " INCIDEX_RETENTION_DAYS_BY_SEVERITY) says are due."),
+    "restrict": ("tui.cli_audit", "Restrict an incident's text to named teams (leads and "
+                 "admins)."),
+    "users": ("tui.cli_audit", "Who may do what: users (OS users, or PostgreSQL roles) and their "
+              "roles (admins)."),
+    "cache": ("tui.cli_cache",
+              "Inspect, clear and warm the cache in front of embeddings and similar search."),
+    "incident": ("tui.cli_analyze", "Register incidents that have no analysis yet (for "
+                 "`incidex analyze --unanalysed`)."),
+    "reindex": ("tui.cli_search", "Rebuild every vector and the index from the database "
+                "(after changing the embedder)."),
+    "similar": ("tui.cli_search", "Find past incidents similar to TEXT or to stored incidents."),
+    "verify": ("tui.cli_search",
+               "Check that the vector index and the database agree; exit 1 on drift."),
+}
+
+
 class _Group(click.Group):
-    """A group that turns every expected failure into one line and an exit code, and loads
-    its commands when first asked for one (so --version imports nothing heavy)."""
+    """A group that turns every expected failure into one line and an exit code, and imports
+    a command's module only when that command runs (so --help and --save stay fast)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        _register_commands_once()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _register_commands_once()
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name][0])
+            self.add_command(getattr(module, cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, the lazy commands' lines from LAZY_COMMANDS."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in LAZY_COMMANDS and name not in self.commands:
+                summary = click.Command(name, help=LAZY_COMMANDS[name][1])
+                rows.append((name, summary.get_short_help_str(limit)))
+            elif (command := self.commands.get(name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -238,28 +287,6 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
     with _open_store(settings) as store:
         saved = fill_demo(store, count, seed, offset=offset, show_progress=sys.stderr.isatty())
     say(f"{saved:,} demo analyses saved ({count - saved:,} already there)", err=True)
-
-
-def _register_commands() -> None:
-    from tui.cli_analyze import analyze, incident
-    from tui.cli_audit import audit, restrict, users
-    from tui.cli_backup import backup
-    from tui.cli_cache import cache
-    from tui.cli_keys import forget, keys, purge
-    from tui.cli_search import reindex, similar, verify
-
-    for command in (similar, reindex, verify, cache, analyze, incident, keys, purge, forget,
-                    backup, audit, users, restrict):
-        main.add_command(command)
-
-
-_registered: list[bool] = []
-
-
-def _register_commands_once() -> None:
-    if not _registered:
-        _registered.append(True)
-        _register_commands()
 
 
 if __name__ == "__main__":

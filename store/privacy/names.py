@@ -78,9 +78,38 @@ def _phones(masked: str) -> Iterator[_Candidate]:
             yield _Candidate(_P_PHONE, start + match.start, start + match.end, "PHONE", e164)
 
 
+NAME_LISTS_FORMAT = "incidex-census-names/1"
+
+
 @cache
 def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
-    """First names and surnames (upper case) from the US census lists of the `names` package."""
+    """First names and surnames (upper case) from the US census lists of the `names` package,
+    through a cache file (parsing the lists took about 0.1 s of each process's start-up)."""
+    from importlib import metadata
+
+    from store.derived_cache import (
+        cache_path,
+        cache_root,
+        pack,
+        read_private,
+        unpack,
+        write_private,
+    )
+
+    source = f"names {metadata.version('names')}"
+    path = cache_path(cache_root(), "census-names", NAME_LISTS_FORMAT, source)
+    data = read_private(path)
+    unpacked = unpack(data, NAME_LISTS_FORMAT, source) if data is not None else None
+    if unpacked is not None:
+        first, _, last = bytes(unpacked[0]).decode("ascii").partition("\n\n")
+        return frozenset(first.split("\n")), frozenset(last.split("\n"))
+    first_names, surnames = _parse_name_lists()
+    payload = "\n".join(sorted(first_names)) + "\n\n" + "\n".join(sorted(surnames))
+    write_private(path, pack(NAME_LISTS_FORMAT, source, payload.encode("ascii")))
+    return first_names, surnames
+
+
+def _parse_name_lists() -> tuple[frozenset[str], frozenset[str]]:
     from importlib import resources
 
     root = resources.files("names")
@@ -106,31 +135,40 @@ def _people(text: str) -> Iterator[_Candidate]:
 def _capital_runs(text: str) -> list[list[tuple[int, int]]]:
     """Spans of capitalised words, grouped while only blanks or a middle initial separate them."""
     runs: list[list[tuple[int, int]]] = []
+    length = len(text)
     for m in _rx(_CAPWORD).finditer(text):
         start, end = m.span()
-        if (start and (text[start - 1].isalnum() or text[start - 1] in "_-./\\@")) or (
-            end < len(text) and (text[end].isalnum() or text[end] in "_@")
-        ):
+        if start and ((before := text[start - 1]).isalnum() or before in "_-./\\@"):
             continue  # part of an identifier, path or address, not a word
-        gap = text[runs[-1][-1][1] : start] if runs else ""
-        initial = gap.strip(" \t")
-        joined = (
-            gap[:1] in (" ", "\t")
-            and gap[-1:] in (" ", "\t")
-            and (not initial or (len(initial) == 2 and initial[0].isupper() and initial[1] == "."))
-        )
-        if joined:
-            runs[-1].append((start, end))
-        else:
-            runs.append([(start, end)])
+        if end < length and ((after := text[end]).isalnum() or after in "_@"):
+            continue
+        if runs:
+            gap = text[runs[-1][-1][1] : start]
+            if gap == " " or (gap[:1] in (" ", "\t") and _joins(gap)):  # " ": the usual gap
+                runs[-1].append((start, end))
+                continue
+        runs.append([(start, end)])
     return runs
+
+
+def _joins(gap: str) -> bool:
+    """Whether the text between two capitalised words keeps them in one run: blanks only, or
+    blanks around a middle initial ("J.")."""
+    initial = gap.strip(" \t")
+    return (
+        gap[:1] in (" ", "\t")
+        and gap[-1:] in (" ", "\t")
+        and (not initial or (len(initial) == 2 and initial[0].isupper() and initial[1] == "."))
+    )
 
 
 def _names_in_run(
     text: str, run: list[tuple[int, int]], first_names: frozenset[str], surnames: frozenset[str]
 ) -> Iterator[tuple[int, int]]:
-    upper = [text[start:end].upper() for start, end in run]
     mode = _context_before(text, run[0][0], run[-1][1])
+    if len(run) == 1 and mode != "title" and not _rx(_ANGLE_EMAIL).match(text, run[0][1]):
+        return  # one word alone is a name only after a title or before an <address>
+    upper = [text[start:end].upper() for start, end in run]
     if mode:
         yield from _introduced(mode, upper, 0, first_names, surnames)
     elif (

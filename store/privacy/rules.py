@@ -133,9 +133,12 @@ def _lower_finditer(pattern: str, text: str, lowered: str) -> Iterator[re.Match[
     return _rx(pattern, re.I).finditer(text)
 
 
+_RULE_HINTS = tuple((rule, tuple(rule.hints.split())) for rule in _RULES)
+
+
 def _rule_candidates(text: str, lowered: str) -> Iterator[_Candidate]:
-    for rule in _RULES:
-        if not any(hint in lowered for hint in rule.hints.split()):
+    for rule, hints in _RULE_HINTS:
+        if not any(map(lowered.__contains__, hints)):
             continue
         if rule.lowered:
             matches = _lower_finditer(rule.pattern, text, lowered)
