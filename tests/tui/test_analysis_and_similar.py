@@ -56,6 +56,17 @@ async def test_v_toggles_between_the_tree_and_the_text(filled_store: Any, tui_se
         assert tree.display
 
 
+async def test_capital_y_copies_the_incident_id(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_second_incident(pilot)
+        await pilot.press("Y")
+        assert app.clipboard == "INC-0002"
+        [note] = list(app._notifications)
+        assert "Sent INC-0002 to the clipboard" in note.message
+        assert "Terminals do not confirm" in note.message
+
+
 async def test_y_copies_the_json_and_e_exports_it(filled_store: Any, tui_settings: Any,
                                                   isolated_directories: Path) -> None:
     app = make_app(filled_store, tui_settings)

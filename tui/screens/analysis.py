@@ -50,6 +50,7 @@ class AnalysisScreen(IncidexScreen):
         Binding("slash", "search", "Search", show=False, id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("y", "copy", "Copy JSON", id="analysis.copy"),
+        Binding("Y", "copy_id", "Copy incident id", show=False, id="analysis.copy_id"),
         Binding("e", "export", "Export", id="analysis.export"),
         Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
                 id="analysis.pager"),
@@ -243,12 +244,13 @@ class AnalysisScreen(IncidexScreen):
         if self.current is None:
             self.notify("No analysis to copy", severity="warning")
             return
-        view = self.query_one(JsonView)
-        self.app.copy_to_clipboard(view.text)
-        # OSC 52 has no answer: a terminal (or tmux with set-clipboard off) may drop it silently.
-        self.notify(f"Sent {len(view.text):,} characters of JSON to the clipboard. Terminals do "
-                    "not confirm this (in tmux it needs set-clipboard on); if it did not arrive, "
-                    "e exports to a file.", title="Clipboard", timeout=8)
+        text = self.query_one(JsonView).text
+        self.send_to_clipboard(text, f"{len(text):,} characters of JSON", "e exports to a file")
+
+    def action_copy_id(self) -> None:
+        """Copy the incident id to the clipboard (OSC 52)."""
+        self.send_to_clipboard(self.incident_id, printable(self.incident_id, one_line=True),
+                               "it is in the header to copy by hand")
 
     def action_export(self) -> None:
         """Ask where to write the analysis, then write it in the background."""
