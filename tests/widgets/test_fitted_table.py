@@ -12,6 +12,8 @@ from widgets.fitted_table import FittedTable
 HEADERS = ("Model", "Calls", "USD")
 ROWS = [(f"model-{index}", [Text(f"claude-sonnet-4-variant-{index}"), Text(f"{index:,}"),
                             Text("$0.123456")]) for index in range(30)]
+# The widest cell of each column, two cells of padding each, and the header line.
+WHOLE_SIZE = Size(len("claude-sonnet-4-variant-29") + len("Calls") + len("$0.123456") + 6, 31)
 
 
 class TableApp(App[None]):
@@ -29,9 +31,9 @@ async def test_rows_show_whole_before_the_table_is_idle() -> None:
         # No await since show_rows: the table has not had an idle event yet.
         first_row = table.render_line(1).text
         assert "claude-sonnet-4-variant-0" in first_row and "$0.123456" in first_row
-        assert table.virtual_size == Size(len("claude-sonnet-4-variant-29") + len("Calls") + len("$0.123456") + 6, 31)
+        assert table.virtual_size == WHOLE_SIZE
         await pilot.pause()
-        assert table.virtual_size == Size(len("claude-sonnet-4-variant-29") + len("Calls") + len("$0.123456") + 6, 31)
+        assert table.virtual_size == WHOLE_SIZE
         assert "claude-sonnet-4-variant-0" in table.render_line(1).text
 
 
