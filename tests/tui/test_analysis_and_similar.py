@@ -174,3 +174,21 @@ async def test_an_analysis_reads_summary_severity_and_category_first(filled_stor
         tree = view.query_one("#json-tree")
         first = [str(child.label).split(":")[0].split()[0] for child in tree.root.children[:3]]
         assert first == ["summary", "severity", "category"]
+
+
+async def test_at_80x24_the_incident_header_takes_two_rows_and_i_shows_it_all(
+        filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_second_incident(pilot)
+        header = screen.query_one("#incident-header")
+        assert header.outer_size.height == 2
+        await pilot.press("i")
+        await pilot.pause()
+        assert header.outer_size.height == 6  # title, dates, description and findings
+        await pilot.press("i")
+        await pilot.pause()
+        assert header.outer_size.height == 2
+        footer_keys = [binding.key for (_, binding, _, _) in screen.active_bindings.values()
+                       if binding.show]
+        assert "y" not in footer_keys and "e" not in footer_keys

@@ -44,14 +44,19 @@ class AnalysisScreen(IncidexScreen):
     """The incident header, the list of its analyses, and one analysis' JSON."""
 
     SUB_TITLE = "analysis"
+    # Below 30 rows the incident header shrinks to its first two lines (i shows it all) and
+    # below 100 columns the list of analyses narrows, so the analysis itself keeps the room.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
-        # Listed under ? like a: in the footer it would push ? off 80 columns.
+        # The footer shows what fits in 80 columns beside the app's keys; the rest are under ?.
         Binding("slash", "search", "Search", show=False, id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
-        Binding("y", "copy", "Copy JSON", id="analysis.copy"),
+        Binding("i", "toggle_header", "Whole incident text", show=False, id="analysis.header"),
+        Binding("y", "copy", "Copy JSON", show=False, id="analysis.copy"),
         Binding("Y", "copy_id", "Copy incident id", show=False, id="analysis.copy_id"),
-        Binding("e", "export", "Export", id="analysis.export"),
+        Binding("e", "export", "Export", show=False, id="analysis.export"),
         Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
                 id="analysis.pager"),
         Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
@@ -223,6 +228,10 @@ class AnalysisScreen(IncidexScreen):
             self._title_matches()
         else:
             self.dismiss()
+
+    def action_toggle_header(self) -> None:
+        """Show the incident's whole text above the analysis, or only its first two lines."""
+        self.toggle_class("-header-open")
 
     def action_toggle_view(self) -> None:
         """Flip between the tree and the highlighted JSON (a search follows to the other view)."""
@@ -397,9 +406,13 @@ def _viewer_command(variable: str) -> list[str]:
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
     if detail is None:
         return Group(stored(f"{incident_id}: no such incident in this store", "bold red"))
-    title = Text.assemble(stored(detail.incident_id, "bold"), "  ", stored(detail.title, "bold"))
+    # One line each, so that the two lines a short terminal shows are always these two.
+    title = Text.assemble(stored(detail.incident_id, "bold", one_line=True), "  ",
+                          stored(detail.title, "bold", one_line=True),
+                          no_wrap=True, overflow="ellipsis")
     dates = Text(f"created {timestamp(detail.created_at)} · updated "
-                 f"{timestamp(detail.updated_at)}", style="dim")
+                 f"{timestamp(detail.updated_at)} · i: whole text", style="dim",
+                 no_wrap=True, overflow="ellipsis")
     parts = [title, dates, stored(detail.description or "(no description)")]
     if detail.initial_findings:
         parts.append(Text.assemble(("Findings: ", "bold"), stored(detail.initial_findings)))
