@@ -69,6 +69,25 @@ async def test_slash_searches_and_n_walks_the_matches(filled_store: Any, tui_set
         assert screen.current is screen.analyses[1]
 
 
+async def test_the_search_runs_as_you_type_once_typing_pauses(filled_store: Any,
+                                                              tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        view = screen.query_one(JsonView)
+        await pilot.press("slash", *"t1")
+        # Typing quickly: no search per key, one after the pause.
+        assert view.query_text == ""
+        await pilot.pause(0.4)
+        assert view.query_text == "t1" and view.match_count == 2
+        assert screen.query_one("#analysis-search").has_focus
+        assert "match 1 of 2" in str(screen.query_one("#analysis-search-status", Static).render())
+        await pilot.press(*"486")
+        await pilot.pause(0.4)
+        assert view.query_text == "t1486" and view.match_count == 1
+        assert "T1486" in _cursor_label(view)
+
+
 async def test_search_in_the_text_view_scrolls_to_the_match(filled_store: Any,
                                                             tui_settings: Any) -> None:
     app = make_app(filled_store, tui_settings)

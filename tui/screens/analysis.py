@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
@@ -38,6 +39,9 @@ from widgets.format import cost, printable, severity_style, timestamp, tokens
 from widgets.json_view import READ_FIRST, JsonView
 from widgets.plain_input import PlainInput
 from widgets.stored_text import stored
+
+# How long typing must pause before the search runs (a search relabels the whole tree).
+SEARCH_PAUSE_SECONDS = 0.15
 
 
 class AnalysisScreen(IncidexScreen):
@@ -93,6 +97,7 @@ class AnalysisScreen(IncidexScreen):
         self.analyses: list[AnalysisRecord] = []
         self.current: AnalysisRecord | None = None
         self.loaded = False
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         """Header, incident text, analyses beside the JSON view, footer."""
@@ -103,7 +108,7 @@ class AnalysisScreen(IncidexScreen):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
         yield Static(id="analysis-search-status")
-        yield PlainInput(placeholder="search this analysis (Enter finds, Esc cancels)",
+        yield PlainInput(placeholder="search this analysis as you type (Enter or Esc closes)",
                          id="analysis-search", compact=True)
         yield Footer(compact=True)
 
@@ -172,15 +177,30 @@ class AnalysisScreen(IncidexScreen):
         self.sub_title = printable(f"{self.incident_id} · {record.model_name} · "
                                    f"{timestamp(record.created_at)}", one_line=True)
 
+    @on(Input.Changed, "#analysis-search")
+    def _search_typed(self, event: Input.Changed) -> None:
+        """Search as the analyst types, once typing pauses (a large analysis takes a while)."""
+        event.stop()
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        query = event.value.strip()
+        self._search_timer = self.set_timer(SEARCH_PAUSE_SECONDS, lambda: self._search_now(query))
+
     @on(Input.Submitted, "#analysis-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        search_line = self.query_one("#analysis-search", Input)
-        search_line.display = False
+        self.query_one("#analysis-search", Input).display = False
+        self._search_now(event.value.strip())
+        self.query_one(JsonView).focus_view()
+
+    def _search_now(self, query: str) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+            self._search_timer = None
         view = self.query_one(JsonView)
-        view.search(event.value.strip())
+        if query != view.query_text:
+            view.search(query)
         self._title_matches()
-        view.focus_view()
 
     def _title_matches(self) -> None:
         view = self.query_one(JsonView)
