@@ -63,7 +63,7 @@ class AnalysisScreen(IncidexScreen):
         Binding("e", "export", "Export", show=False, id="analysis.export"),
         Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
                 id="analysis.pager"),
-        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
+        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR (read-only)", show=False,
                 id="analysis.editor"),
         Binding("c", "compare", "Compare with the next analysis", show=False,
                 id="analysis.compare"),
@@ -360,6 +360,11 @@ class AnalysisScreen(IncidexScreen):
         if returncode != 0:
             self.notify(printable(f"{command[0]} exited with status {returncode}",
                                   one_line=True), severity="warning")
+        if message.variable == "EDITOR":
+            # Analyses are append-only: what the model said is kept as it said it.
+            self.notify("Edits made there are not saved: stored analyses are read-only. To keep "
+                        "an edited copy, e exports the analysis to a file.", title="Editor",
+                        timeout=10)
         self._remove_viewer_file(message.path)
 
     def on_export_would_overwrite(self, message: ExportWouldOverwrite) -> None:
