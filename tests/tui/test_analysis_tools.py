@@ -236,6 +236,39 @@ async def test_c_compares_two_analyses_and_marks_what_differs(filled_store: Any,
         assert app.screen is screen
 
 
+async def test_c_with_three_analyses_compares_with_the_one_picked_from_a_list(
+        filled_store: Any, tui_settings: Any) -> None:
+    from tests.tui.conftest import fixed_record, save_records
+    from tui.screens.choose_analysis import ChooseAnalysisScreen
+    from tui.screens.compare import CompareScreen
+
+    save_records(filled_store, [fixed_record(1, hours_earlier=5, model="claude-sonnet-4",
+                                             summary_suffix=" Third look.")])
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        assert [a.model_name for a in screen.analyses] == ["gpt-4o", "gpt-4o-mini",
+                                                           "claude-sonnet-4"]
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ChooseAnalysisScreen)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        assert compare.left_title.startswith("gpt-4o ·")
+        assert compare.right_title.startswith("claude-sonnet-4 ·")
+        [summary_row] = [row for row in compare.rows if row[0] == "summary"]
+        assert summary_row[2].endswith("Third look.") and summary_row[3]
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+
+
 async def test_c_with_one_analysis_says_it_needs_two(filled_store: Any, tui_settings: Any
                                                      ) -> None:
     app = make_app(filled_store, tui_settings)

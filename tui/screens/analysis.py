@@ -32,6 +32,7 @@ from tui.importing import write_export
 from tui.incident_export import incident_json, incident_markdown
 from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded, ViewerFileReady
 from tui.screens.base import IncidexScreen
+from tui.screens.choose_analysis import ChooseAnalysisScreen
 from tui.screens.compare import CompareScreen, compare_rows
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
@@ -65,7 +66,7 @@ class AnalysisScreen(IncidexScreen):
                 id="analysis.pager"),
         Binding("O", "open_outside('EDITOR')", "Open in $EDITOR (read-only)", show=False,
                 id="analysis.editor"),
-        Binding("c", "compare", "Compare with the next analysis", show=False,
+        Binding("c", "compare", "Compare with another analysis", show=False,
                 id="analysis.compare"),
         Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
                 id="analysis.export_incident"),
@@ -322,16 +323,30 @@ class AnalysisScreen(IncidexScreen):
         self.notify(f"Wrote {message.path}", title="Exported")
 
     def action_compare(self) -> None:
-        """Compare the shown analysis with the one below it in the list (above, for the last)."""
+        """Compare the shown analysis with another: the only other one, or one picked from a
+        list when there are more."""
         if self.current is None or len(self.analyses) < 2:
             self.notify("Comparing needs two analyses of this incident", severity="warning")
             return
-        index = self.analyses.index(self.current)
-        other = self.analyses[index + 1 if index + 1 < len(self.analyses) else index - 1]
-        key_order = schema_key_order(self.current.analysis.get("schema_version")) or READ_FIRST
-        rows = compare_rows(self.current.analysis, other.analysis, key_order)
-        self.app.push_screen(CompareScreen(_compare_title(self.current), _compare_title(other),
-                                           rows))
+        current = self.current
+        others = [(index, _analysis_label(record)) for index, record in enumerate(self.analyses)
+                  if record is not current]
+        if len(others) == 1:
+            self._compare(current, self.analyses[others[0][0]])
+            return
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                self._compare(current, self.analyses[index])
+
+        title = f"Compare {current.model_name} · {timestamp(current.created_at)} with"
+        self.app.push_screen(ChooseAnalysisScreen(printable(title, one_line=True), others),
+                             chosen)
+
+    def _compare(self, left: AnalysisRecord, right: AnalysisRecord) -> None:
+        key_order = schema_key_order(left.analysis.get("schema_version")) or READ_FIRST
+        rows = compare_rows(left.analysis, right.analysis, key_order)
+        self.app.push_screen(CompareScreen(_compare_title(left), _compare_title(right), rows))
 
     def action_open_outside(self, variable: str) -> None:
         """Write the shown analysis to a private temporary file, then open it in $PAGER or
