@@ -25,8 +25,8 @@ class FittedTable(DataTable[Text]):
         """Replace columns and rows: each column as wide as its widest cell or header."""
         self.clear(columns=True)
         for index, header in enumerate(headers):
-            cells = [cells[index] for _, cells in rows]
-            self.add_column(header, width=self._widest(Text(header), *cells), key=header)
+            column = [cells[index] for _, cells in rows]
+            self.add_column(header, width=self._widest(Text(header), *column), key=header)
         for key, cells in rows:
             self.add_row(*cells, key=key)
         padding = 2 * self.cell_padding * len(headers)
