@@ -1,7 +1,8 @@
 """Similar incidents as a list: score bar, severity, date, title, and why each one matched.
 
 A hit with near-duplicates folded into it can be expanded: its members follow it, indented.
-Shared IOCs and ATT&CK techniques are styled as stored text, never as markup.
+Shared IOCs and ATT&CK techniques are styled as stored text, never as markup, in the "why" line
+and wherever they occur in the title.
 """
 
 from __future__ import annotations
@@ -135,6 +136,16 @@ def why_text(hit: SimilarHitRow, *, expanded: bool = False) -> Text:
     return text
 
 
+def title_text(hit: SimilarHitRow) -> Text:
+    """The hit's title with the IOCs and techniques it shares highlighted as in the "why" line."""
+    title = stored(hit.title, one_line=True)
+    for values, style in ((hit.shared_iocs, IOC_STYLE), (hit.shared_techniques, TECHNIQUE_STYLE)):
+        # An empty list would make an empty pattern, which matches everywhere.
+        if words := [printable(value, one_line=True) for value in values if value]:
+            title.highlight_words(words, style, case_sensitive=False)
+    return title
+
+
 def _prompt(hit: SimilarHitRow, *, expanded: bool = False, member: bool = False) -> Text:
     severity = printable(hit.severity or "–", one_line=True).lower()
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -146,7 +157,7 @@ def _prompt(hit: SimilarHitRow, *, expanded: bool = False, member: bool = False)
     text.append(f" {timestamp(hit.created_at)}  ", style="dim")
     text.append_text(stored(hit.incident_id, "bold", one_line=True))
     text.append("  ")
-    text.append_text(stored(hit.title, one_line=True))
+    text.append_text(title_text(hit))
     text.append("\n")
     text.append("                why: " if member else "            why: ", style="dim")
     text.append_text(why_text(hit, expanded=expanded))

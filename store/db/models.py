@@ -98,6 +98,9 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_severity_created", "severity_rank", "created_at"),
         Index("ix_incidents_search", text(PG_SEARCH_VECTOR),
               postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # Id-prefix lookups with LIKE under any collation (migration 0013).
+        Index("ix_incidents_id_pattern", "incident_id",
+              postgresql_ops={"incident_id": "text_pattern_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = _pk()
@@ -129,6 +132,8 @@ class Analysis(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("incident_id", "content_hash", name="uq_analyses_incident_content"),
         Index("ix_analyses_incident", "incident_id", "created_at"),
+        # The `model:` facet's probe per incident, answered from the index (migration 0013).
+        Index("ix_analyses_incident_model", "incident_id", "model_name"),
     )
 
     id: int | None = _pk()

@@ -269,8 +269,10 @@ def find_incidents(connection: Connection, typed: str, limit: int = 10) -> list[
         if exact is not None:
             found.setdefault(exact["incident_id"], _summary(exact))
     for candidate in dict.fromkeys((typed, typed.upper())):
+        # One bound pattern (not `:typed || '%'`): PostgreSQL then plans it as a constant
+        # prefix and walks ix_incidents_id_pattern.
         prefixed = select(table).where(
-            incidents.incident_id.startswith(candidate, autoescape=True))
+            incidents.incident_id.like(_like_escaped(candidate) + "%", escape="/"))
         if connection.dialect.name == "sqlite":
             # A range the unique index serves (SQLite's LIKE cannot use it).
             prefixed = prefixed.where(incidents.incident_id >= candidate,
@@ -282,6 +284,11 @@ def find_incidents(connection: Connection, typed: str, limit: int = 10) -> list[
         for summary in incidents_page(connection, query=typed, limit=limit).rows:
             found.setdefault(summary.incident_id, summary)
     return list(found.values())[:limit]
+
+
+def _like_escaped(text_value: str) -> str:
+    """text_value with LIKE's wildcards and the escape character itself escaped by '/'."""
+    return text_value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def count_incidents(connection: Connection, query: str | None = None) -> int:

@@ -176,3 +176,46 @@ def test_a_flood_of_near_duplicates_counts_once_as_seen_before(settings: Any) ->
         assert hit.near_duplicates > 0  # the flood is folded behind one row
         counts = store.known_similar_counts(["FLOOD-000"])
     assert 1 <= counts["FLOOD-000"] <= 10
+
+
+def _plan(store: Any, statement: Any) -> str:
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+            rows = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+            return "\n".join(str(row[-1]) for row in rows)
+        connection.execute(text("SET enable_seqscan = off"))
+        compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+        return "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {compiled}")))
+
+
+def test_the_model_facet_probes_an_index_of_incident_and_model(store: Any) -> None:
+    from sqlalchemy import select
+
+    from store.db.models import Incident, table_of
+    from store.db.queries import filter_conditions
+
+    store.save_many([("a", _record("INC-1", 1, "low", "gpt-4o", 10, 1))])
+    incidents = table_of(Incident)
+    with store.engine.connect() as connection:
+        conditions = filter_conditions(connection, "model:gpt-4o")
+    plan = _plan(store, select(incidents.c.id).where(*conditions))
+    assert "ix_analyses_incident_model" in plan
+    assert [row.incident_id for row in store.incidents_page(query="model:gpt-4o").rows] == \
+        ["INC-1"]
+
+
+def test_an_id_prefix_lookup_uses_an_index_on_both_databases(store: Any) -> None:
+    from sqlalchemy import select
+
+    from store.db.models import Incident, table_of
+
+    store.save_many([("a", _record("INC-2026-0001", 1, "low", "gpt-4o", 10, 1))])
+    incidents = table_of(Incident).c
+    statement = select(incidents.id).where(incidents.incident_id.like("INC-2026%", escape="/"))
+    if store.engine.dialect.name == "sqlite":
+        statement = statement.where(incidents.incident_id >= "INC-2026",
+                                    incidents.incident_id < "INC-2026\U0010ffff")
+    plan = _plan(store, statement)
+    assert "Seq Scan" not in plan and "SCAN incidents" not in plan.replace("USING", "")
+    assert [r.incident_id for r in store.find_incidents("INC-2026")] == ["INC-2026-0001"]

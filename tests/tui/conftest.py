@@ -138,15 +138,7 @@ async def settle(pilot: Any, rounds: int = 50) -> None:
         # Two quiet rounds in a row: a screen pushed by the last key may start its workers
         # only when it mounts, after the first round (seen on a loaded machine).
         quiet_rounds = 0 if any(worker.is_running for worker in app.workers) else quiet_rounds + 1
-        if quiet_rounds == 2 and not _tables_still_measuring(app):
+        if quiet_rounds == 2:
             return
     raise AssertionError("workers kept running")
 
-
-def _tables_still_measuring(app: Any) -> bool:
-    """Whether a DataTable on screen has rows whose column widths it measures only on its next
-    idle event (a frame taken before then shows columns cut to their headers)."""
-    from textual.widgets import DataTable
-
-    return any(table._require_update_dimensions or table._updated_cells
-               for table in app.screen.query(DataTable))

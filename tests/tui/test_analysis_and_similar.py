@@ -56,6 +56,17 @@ async def test_v_toggles_between_the_tree_and_the_text(filled_store: Any, tui_se
         assert tree.display
 
 
+async def test_capital_y_copies_the_incident_id(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_second_incident(pilot)
+        await pilot.press("Y")
+        assert app.clipboard == "INC-0002"
+        [note] = list(app._notifications)
+        assert "Sent INC-0002 to the clipboard" in note.message
+        assert "Terminals do not confirm" in note.message
+
+
 async def test_y_copies_the_json_and_e_exports_it(filled_store: Any, tui_settings: Any,
                                                   isolated_directories: Path) -> None:
     app = make_app(filled_store, tui_settings)
@@ -185,3 +196,21 @@ async def test_an_incident_whose_key_is_missing_is_shown_marked_unreadable(
             shown = console.export_text()
             assert "text unreadable" in shown and "missing from the keyring" in shown
             assert "Ransomware encrypted file shares" in shown  # the title stays plain
+
+
+async def test_at_80x24_the_incident_header_takes_two_rows_and_i_shows_it_all(
+        filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_second_incident(pilot)
+        header = screen.query_one("#incident-header")
+        assert header.outer_size.height == 2
+        await pilot.press("i")
+        await pilot.pause()
+        assert header.outer_size.height == 6  # title, dates, description and findings
+        await pilot.press("i")
+        await pilot.pause()
+        assert header.outer_size.height == 2
+        footer_keys = [binding.key for (_, binding, _, _) in screen.active_bindings.values()
+                       if binding.show]
+        assert "y" not in footer_keys and "e" not in footer_keys

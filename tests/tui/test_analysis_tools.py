@@ -69,6 +69,25 @@ async def test_slash_searches_and_n_walks_the_matches(filled_store: Any, tui_set
         assert screen.current is screen.analyses[1]
 
 
+async def test_the_search_runs_as_you_type_once_typing_pauses(filled_store: Any,
+                                                              tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        view = screen.query_one(JsonView)
+        await pilot.press("slash", *"t1")
+        # Typing quickly: no search per key, one after the pause.
+        assert view.query_text == ""
+        await pilot.pause(0.4)
+        assert view.query_text == "t1" and view.match_count == 2
+        assert screen.query_one("#analysis-search").has_focus
+        assert "match 1 of 2" in str(screen.query_one("#analysis-search-status", Static).render())
+        await pilot.press(*"486")
+        await pilot.pause(0.4)
+        assert view.query_text == "t1486" and view.match_count == 1
+        assert "T1486" in _cursor_label(view)
+
+
 async def test_search_in_the_text_view_scrolls_to_the_match(filled_store: Any,
                                                             tui_settings: Any) -> None:
     app = make_app(filled_store, tui_settings)
@@ -214,6 +233,39 @@ async def test_c_compares_two_analyses_and_marks_what_differs(filled_store: Any,
         assert "1 of 6 keys differ" in str(compare.query_one(".prompt-title").render())
         assert shown is not None
         await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_c_with_three_analyses_compares_with_the_one_picked_from_a_list(
+        filled_store: Any, tui_settings: Any) -> None:
+    from tests.tui.conftest import fixed_record, save_records
+    from tui.screens.choose_analysis import ChooseAnalysisScreen
+    from tui.screens.compare import CompareScreen
+
+    save_records(filled_store, [fixed_record(1, hours_earlier=5, model="claude-sonnet-4",
+                                             summary_suffix=" Third look.")])
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        assert [a.model_name for a in screen.analyses] == ["gpt-4o", "gpt-4o-mini",
+                                                           "claude-sonnet-4"]
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ChooseAnalysisScreen)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        assert compare.left_title.startswith("gpt-4o ·")
+        assert compare.right_title.startswith("claude-sonnet-4 ·")
+        [summary_row] = [row for row in compare.rows if row[0] == "summary"]
+        assert summary_row[2].endswith("Third look.") and summary_row[3]
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
         assert app.screen is screen
 
 

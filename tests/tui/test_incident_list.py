@@ -401,3 +401,27 @@ async def test_typed_markup_in_the_filter_and_the_jump_prompt_shows_as_typed(
         shown = [Content.from_markup(note.message).plain for note in app._notifications]
         assert any("No incident matches “[bold]x[/]”" in text for text in shown)
         assert any("No incident has the id “[red]NOPE”" in text for text in shown)
+
+
+async def test_y_copies_the_selected_incident_id_without_claiming_it_arrived(
+        filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("j", "y")
+        assert app.clipboard == "INC-0002"
+        [note] = list(app._notifications)
+        assert "Sent INC-0002 to the clipboard" in note.message
+        assert "Terminals do not confirm" in note.message and "Copied" not in note.message
+
+
+async def test_y_with_nothing_selected_says_why(filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"zzzqqq", "enter")
+        await settle(pilot)
+        await pilot.press("y")
+        assert app.clipboard == ""
+        [note] = list(app._notifications)
+        assert "No incident selected" in note.message

@@ -69,3 +69,33 @@ def test_o_opens_the_analysis_in_the_pager_and_the_app_comes_back(
     tmux.keys("q")
     _wait_for_file(exit_file)
     assert exit_file.read_text().strip() == "EXIT=0"
+
+
+def test_capital_o_opens_the_editor_and_says_edits_are_not_saved(
+        tmux: Tmux, tui_settings: Any, tmp_path: Path) -> None:  # noqa: F811
+    from store.store import Store
+
+    with Store.open(tui_settings) as store:
+        save_records(store, fixed_records())
+    edited = tmp_path / "edited"
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\n"
+                      "sed -i 's/critical/low/' \"$1\"\n"
+                      f"touch {edited}\n")
+    editor.chmod(0o755)
+    environment = " ".join(f"{name}={shlex.quote(os.environ[name])}" for name in PASSED_ENV
+                           if name in os.environ)
+    command = (f"cd {shlex.quote(str(REPO_ROOT))} && env -u VISUAL {environment} "
+               f"EDITOR={shlex.quote(str(editor))} {shlex.quote(sys.executable)} -m tui.cli")
+    tmux.run("new-session", "-d", "-s", "smoke", "-x", "120", "-y", "36",
+             f"sh -c {shlex.quote(command)}")
+    tmux.wait_for("row 1 of 10")
+    tmux.keys("j")
+    tmux.wait_for("row 2 of 10")
+    tmux.keys("Enter")
+    tmux.wait_for("Analyses (2)", "esc Back")
+    tmux.keys("O")
+    _wait_for_file(edited)
+    screen = tmux.wait_for("Edits made there are not saved")
+    assert "read-only" in screen and 'severity: "critical"' in screen
+    tmux.keys("q")

@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
@@ -31,6 +32,7 @@ from tui.importing import write_export
 from tui.incident_export import incident_json, incident_markdown
 from tui.messages import AnalysisExported, ExportWouldOverwrite, IncidentLoaded, ViewerFileReady
 from tui.screens.base import IncidexScreen
+from tui.screens.choose_analysis import ChooseAnalysisScreen
 from tui.screens.compare import CompareScreen, compare_rows
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.import_file import PathPromptScreen
@@ -39,23 +41,32 @@ from widgets.json_view import READ_FIRST, JsonView
 from widgets.plain_input import PlainInput
 from widgets.stored_text import stored
 
+# How long typing must pause before the search runs (a search relabels the whole tree).
+SEARCH_PAUSE_SECONDS = 0.15
+
 
 class AnalysisScreen(IncidexScreen):
     """The incident header, the list of its analyses, and one analysis' JSON."""
 
     SUB_TITLE = "analysis"
+    # Below 30 rows the incident header shrinks to its first two lines (i shows it all) and
+    # below 100 columns the list of analyses narrows, so the analysis itself keeps the room.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
-        # Listed under ? like a: in the footer it would push ? off 80 columns.
+        # The footer shows what fits in 80 columns beside the app's keys; the rest are under ?.
         Binding("slash", "search", "Search", show=False, id="analysis.search"),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
-        Binding("y", "copy", "Copy JSON", id="analysis.copy"),
-        Binding("e", "export", "Export", id="analysis.export"),
+        Binding("i", "toggle_header", "Whole incident text", show=False, id="analysis.header"),
+        Binding("y", "copy", "Copy JSON", show=False, id="analysis.copy"),
+        Binding("Y", "copy_id", "Copy incident id", show=False, id="analysis.copy_id"),
+        Binding("e", "export", "Export", show=False, id="analysis.export"),
         Binding("o", "open_outside('PAGER')", "Open in $PAGER", show=False,
                 id="analysis.pager"),
-        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR", show=False,
+        Binding("O", "open_outside('EDITOR')", "Open in $EDITOR (read-only)", show=False,
                 id="analysis.editor"),
-        Binding("c", "compare", "Compare with the next analysis", show=False,
+        Binding("c", "compare", "Compare with another analysis", show=False,
                 id="analysis.compare"),
         Binding("E", "export_incident", "Export incident (JSON or Markdown)", show=False,
                 id="analysis.export_incident"),
@@ -87,6 +98,7 @@ class AnalysisScreen(IncidexScreen):
         self.analyses: list[AnalysisRecord] = []
         self.current: AnalysisRecord | None = None
         self.loaded = False
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         """Header, incident text, analyses beside the JSON view, footer."""
@@ -97,7 +109,7 @@ class AnalysisScreen(IncidexScreen):
             yield OptionList(id="analyses")
             yield JsonView(id="analysis-json")
         yield Static(id="analysis-search-status")
-        yield PlainInput(placeholder="search this analysis (Enter finds, Esc cancels)",
+        yield PlainInput(placeholder="search this analysis as you type (Enter or Esc closes)",
                          id="analysis-search", compact=True)
         yield Footer(compact=True)
 
@@ -166,15 +178,30 @@ class AnalysisScreen(IncidexScreen):
         self.sub_title = printable(f"{self.incident_id} · {record.model_name} · "
                                    f"{timestamp(record.created_at)}", one_line=True)
 
+    @on(Input.Changed, "#analysis-search")
+    def _search_typed(self, event: Input.Changed) -> None:
+        """Search as the analyst types, once typing pauses (a large analysis takes a while)."""
+        event.stop()
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        query = event.value.strip()
+        self._search_timer = self.set_timer(SEARCH_PAUSE_SECONDS, lambda: self._search_now(query))
+
     @on(Input.Submitted, "#analysis-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        search_line = self.query_one("#analysis-search", Input)
-        search_line.display = False
+        self.query_one("#analysis-search", Input).display = False
+        self._search_now(event.value.strip())
+        self.query_one(JsonView).focus_view()
+
+    def _search_now(self, query: str) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+            self._search_timer = None
         view = self.query_one(JsonView)
-        view.search(event.value.strip())
+        if query != view.query_text:
+            view.search(query)
         self._title_matches()
-        view.focus_view()
 
     def _title_matches(self) -> None:
         view = self.query_one(JsonView)
@@ -223,6 +250,10 @@ class AnalysisScreen(IncidexScreen):
         else:
             self.dismiss()
 
+    def action_toggle_header(self) -> None:
+        """Show the incident's whole text above the analysis, or only its first two lines."""
+        self.toggle_class("-header-open")
+
     def action_toggle_view(self) -> None:
         """Flip between the tree and the highlighted JSON (a search follows to the other view)."""
         view = self.query_one(JsonView)
@@ -243,13 +274,14 @@ class AnalysisScreen(IncidexScreen):
         if self.current is None:
             self.notify("No analysis to copy", severity="warning")
             return
-        view = self.query_one(JsonView)
-        self.app.copy_to_clipboard(view.text)
+        text = self.query_one(JsonView).text
         self._audit_copy(self.incident_id)
-        # OSC 52 has no answer: a terminal (or tmux with set-clipboard off) may drop it silently.
-        self.notify(f"Sent {len(view.text):,} characters of JSON to the clipboard. Terminals do "
-                    "not confirm this (in tmux it needs set-clipboard on); if it did not arrive, "
-                    "e exports to a file.", title="Clipboard", timeout=8)
+        self.send_to_clipboard(text, f"{len(text):,} characters of JSON", "e exports to a file")
+
+    def action_copy_id(self) -> None:
+        """Copy the incident id to the clipboard (OSC 52)."""
+        self.send_to_clipboard(self.incident_id, printable(self.incident_id, one_line=True),
+                               "it is in the header to copy by hand")
 
     def action_export(self) -> None:
         """Ask where to write the analysis, then write it in the background."""
@@ -293,16 +325,30 @@ class AnalysisScreen(IncidexScreen):
         self.notify(f"Wrote {message.path}", title="Exported")
 
     def action_compare(self) -> None:
-        """Compare the shown analysis with the one below it in the list (above, for the last)."""
+        """Compare the shown analysis with another: the only other one, or one picked from a
+        list when there are more."""
         if self.current is None or len(self.analyses) < 2:
             self.notify("Comparing needs two analyses of this incident", severity="warning")
             return
-        index = self.analyses.index(self.current)
-        other = self.analyses[index + 1 if index + 1 < len(self.analyses) else index - 1]
-        key_order = schema_key_order(self.current.analysis.get("schema_version")) or READ_FIRST
-        rows = compare_rows(self.current.analysis, other.analysis, key_order)
-        self.app.push_screen(CompareScreen(_compare_title(self.current), _compare_title(other),
-                                           rows))
+        current = self.current
+        others = [(index, _analysis_label(record)) for index, record in enumerate(self.analyses)
+                  if record is not current]
+        if len(others) == 1:
+            self._compare(current, self.analyses[others[0][0]])
+            return
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                self._compare(current, self.analyses[index])
+
+        title = f"Compare {current.model_name} · {timestamp(current.created_at)} with"
+        self.app.push_screen(ChooseAnalysisScreen(printable(title, one_line=True), others),
+                             chosen)
+
+    def _compare(self, left: AnalysisRecord, right: AnalysisRecord) -> None:
+        key_order = schema_key_order(left.analysis.get("schema_version")) or READ_FIRST
+        rows = compare_rows(left.analysis, right.analysis, key_order)
+        self.app.push_screen(CompareScreen(_compare_title(left), _compare_title(right), rows))
 
     def action_open_outside(self, variable: str) -> None:
         """Write the shown analysis to a private temporary file, then open it in $PAGER or
@@ -331,6 +377,11 @@ class AnalysisScreen(IncidexScreen):
         if returncode != 0:
             self.notify(printable(f"{command[0]} exited with status {returncode}",
                                   one_line=True), severity="warning")
+        if message.variable == "EDITOR":
+            # Analyses are append-only: what the model said is kept as it said it.
+            self.notify("Edits made there are not saved: stored analyses are read-only. To keep "
+                        "an edited copy, e exports the analysis to a file.", title="Editor",
+                        timeout=10)
         self._remove_viewer_file(message.path)
 
     def on_export_would_overwrite(self, message: ExportWouldOverwrite) -> None:
@@ -401,9 +452,13 @@ def _viewer_command(variable: str) -> list[str]:
 def _header(incident_id: str, detail: IncidentDetail | None) -> Group:
     if detail is None:
         return Group(stored(f"{incident_id}: no such incident in this store", "bold red"))
-    title = Text.assemble(stored(detail.incident_id, "bold"), "  ", stored(detail.title, "bold"))
+    # One line each, so that the two lines a short terminal shows are always these two.
+    title = Text.assemble(stored(detail.incident_id, "bold", one_line=True), "  ",
+                          stored(detail.title, "bold", one_line=True),
+                          no_wrap=True, overflow="ellipsis")
     dates = Text(f"created {timestamp(detail.created_at)} · updated "
-                 f"{timestamp(detail.updated_at)}", style="dim")
+                 f"{timestamp(detail.updated_at)} · i: whole text", style="dim",
+                 no_wrap=True, overflow="ellipsis")
     parts = [title, dates, stored(detail.description or "(no description)")]
     if detail.unreadable:
         parts[2] = stored(f"(text unreadable: {detail.unreadable})", "bold red")

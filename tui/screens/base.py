@@ -40,6 +40,14 @@ class IncidexScreen(Screen[None]):
 
         self.set_timer(delay, cover)
 
+    def send_to_clipboard(self, text: str, what: str, fallback: str) -> None:
+        """Send text to the terminal's clipboard (OSC 52) and say so without claiming it arrived:
+        OSC 52 has no answer, and a terminal (or tmux with set-clipboard off) may drop it."""
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Sent {what} to the clipboard. Terminals do not confirm this (in tmux it "
+                    f"needs set-clipboard on); if it did not arrive, {fallback}.",
+                    title="Clipboard", timeout=8)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Report a failed worker and let the screen hide its loading indicators."""
         if event.state == WorkerState.ERROR:

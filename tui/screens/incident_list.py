@@ -38,6 +38,7 @@ from tui.paging import PageWindow
 from tui.screens.base import IncidexScreen
 from tui.screens.import_file import ImportErrorsScreen, ImportPathScreen
 from widgets.filter_bar import FilterBar
+from widgets.format import printable
 from widgets.incident_table import IncidentTable
 from widgets.stored_text import stored
 
@@ -74,6 +75,7 @@ class IncidentListScreen(IncidexScreen):
         Binding("S", "reverse_sort", "Reverse sort", show=False, id="list.reverse_sort"),
         Binding("n", "go_to_new", "Go to new incidents", show=False, id="list.new"),
         Binding("f", "similar", "Similar", id="list.similar"),
+        Binding("y", "copy_id", "Copy incident id", show=False, id="list.copy_id"),
         Binding("F", "similar_text", "Similar by text", show=False, id="list.similar_text"),
         Binding("a", "analyze", "Analyse", show=False, id="list.analyze"),
         Binding("j", "move(1)", "Down", show=False, id="list.down"),
@@ -403,6 +405,14 @@ class IncidentListScreen(IncidexScreen):
         """Run a new analysis of the selected incident with the chat model."""
         if (row := self.table.selected) is not None:
             self.incidex.analyze_incident(row.incident_id)
+
+    def action_copy_id(self) -> None:
+        """Copy the selected incident's id to the clipboard (OSC 52), or say why nothing is."""
+        if (row := self.table.selected) is None:
+            self.notify("No incident selected to copy the id of", severity="warning")
+            return
+        self.send_to_clipboard(row.incident_id, printable(row.incident_id, one_line=True),
+                               "Enter opens it, with the id in its header")
 
     def action_similar(self) -> None:
         """Find incidents similar to the selected one, or say why there is none to use."""

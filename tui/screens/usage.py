@@ -17,11 +17,14 @@ from store import UsageTotal
 from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoaded
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals
+from widgets.fitted_table import FittedTable
 from widgets.format import cost, tokens
 from widgets.stored_text import stored
 from widgets.usage_chart import UsageChart
 
 TOP_INCIDENTS = 20
+MODEL_HEADERS = ("Model", "Calls", "Tokens", "USD")
+INCIDENT_HEADERS = ("Incident", "Calls", "Input tok", "Output tok", "USD")
 
 
 class UsageScreen(IncidexScreen):
@@ -48,18 +51,18 @@ class UsageScreen(IncidexScreen):
             yield CostPanel(id="usage-totals")
             with Horizontal(id="usage-top"):
                 yield UsageChart(id="usage-chart")
-                yield DataTable(id="usage-models", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="usage-incidents", cursor_type="row", zebra_stripes=True)
+                yield FittedTable(id="usage-models", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(id="usage-incidents", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Set up the tables and load the figures."""
-        models = self.query_one("#usage-models", DataTable)
+        models = self.query_one("#usage-models", FittedTable)
         models.border_title = "By model"
-        models.add_columns("Model", "Calls", "Tokens", "USD")
-        incidents = self.query_one("#usage-incidents", DataTable)
+        models.show_rows(MODEL_HEADERS, [])
+        incidents = self.query_one("#usage-incidents", FittedTable)
         incidents.border_title = Text(f"Most expensive incidents (top {TOP_INCIDENTS})")
-        incidents.add_columns("Incident", "Calls", "Input tok", "Output tok", "USD")
+        incidents.show_rows(INCIDENT_HEADERS, [])
         incidents.focus()
         self.action_refresh()
 
@@ -67,13 +70,11 @@ class UsageScreen(IncidexScreen):
         """Fill the totals and the per-model table."""
         self._answered("models", "#usage-totals", "#usage-models")
         self.query_one(CostPanel).update_totals(_totals(message.by_model), message.cache)
-        models = self.query_one("#usage-models", DataTable)
-        models.clear()
-        for total in message.by_model:
-            models.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
-                           tokens(total.total_tokens),
-                           cost(total.cost_usd, total.unpriced_calls, total.calls),
-                           key=total.key)
+        self.query_one("#usage-models", FittedTable).show_rows(MODEL_HEADERS, [
+            (total.key, [stored(total.key, one_line=True), Text(f"{total.calls:,}"),
+                         Text(tokens(total.total_tokens)),
+                         Text(cost(total.cost_usd, total.unpriced_calls, total.calls))])
+            for total in message.by_model])
 
     def on_usage_by_day_loaded(self, message: UsageByDayLoaded) -> None:
         """Draw the chart."""
@@ -84,13 +85,11 @@ class UsageScreen(IncidexScreen):
     def on_usage_by_incident_loaded(self, message: UsageByIncidentLoaded) -> None:
         """Fill the most expensive incidents."""
         self._answered("incidents", "#usage-incidents")
-        incidents = self.query_one("#usage-incidents", DataTable)
-        incidents.clear()
-        for total in message.by_incident:
-            incidents.add_row(stored(total.key, one_line=True), Text(f"{total.calls:,}"),
-                              tokens(total.input_tokens), tokens(total.output_tokens),
-                              cost(total.cost_usd, total.unpriced_calls, total.calls),
-                              key=total.key)
+        self.query_one("#usage-incidents", FittedTable).show_rows(INCIDENT_HEADERS, [
+            (total.key, [stored(total.key, one_line=True), Text(f"{total.calls:,}"),
+                         Text(tokens(total.input_tokens)), Text(tokens(total.output_tokens)),
+                         Text(cost(total.cost_usd, total.unpriced_calls, total.calls))])
+            for total in message.by_incident])
 
     def _answered(self, part: str, *selectors: str) -> None:
         self.pending.discard(part)
