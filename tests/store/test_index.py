@@ -15,14 +15,14 @@ def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
 def test_kinds_find_each_vector_and_survive_a_snapshot(kind: str, tmp_path: Path) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(10, 3010, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors, high_water_mark=3010)
     if kind != "flat":
-        index.convert(kind, nprobe=64)
+        index.convert(kind, 64)
     _, found = index.search(vectors[:50], 1)
     assert (found[:, 0] == ids[:50]).mean() >= 0.95
     assert np.array_equal(np.sort(index.ids()), ids)
@@ -84,14 +84,14 @@ def test_a_snapshot_of_the_two_file_format_is_ignored_and_replaced(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.snapshot"]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
 def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(1, 3001, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors)
     if kind != "flat":
-        index.convert(kind, nprobe=64)
+        index.convert(kind, 64)
     _, first = index.search(vectors[:1], 10)
     _, rest = index.search_excluding(vectors[0], 10, first[0][:5])
     assert not set(rest[0].tolist()) & set(first[0][:5].tolist())
