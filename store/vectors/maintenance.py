@@ -47,6 +47,8 @@ class VerifyReport:
     unusable_vectors: list[int] = field(default_factory=list)
     snapshot_set_aside: str | None = None
     pii_key_problem: str | None = None
+    index_kind: str = "flat"
+    recall_check: str | None = None  # the approximate build's measured recall, in words
 
     @property
     def in_step(self) -> bool:
@@ -61,6 +63,11 @@ class VerifyReport:
         out = [f"embedder {self.embedder} (dimension {self.dimension}): {self.index_vectors:,} "
                f"vectors in the index, {self.database_vectors:,} in the database, "
                f"{self.analyses:,} analyses, {self.pending:,} pending"]
+        if self.recall_check:
+            kept = "" if self.index_kind != "flat" else ", too inexact: the exact index is kept"
+            out.append(f"index {self.index_kind}: {self.recall_check}{kept}")
+        else:
+            out.append(f"index {self.index_kind}")
         checks = [
             (self.missing_from_index, "in the database but not in the index"),
             (self.foreign_in_index, "in the index but not in the database (foreign)"),
@@ -131,6 +138,8 @@ def verify(service: VectorService, sample: int = 200) -> VerifyReport:
                    col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
         report.snapshot_set_aside = set_aside
+        report.index_kind = index.kind
+        report.recall_check = index.recall_check.describe() if index.recall_check else None
         report.pii_key_problem = key_problem
         report.unusable_vectors = sorted(index.skipped)
         accounted = np.union1d(held, np.fromiter(index.skipped, np.int64, len(index.skipped)))

@@ -361,8 +361,8 @@ class VectorService:
         auto = self.settings.index_kind == "auto"
         if wanted != index.kind and not (auto and _refused_lately(index, wanted)):
             log.info("rebuilding the vector index as %s (%d vectors)", wanted, len(index))
-            check = index.convert(wanted, self._first_breadth(wanted),
-                                  MIN_RECALL if auto else None)
+            check = index.convert(wanted, self._first_breadth(wanted), MIN_RECALL,
+                                  exact_if_short=auto)
             if check is not None and check.recall < MIN_RECALL:
                 log.warning("approximate vector index %s: %s", "refused, staying exact"
                             if auto else "below the recall wanted", check.describe())
