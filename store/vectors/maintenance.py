@@ -18,7 +18,7 @@ from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
 from store.vectors.index import VectorIndex
-from store.vectors.service import embedding_run_row
+from store.vectors.service import embedding_run_row, same_vector
 
 if TYPE_CHECKING:
     from store.vectors.service import VectorService
@@ -161,8 +161,7 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
         if vector_problem(blob, index.dimension) is not None:
             continue  # listed as unusable already
         held = index.vector(pk)
-        stored = np.frombuffer(blob, dtype=np.float32)
-        if held is not None and not np.allclose(held, stored, atol=1e-6):
+        if held is not None and not same_vector(held, blob, index.kind):
             changed.append(int(pk))
     return sorted(changed)
 

@@ -314,7 +314,7 @@ class VectorService:
             if blob is None:
                 return f"it holds analysis {pk}, which has no vector in the database"
             held_vector = index.vector(pk)
-            if held_vector is None or not _same_vector(held_vector, blob, index.kind):
+            if held_vector is None or not same_vector(held_vector, blob, index.kind):
                 return f"its vector of analysis {pk} is not the database's"
         return None
 
@@ -510,7 +510,7 @@ def _refused_lately(index: VectorIndex, wanted: str) -> bool:
             and check.recall < MIN_RECALL and len(index) < 2 * check.count)
 
 
-def _same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
+def same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
     """Whether an index vector is the stored one (approximate kinds keep 8-bit codes)."""
     stored = np.frombuffer(blob, dtype=np.float32)
     if stored.shape != held.shape:

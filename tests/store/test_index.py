@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from store.ingest.records import validate_record
 from store.settings import Settings
 from store.store import Store
 from store.vectors.index import RecallCheck, VectorIndex
-from tests.store.test_similar import fill
+from tests.store.test_similar import FAMILIES, family_record, fill
 from tests.store.test_vector_integrity import filled_snapshot, rewrite_header
 
 
@@ -224,3 +225,15 @@ def test_auto_stays_exact_where_the_graph_measured_too_inexact(settings: Setting
     rewrite_header(path, recall_check=refused | {"count": count // 2})
     with Store.open(settings) as store:  # the store has doubled since: measured again
         assert store.vectors.index().kind == "hnsw"
+
+
+def test_verify_compares_8_bit_codes_as_codes(settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_kind": "ivf-sq8"})
+    with Store.open(settings) as store:
+        records = [family_record(family, number, day=10 + number % 15)
+                   for family in FAMILIES for number in range(30)]  # more than 64 lists
+        store.save_many([(f"r{n}", validate_record(r, "r")) for n, r in enumerate(records)])
+        assert store.vectors.index().kind == "ivf-sq8"
+        store.vectors.snapshot(force=True)
+        report = store.verify_vectors()
+        assert report.in_step and not report.changed_vectors, report.lines()
