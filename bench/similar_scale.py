@@ -92,7 +92,7 @@ def run_size(ids: np.ndarray, vectors: np.ndarray, nprobes: list[int], kinds: li
         index = VectorIndex("bench", vectors.shape[1])
         index.add(ids, vectors)
         started = time.perf_counter()
-        index.convert(kind, nprobe=nprobes[0])
+        index.convert(kind, nprobes[0])
         print(f"  {kind}: built in {time.perf_counter() - started:.1f} s")
         for nprobe in nprobes:
             index.set_nprobe(nprobe)

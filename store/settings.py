@@ -165,13 +165,14 @@ class Settings(BaseSettings):
         default=False,
         description="Also pseudonymise internal host names and private IP ranges before embedding.",
     )
-    index_kind: Literal["auto", "flat", "ivf", "ivf-sq8"] = Field(
+    index_kind: Literal["auto", "flat", "hnsw", "ivf", "ivf-sq8"] = Field(
         default="auto",
-        description="Vector index: exact 'flat', approximate 'ivf' or 'ivf-sq8' (8-bit codes), "
-        "or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, 'ivf-sq8' above.",
+        description="Vector index: exact 'flat', approximate 'hnsw' (a graph), 'ivf' or "
+        "'ivf-sq8' (8-bit codes), or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, "
+        "'hnsw' above if its recall@10 measured on the store's vectors reaches 0.95.",
     )
     index_approximate_from: int = Field(
-        default=200_000, description="Vector count from which 'auto' switches to 'ivf'."
+        default=200_000, description="Vector count from which 'auto' tries 'hnsw'."
     )
     index_nprobe: int = Field(
         default=32, description="Inverted lists an approximate search visits."

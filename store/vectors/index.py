@@ -22,10 +22,42 @@ from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 SNAPSHOT_FILE = "vectors.snapshot"
 LEGACY_SNAPSHOT_FILES = ("vectors.faiss", "vectors.json")
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3  # 3: the header carries the approximate index's measured recall
 SNAPSHOT_MAGIC = b"INCIDEX-VECTORS\n"
 _HEADER_LENGTH = struct.Struct("<I")
 READ_CHUNK = 1 << 24
+RECALL_QUERIES = 200  # the store's own vectors asked of both indexes when one is built
+RECALL_K = 10
+# Aimed at above the recall asked for: on RECALL_QUERIES queries the measurement's standard
+# error is about 0.007, and 1,000 other queries must still find min_recall.
+RECALL_MARGIN = 0.015
+HNSW_LINKS = 32  # graph neighbours per vector (M): 256 bytes of links per vector at 1M
+HNSW_BUILD_BREADTH = 80  # efConstruction: at 40, 200k prose vectors needed efSearch 256 for 0.95
+HNSW_SEARCH_BREADTHS = (32, 64, 128, 256, 512)  # efSearch tried, narrowest first
+IVF_PROBE_STEPS = 4  # an IVF index doubles its nprobe at most this many times
+_LIVE_IDS = (0, 1 << 62)  # analysis ids; a graph node whose vector was removed is labelled -1
+
+
+@dataclass(frozen=True, slots=True)
+class RecallCheck:
+    """What an approximate index found on the store's own vectors when it was built.
+
+    recall is its recall@10 against exact search for RECALL_QUERIES of the vectors it holds,
+    at the search breadth chosen (efSearch for "hnsw", nprobe for "ivf" kinds); count is how
+    many vectors it held then. Kept in the snapshot header, shown by `incidex verify`.
+    """
+
+    kind: str
+    recall: float
+    breadth: int
+    count: int
+    queries: int = RECALL_QUERIES
+
+    def describe(self) -> str:
+        """One line for people: what was measured, on what."""
+        breadth = "efSearch" if self.kind == "hnsw" else "nprobe"
+        return (f"{self.kind} recall@{RECALL_K} {self.recall:.3f} against exact, measured on "
+                f"{self.queries} of its own {self.count:,} vectors ({breadth} {self.breadth})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +78,21 @@ class IndexMeta:
     skipped: tuple[int, ...] = ()
     checksum: str = ""
     format: int = SNAPSHOT_FORMAT
+    recall_check: RecallCheck | None = None
 
 
 class VectorIndex:
     """Vectors keyed by analysis primary key; exact inner product, or approximate at scale.
 
-    Thread-safe: the TUI searches from one worker while another adds vectors.
+    Thread-safe: the TUI searches from one worker while another adds vectors. An "hnsw"
+    graph cannot delete a node: a removed or replaced vector's node is relabelled -1 and
+    stays as a waypoint that searches pass through but never return.
     """
 
     def __init__(self, embedder: str, dimension: int, kind: str = "flat",
                  faiss_index: Any | None = None, high_water_mark: int = 0,
                  store_id: str = "", revision: str = "",
-                 skipped: Iterable[int] = ()) -> None:
+                 skipped: Iterable[int] = (), recall_check: RecallCheck | None = None) -> None:
         _single_threaded_search()
         self.embedder = embedder
         self.dimension = dimension
@@ -68,13 +103,16 @@ class VectorIndex:
         self.revision = revision
         # Ready rows up to the mark whose vectors were unusable (NaN, wrong length): left out.
         self.skipped: set[int] = set(skipped)
+        # The last recall measurement of an approximate build (kept when auto stayed exact).
+        self.recall_check = recall_check
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
+        self._retired = int((self._labels() < 0).sum()) if kind == "hnsw" else 0
         self.unsaved = 0  # vectors changed since the last snapshot
         self.replaces_snapshot = False  # the snapshot on disk was set aside: rewrite it soon
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - self._retired
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, high_water_mark: int | None = None) -> None:
         """Add (or replace) vectors; ids are analysis primary keys."""
@@ -88,8 +126,12 @@ class VectorIndex:
             raise EmbedderMismatch(
                 f"vectors of dimension {vectors.shape[1]} given to an index of {self.dimension}")
         with self._lock:
-            self._index.remove_ids(ids)
-            self._index.add_with_ids(vectors, ids)
+            self._remove(ids)
+            if self.kind == "hnsw" and len(ids) > 1000:
+                with _all_cores():  # a catch-up's thousands of graph inserts
+                    self._index.add_with_ids(vectors, ids)
+            else:
+                self._index.add_with_ids(vectors, ids)
             if high_water_mark is not None:
                 self.high_water_mark = max(self.high_water_mark, high_water_mark)
             self.unsaved += len(ids)
@@ -97,19 +139,69 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         """Remove vectors by analysis id; returns how many were there."""
         with self._lock:
-            removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+            removed = self._remove(np.ascontiguousarray(ids, dtype=np.int64))
             self.unsaved += removed
             return removed
+
+    def _remove(self, ids: np.ndarray) -> int:
+        """Take these ids out of search (a graph relabels their nodes); how many were held."""
+        if self.kind != "hnsw":
+            return int(self._index.remove_ids(ids))
+        labels = self._labels()
+        held = np.isin(labels, ids)
+        count = int(held.sum())
+        if count:
+            labels[held] = -1
+            self._index.construct_rev_map()
+            self._retired += count
+        return count
+
+    def _labels(self) -> np.ndarray:
+        """The analysis id of each stored vector, in storage order (a view: writes go through)."""
+        import faiss
+
+        id_map = self._index.id_map
+        if id_map.size() == 0:
+            return np.zeros(0, np.int64)
+        return faiss.rev_swig_ptr(id_map.data(), id_map.size())
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query row; missing slots have id -1."""
         queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
         with self._lock:
-            if self._index.ntotal == 0:
+            if len(self) == 0:
                 empty = np.full((len(queries), k), -1, dtype=np.int64)
                 return np.zeros((len(queries), k), dtype=np.float32), empty
-            scores, ids = self._index.search(queries, min(k, int(self._index.ntotal)))
+            params, _alive = self._search_parameters(None)
+            scores, ids = self._index.search(queries, min(k, len(self)), params=params)
         return scores, ids
+
+    def _search_parameters(self, selector: Any) -> tuple[Any, list[Any]]:
+        """FAISS search parameters of this kind, with the selector (and the live-id one a graph
+        with retired nodes needs); also the selectors, which the caller keeps referenced
+        while it searches, since SWIG does not keep inner selectors alive."""
+        import faiss
+
+        alive = [selector]
+        if self.kind == "hnsw" and self._retired:
+            live = faiss.IDSelectorRange(*_LIVE_IDS)
+            alive.append(live)
+            selector = live if selector is None else faiss.IDSelectorAnd(live, selector)
+            alive.append(selector)
+        if selector is None:
+            return None, alive  # the index's own breadth, no filter
+        params: Any
+        if self.kind == "hnsw":
+            # faiss's bundled stub omits SearchParametersHNSW, which the module exports.
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.efSearch = self.breadth
+        elif hasattr(self._index, "nprobe"):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self._index.nprobe
+        else:
+            params = faiss.SearchParameters()
+        params.sel = selector
+        return params, alive
 
     def ids(self) -> np.ndarray:
         """Every analysis id the index holds."""
@@ -117,7 +209,8 @@ class VectorIndex:
 
         with self._lock:
             if hasattr(self._index, "id_map"):
-                return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+                labels = self._labels()
+                return labels[labels >= 0].astype(np.int64)
             invlists = self._index.invlists
             chunks = [faiss.rev_swig_ptr(invlists.get_ids(number), invlists.list_size(number))
                       .copy() for number in range(self._index.nlist)
@@ -127,36 +220,110 @@ class VectorIndex:
 
     def vector(self, analysis_pk: int) -> np.ndarray | None:
         """The stored vector of one analysis, or None."""
+        if analysis_pk < 0:
+            return None
         with self._lock:
             try:
                 return np.asarray(self._index.reconstruct(int(analysis_pk)), dtype=np.float32)
             except RuntimeError:
                 return None
 
-    def convert(self, kind: str, nprobe: int) -> None:
-        """Rebuild this index as another kind from the vectors it holds (exact -> approximate)."""
+    def convert(self, kind: str, breadth: int, min_recall: float = 0.0,
+                exact_if_short: bool = False) -> RecallCheck | None:
+        """Rebuild this index as another kind from the vectors it holds; returns the recall
+        an approximate kind measured on them (None for exact).
+
+        An approximate kind widens its search (efSearch, nprobe) until its recall@10 against
+        exact search reaches min_recall; if even its widest search falls short and
+        exact_if_short is set, the index is rebuilt exact instead, and the measurement is
+        kept to say why.
+        """
         with self._lock:
-            ids = self.ids()
-            vectors = np.vstack([self._index.reconstruct(int(pk)) for pk in ids]) if len(
-                ids) else np.zeros((0, self.dimension), np.float32)
+            ids, vectors = self._all_vectors()
+            self._index = None  # its memory goes before the new index takes as much
             with _all_cores():
-                self._index = (new_faiss_index(kind, self.dimension) if kind == "flat"
-                               else build_approximate(kind, ids, vectors, nprobe))
-            if kind == "flat" and len(ids):
-                self._index.add_with_ids(vectors, ids)
-            self.kind = kind
+                if kind == "flat":
+                    self.recall_check = None
+                    self._become_exact(ids, vectors)
+                    return None
+                self._index = build_approximate(kind, ids, vectors, breadth)
+                self.kind = kind
+                self._retired = 0
+                check = tune_breadth(self, ids, vectors, breadth, min_recall)
+                self.recall_check = check
+                if exact_if_short and check.recall < min_recall:
+                    self._index = None
+                    self._become_exact(ids, vectors)
             self.unsaved = max(len(ids), 1)
+            return check
+
+    def _become_exact(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Hold these vectors in an exact index."""
+        self._index = new_faiss_index("flat", self.dimension)
+        if len(ids):
+            self._index.add_with_ids(vectors, ids)
+        self.kind = "flat"
+        self._retired = 0
+        self.unsaved = max(len(ids), 1)
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything held, read in one pass where the kind allows."""
+        import faiss
+
+        if hasattr(self._index, "id_map"):
+            labels = self._labels().copy()
+            inner = faiss.downcast_index(self._index.index)
+            vectors = inner.reconstruct_n(0, inner.ntotal) if len(labels) else np.zeros(
+                (0, self.dimension), np.float32)
+            live = labels >= 0
+            return labels[live], (vectors if live.all() else vectors[live])
+        ids = self.ids()
+        vectors = np.vstack([self._index.reconstruct(int(pk)) for pk in ids]) if len(
+            ids) else np.zeros((0, self.dimension), np.float32)
+        return ids, vectors
+
+    @property
+    def breadth(self) -> int:
+        """How widely an approximate search looks: efSearch of a graph, nprobe of lists."""
+        if self.kind == "hnsw":
+            return int(self._graph().efSearch)
+        return int(getattr(self._index, "nprobe", 0))
+
+    def _graph(self) -> Any:
+        """The HNSW structure inside an "hnsw" index (its search and build parameters)."""
+        import faiss
+
+        inner: Any = faiss.downcast_index(self._index.index)
+        return inner.hnsw
+
+    def breadths_from(self, breadth: int) -> list[int]:
+        """The search breadths a recall check tries, narrowest first, from this one."""
+        if self.kind == "hnsw":
+            return [width for width in HNSW_SEARCH_BREADTHS if width >= breadth] or [breadth]
+        nlist = int(getattr(self._index, "nlist", breadth))
+        return sorted({min(breadth << step, nlist) for step in range(IVF_PROBE_STEPS + 1)})
+
+    def set_breadth(self, breadth: int) -> None:
+        """Set efSearch (graph) or nprobe (lists): wider is slower and finds more."""
+        if self.kind == "hnsw":
+            self._graph().efSearch = breadth
+        elif hasattr(self._index, "nprobe"):
+            self._index.nprobe = breadth
 
     def set_nprobe(self, nprobe: int) -> None:
-        """How many inverted lists an approximate search visits (more: slower, better recall)."""
+        """How many inverted lists an approximate search visits (more: slower, better recall);
+        never fewer than the recall check chose."""
         if hasattr(self._index, "nprobe"):
-            self._index.nprobe = nprobe
+            chosen = self.recall_check.breadth if (
+                self.recall_check and self.recall_check.kind == self.kind) else 0
+            self._index.nprobe = max(nprobe, chosen)
 
     def meta(self, checksum: str = "") -> IndexMeta:
         """A description of what the index holds now."""
         return IndexMeta(self.embedder, self.dimension, self.kind, len(self),
                          self.high_water_mark, self.store_id, self.revision,
-                         tuple(sorted(self.skipped)), checksum)
+                         tuple(sorted(self.skipped)), checksum,
+                         recall_check=self.recall_check)
 
     def search_excluding(self, vector: np.ndarray, k: int, excluded: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -170,17 +337,10 @@ class VectorIndex:
         batch = faiss.IDSelectorBatch(np.ascontiguousarray(excluded, dtype=np.int64))
         selector = faiss.IDSelectorNot(batch)
         with self._lock:
-            if self._index.ntotal == 0:
+            if len(self) == 0:
                 return np.zeros((1, k), np.float32), np.full((1, k), -1, np.int64)
-            params: Any
-            if hasattr(self._index, "nprobe"):
-                params = faiss.SearchParametersIVF()
-                params.nprobe = self._index.nprobe
-            else:
-                params = faiss.SearchParameters()
-            params.sel = selector
-            scores, ids = self._index.search(query, min(k, int(self._index.ntotal)),
-                                             params=params)
+            params, _alive = self._search_parameters(selector)
+            scores, ids = self._index.search(query, min(k, len(self)), params=params)
         return scores, ids
 
     def save_snapshot(self, directory: Path) -> IndexMeta:
@@ -245,11 +405,14 @@ class VectorIndex:
             return None, f"unreadable index ({str(error).strip().splitlines()[0]})"
         if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
             return None, "its index bytes do not match their checksum"
-        if faiss_index.d != dimension or faiss_index.ntotal != meta.count:
-            return None, (f"it holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, "
-                          f"its header says {meta.count} of {meta.dimension}")
-        return cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark,
-                   meta.store_id, meta.revision, meta.skipped), None
+        if faiss_index.d != dimension:
+            return None, (f"it holds vectors of dimension {faiss_index.d}, its header says "
+                          f"{meta.dimension}")
+        index = cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark,
+                    meta.store_id, meta.revision, meta.skipped, meta.recall_check)
+        if len(index) != meta.count:
+            return None, f"it holds {len(index)} vectors, its header says {meta.count}"
+        return index, None
 
 
 def _read_header(handle: BinaryIO) -> IndexMeta:
@@ -259,6 +422,8 @@ def _read_header(handle: BinaryIO) -> IndexMeta:
     (length,) = _HEADER_LENGTH.unpack(handle.read(_HEADER_LENGTH.size))
     document = json.loads(handle.read(length))
     document["skipped"] = tuple(int(pk) for pk in document.get("skipped", ()))
+    if document.get("recall_check") is not None:
+        document["recall_check"] = RecallCheck(**document["recall_check"])
     return IndexMeta(**document)
 
 
@@ -292,13 +457,30 @@ def new_faiss_index(kind: str, dimension: int) -> Any:
     raise ValueError(f"index kind {kind!r} needs training vectors: use build_approximate()")
 
 
-def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: int,
+def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, breadth: int,
                       seed: int = 1234) -> Any:
-    """An inverted-file index trained on (a sample of) the vectors, holding all of them.
+    """An approximate index holding all the vectors, searching at this breadth.
 
-    kind "ivf" keeps full float vectors in the lists; "ivf-sq8" keeps 8-bit codes
-    (a quarter of the memory). nlist grows with the square root of the count.
+    "hnsw" is a graph over the full float vectors (HNSW_LINKS neighbours each), whose
+    efSearch is the breadth; "ivf" and "ivf-sq8" are inverted files, trained on a sample,
+    with full vectors or 8-bit codes (a quarter of the memory), and nprobe as the breadth.
     """
+    import faiss
+
+    if kind == "hnsw":
+        graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_BUILD_BREADTH
+        graph.hnsw.efSearch = breadth
+        index = faiss.IndexIDMap2(graph)
+        index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids, np.int64))
+        return index
+    return _build_inverted_file(kind, ids, vectors, breadth, seed)
+
+
+def _build_inverted_file(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: int,
+                         seed: int) -> Any:
+    """An inverted-file index trained on (a sample of) the vectors; nlist grows with the
+    square root of the count."""
     import faiss
 
     count, dimension = vectors.shape
@@ -324,6 +506,38 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: i
     index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids, np.int64))
     index.nprobe = nprobe
     return index
+
+
+def tune_breadth(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, breadth: int,
+                 min_recall: float, seed: int = 1234) -> RecallCheck:
+    """Measure the index's recall@10 against exact search on RECALL_QUERIES of its own
+    vectors, widening its search until it reaches min_recall (with RECALL_MARGIN to spare)
+    or the widest was tried.
+
+    The exact answers come from one brute-force pass over the vectors in hand (the build
+    has them anyway); the queries are the store's own analyses, so the figure is the one
+    its analysts meet, not the demo data's.
+    """
+    import faiss
+
+    count = len(ids)
+    k = min(RECALL_K, count)
+    rows = np.sort(np.random.default_rng(seed).choice(count, min(RECALL_QUERIES, count),
+                                                      replace=False))
+    queries = np.ascontiguousarray(vectors[rows])
+    _, positions = faiss.knn(queries, vectors, k, faiss.METRIC_INNER_PRODUCT)
+    truth = ids[positions]
+    check = RecallCheck(index.kind, 0.0, breadth, count, len(rows))
+    for width in index.breadths_from(breadth):
+        index.set_breadth(width)
+        _, found = index.search(queries, k)
+        recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k
+                                for a, b in zip(found, truth, strict=True)]))
+        check = RecallCheck(index.kind, round(recall, 4), width, count, len(rows))
+        if recall >= min_recall + RECALL_MARGIN:
+            break
+    index.set_breadth(check.breadth)
+    return check
 
 
 def _write_synced(path: Path, *parts: Any) -> None:

@@ -19,7 +19,7 @@ from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
 from store.vectors.index import VectorIndex
-from store.vectors.service import embedding_run_row
+from store.vectors.service import embedding_run_row, same_vector
 
 if TYPE_CHECKING:
     from store.vectors.service import VectorService
@@ -48,6 +48,8 @@ class VerifyReport:
     unusable_vectors: list[int] = field(default_factory=list)
     snapshot_set_aside: str | None = None
     pii_key_problem: str | None = None
+    index_kind: str = "flat"
+    recall_check: str | None = None  # the approximate build's measured recall, in words
 
     @property
     def in_step(self) -> bool:
@@ -62,6 +64,11 @@ class VerifyReport:
         out = [f"embedder {self.embedder} (dimension {self.dimension}): {self.index_vectors:,} "
                f"vectors in the index, {self.database_vectors:,} in the database, "
                f"{self.analyses:,} analyses, {self.pending:,} pending"]
+        if self.recall_check:
+            kept = "" if self.index_kind != "flat" else ", too inexact: the exact index is kept"
+            out.append(f"index {self.index_kind}: {self.recall_check}{kept}")
+        else:
+            out.append(f"index {self.index_kind}")
         checks = [
             (self.missing_from_index, "in the database but not in the index"),
             (self.foreign_in_index, "in the index but not in the database (foreign)"),
@@ -132,6 +139,8 @@ def verify(service: VectorService, sample: int = 200) -> VerifyReport:
                    col(Embedding.dimension) != embedder.dimension)).scalar_one()
         held = index.ids()
         report.snapshot_set_aside = set_aside
+        report.index_kind = index.kind
+        report.recall_check = index.recall_check.describe() if index.recall_check else None
         report.pii_key_problem = key_problem
         report.unusable_vectors = sorted(index.skipped)
         accounted = np.union1d(held, np.fromiter(index.skipped, np.int64, len(index.skipped)))
@@ -153,8 +162,7 @@ def _changed(connection: Any, index: VectorIndex, ready: np.ndarray, sample: int
         if vector_problem(blob, index.dimension) is not None:
             continue  # listed as unusable already
         held = index.vector(pk)
-        stored = np.frombuffer(blob, dtype=np.float32)
-        if held is not None and not np.allclose(held, stored, atol=1e-6):
+        if held is not None and not same_vector(held, blob, index.kind):
             changed.append(int(pk))
     return sorted(changed)
 

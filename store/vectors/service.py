@@ -24,7 +24,7 @@ from store.ingest.records import PreparedSave
 from store.locations import index_directory
 from store.settings import Settings
 from store.vectors.embedder import DEFAULT_EMBEDDER, EmbedCall, Embedder
-from store.vectors.index import VectorIndex
+from store.vectors.index import HNSW_SEARCH_BREADTHS, VectorIndex
 from store.vectors.text import embedding_text
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ CATCH_UP_CHUNK = 20_000
 SNAPSHOT_MIN_CHANGES = 1000
 SPOT_CHECKS = 8  # random vectors of a loaded snapshot compared with the database's
 EMBED_NAMESPACE = "embed"
+MIN_RECALL = 0.95  # recall@10 against exact below which `auto` keeps the exact index
 
 
 class VectorService:
@@ -313,7 +314,7 @@ class VectorService:
             if blob is None:
                 return f"it holds analysis {pk}, which has no vector in the database"
             held_vector = index.vector(pk)
-            if held_vector is None or not _same_vector(held_vector, blob, index.kind):
+            if held_vector is None or not same_vector(held_vector, blob, index.kind):
                 return f"its vector of analysis {pk} is not the database's"
         return None
 
@@ -344,17 +345,32 @@ class VectorService:
         kind = self.settings.index_kind
         if kind != "auto":
             return kind
-        # Measured at 1M (bench/similar_scale.py): 8-bit codes keep recall@10 at 0.96 with a
-        # quarter of the memory and a snapshot that loads in well under a second.
-        return "ivf-sq8" if count >= self.settings.index_approximate_from else "flat"
+        # On prose-like vectors (bench/prose_scale.py) inverted files lose a quarter of the
+        # true top ten at nprobe 32; the graph keeps recall@10 above 0.95 at about a
+        # millisecond. Whether it does on this store is measured when it is built.
+        return "hnsw" if count >= self.settings.index_approximate_from else "flat"
 
     def _fit_kind(self, index: VectorIndex) -> None:
-        """Switch exact and approximate as the settings and the size ask, once, at load."""
+        """Switch exact and approximate as the settings and the size ask, once, at load.
+
+        `auto` only ever serves an approximate index whose recall@10 against exact search,
+        measured on this store's own vectors as it was built, reaches MIN_RECALL; below
+        that it stays exact, and tries again once the store has doubled.
+        """
         wanted = self.wanted_kind(len(index))
-        if wanted != index.kind:
+        auto = self.settings.index_kind == "auto"
+        if wanted != index.kind and not (auto and _refused_lately(index, wanted)):
             log.info("rebuilding the vector index as %s (%d vectors)", wanted, len(index))
-            index.convert(wanted, self.settings.index_nprobe)
+            check = index.convert(wanted, self._first_breadth(wanted), MIN_RECALL,
+                                  exact_if_short=auto)
+            if check is not None and check.recall < MIN_RECALL:
+                log.warning("approximate vector index %s: %s", "refused, staying exact"
+                            if auto else "below the recall wanted", check.describe())
         index.set_nprobe(self.settings.index_nprobe)
+
+    def _first_breadth(self, kind: str) -> int:
+        """The narrowest search a recall check starts from."""
+        return HNSW_SEARCH_BREADTHS[0] if kind == "hnsw" else self.settings.index_nprobe
 
     @property
     def index_loaded(self) -> bool:
@@ -487,12 +503,19 @@ def _foreign(index: VectorIndex, identity: StoreIdentity, revision: str) -> str 
     return None
 
 
-def _same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
+def _refused_lately(index: VectorIndex, wanted: str) -> bool:
+    """Whether `auto` measured this kind too inexact on this store, at over half its size."""
+    check = index.recall_check
+    return (index.kind == "flat" and check is not None and check.kind == wanted
+            and check.recall < MIN_RECALL and len(index) < 2 * check.count)
+
+
+def same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
     """Whether an index vector is the stored one (approximate kinds keep 8-bit codes)."""
     stored = np.frombuffer(blob, dtype=np.float32)
     if stored.shape != held.shape:
         return False
-    if kind == "flat" or kind == "ivf":
+    if kind in ("flat", "ivf", "hnsw"):
         return bool(np.allclose(held, stored, atol=1e-6))
     norms = float(np.linalg.norm(held) * np.linalg.norm(stored))
     return norms == 0.0 or float(held @ stored) / norms >= 0.98

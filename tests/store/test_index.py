@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.vectors.index import VectorIndex
+from store.ingest.records import validate_record
+from store.settings import Settings
+from store.store import Store
+from store.vectors.index import RecallCheck, VectorIndex
+from tests.store.test_similar import FAMILIES, family_record, fill
+from tests.store.test_vector_integrity import filled_snapshot, rewrite_header
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
@@ -15,14 +20,14 @@ def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
 def test_kinds_find_each_vector_and_survive_a_snapshot(kind: str, tmp_path: Path) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(10, 3010, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors, high_water_mark=3010)
     if kind != "flat":
-        index.convert(kind, nprobe=64)
+        index.convert(kind, 64)
     _, found = index.search(vectors[:50], 1)
     assert (found[:, 0] == ids[:50]).mean() >= 0.95
     assert np.array_equal(np.sort(index.ids()), ids)
@@ -84,15 +89,151 @@ def test_a_snapshot_of_the_two_file_format_is_ignored_and_replaced(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.snapshot"]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
 def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(1, 3001, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors)
     if kind != "flat":
-        index.convert(kind, nprobe=64)
+        index.convert(kind, 64)
     _, first = index.search(vectors[:1], 10)
     _, rest = index.search_excluding(vectors[0], 10, first[0][:5])
     assert not set(rest[0].tolist()) & set(first[0][:5].tolist())
     assert set(first[0][5:].tolist()) <= set(rest[0].tolist())
+
+
+def test_a_graph_replaces_and_removes_vectors_it_cannot_delete(tmp_path: Path) -> None:
+    vectors = unit_vectors(2000)
+    ids = np.arange(1, 2001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids, vectors, high_water_mark=2000)
+    index.convert("hnsw", 64)
+    replacement = unit_vectors(1, seed=5)
+    index.add(ids[:1], replacement)
+    assert index.remove(ids[1:3]) == 2 and index.remove(ids[1:3]) == 0
+    assert len(index) == 1998 and np.array_equal(np.sort(index.ids()), ids[np.r_[0, 3:2000]])
+    held = index.vector(int(ids[0]))
+    assert held is not None and np.allclose(held, replacement[0])
+    assert index.vector(int(ids[1])) is None
+    _, found = index.search(np.vstack([replacement, vectors[:3]]), 5)
+    assert found[0, 0] == ids[0] and found[1, 0] != ids[0]
+    assert not {int(ids[1]), int(ids[2]), -1} & set(found.ravel().tolist())
+    _, rest = index.search_excluding(vectors[3], 5, ids[3:4])
+    assert not {int(ids[3]), int(ids[1]), int(ids[2]), -1} & set(rest[0].tolist())
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and len(loaded) == 1998 and loaded.vector(int(ids[2])) is None
+    _, again = loaded.search(vectors[1:3], 5)
+    assert not {int(ids[1]), int(ids[2]), -1} & set(again.ravel().tolist())
+
+
+def clustered_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit vectors near a few centres: the neighbourhoods an approximate index does find."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, dimension))
+    matrix = centres[rng.integers(0, 20, count)] + 0.3 * rng.normal(size=(count, dimension))
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
+def test_an_approximate_build_measures_its_recall_and_keeps_it_in_the_snapshot(
+        kind: str, tmp_path: Path) -> None:
+    index = VectorIndex("test", 32)
+    index.add(np.arange(1, 3001), clustered_vectors(3000), high_water_mark=3000)
+    check = index.convert(kind, 32, min_recall=0.95)
+    assert check is not None and check.kind == kind == index.kind
+    assert check.recall >= 0.95 and check.count == 3000 and index.breadth == check.breadth
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and loaded.recall_check == check
+    assert loaded.breadth == check.breadth
+    assert f"recall@10 {check.recall:.3f}" in check.describe()
+
+
+def test_an_approximate_build_below_the_recall_asked_stays_exact(tmp_path: Path) -> None:
+    vectors = unit_vectors(3000, dimension=64)  # no neighbourhoods: hard for any partition
+    index = VectorIndex("test", 64)
+    index.add(np.arange(1, 3001), vectors, high_water_mark=3000)
+    check = index.convert("ivf", 1, min_recall=0.999, exact_if_short=True)
+    assert check is not None and check.kind == "ivf" and check.recall < 0.999
+    assert check.breadth == 16  # widened four times before giving up
+    assert index.kind == "flat" and index.recall_check == check and len(index) == 3000
+    _, found = index.search(vectors[:20], 1)
+    assert (found[:, 0] == np.arange(1, 21)).all()
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 64)
+    assert loaded is not None and loaded.kind == "flat" and loaded.recall_check == check
+
+
+def test_an_approximate_kind_asked_for_widens_its_search_but_stays(tmp_path: Path) -> None:
+    vectors = unit_vectors(3000, dimension=64)
+    index = VectorIndex("test", 64)
+    index.add(np.arange(1, 3001), vectors, high_water_mark=3000)
+    check = index.convert("ivf", 1, min_recall=0.95)
+    assert check is not None and index.kind == "ivf" and index.breadth == check.breadth > 1
+
+
+def test_a_snapshot_of_an_older_format_is_set_aside(tmp_path: Path) -> None:
+    import json
+    import struct
+
+    index = VectorIndex("one", 8)
+    index.add(np.array([1]), unit_vectors(1, 8))
+    index.save_snapshot(tmp_path)
+    path = tmp_path / "vectors.snapshot"
+    data = path.read_bytes()
+    start = len(b"INCIDEX-VECTORS\n")
+    (length,) = struct.unpack("<I", data[start : start + 4])
+    header = json.loads(data[start + 4 : start + 4 + length])
+    header["format"] = 2
+    header.pop("recall_check")
+    old = json.dumps(header).encode()
+    path.write_bytes(data[:start] + struct.pack("<I", len(old)) + old
+                     + data[start + 4 + length :])
+    assert VectorIndex.open_snapshot(tmp_path, "one", 8) == (None, "format 2, not 3")
+
+
+def test_auto_serves_a_graph_whose_recall_it_measured_on_the_store(
+        settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_approximate_from": 10})
+    with Store.open(settings) as store:
+        fill(store, per_family=8)
+        index = store.vectors.index()
+        assert index.kind == "hnsw" and index.recall_check is not None
+        assert index.recall_check.recall >= 0.95 and index.recall_check.count == len(index)
+        store.vectors.snapshot(force=True)
+    with Store.open(settings) as store:
+        report = store.verify_vectors()
+        assert report.in_step and report.index_kind == "hnsw"
+        assert report.recall_check is not None and "recall@10" in report.recall_check
+        assert any(line.startswith("index hnsw: hnsw recall@10") for line in report.lines())
+        assert store.similar(incident_id="PHISH-1", k=3).hits
+
+
+def test_auto_stays_exact_where_the_graph_measured_too_inexact(settings: Settings) -> None:
+    path = filled_snapshot(settings, per_family=8)
+    count = 24
+    refused = {"kind": "hnsw", "recall": 0.9, "breadth": 512, "count": count, "queries": 24}
+    rewrite_header(path, recall_check=refused)
+    settings = settings.model_copy(update={"index_approximate_from": 10})
+    with Store.open(settings) as store:
+        index = store.vectors.index()
+        assert index.kind == "flat" and index.recall_check == RecallCheck(**refused)
+        lines = store.verify_vectors().lines()
+        assert any("too inexact: the exact index is kept" in line for line in lines)
+    rewrite_header(path, recall_check=refused | {"count": count // 2})
+    with Store.open(settings) as store:  # the store has doubled since: measured again
+        assert store.vectors.index().kind == "hnsw"
+
+
+def test_verify_compares_8_bit_codes_as_codes(settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_kind": "ivf-sq8"})
+    with Store.open(settings) as store:
+        records = [family_record(family, number, day=10 + number % 15)
+                   for family in FAMILIES for number in range(30)]  # more than 64 lists
+        store.save_many([(f"r{n}", validate_record(r, "r")) for n, r in enumerate(records)])
+        assert store.vectors.index().kind == "ivf-sq8"
+        store.vectors.snapshot(force=True)
+        report = store.verify_vectors()
+        assert report.in_step and not report.changed_vectors, report.lines()
