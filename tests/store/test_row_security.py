@@ -119,3 +119,28 @@ def test_a_lead_cannot_make_themselves_admin_by_sql(team_roles: dict[str, str]) 
         scalar(blue, "INSERT INTO users VALUES ('eve', 'admin', '', true, now(), 'eve') "
                      "RETURNING 1")
     assert scalar(blue, "SELECT role FROM users WHERE name = current_user") == "lead"
+
+
+def test_a_viewer_role_reads_no_analyses_by_sql_and_an_analyst_reads_its_own(
+        team_roles: dict[str, str], postgres_schema_url: str,
+        isolated_directories: Path) -> None:
+    settings = Settings(data_dir=isolated_directories, database_url=postgres_schema_url)
+    blue = team_roles["blue"]
+    blue_role = blue.split("//", 1)[1].split("@", 1)[0]
+    with Store.open(settings) as store:
+        store.add_user(blue_role, "viewer", ["blue"])
+    assert scalar(blue, "SELECT count(*) FROM analyses") == 0
+    assert scalar(blue, "SELECT count(*) FROM incidents") == 2  # the list incidex gives
+    with pytest.raises(DBAPIError, match="row-level security"):
+        scalar(blue, "INSERT INTO analyses (analysis_id, incident_id) VALUES ('x', 'INC-1')")
+    with Store.open(settings) as store:
+        store.add_user(blue_role, "analyst", ["blue"])
+    assert scalar(blue, "SELECT count(*) FROM analyses") == 2  # not the restricted INC-2's
+
+
+def test_a_database_role_incidex_does_not_know_reads_no_analyses(
+        team_roles: dict[str, str], postgres_schema_url: str) -> None:
+    blue = team_roles["blue"]
+    blue_role = blue.split("//", 1)[1].split("@", 1)[0]
+    scalar(postgres_schema_url, f"DELETE FROM users WHERE name = '{blue_role}' RETURNING 1")
+    assert scalar(blue, "SELECT count(*) FROM analyses") == 0
