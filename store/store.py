@@ -456,10 +456,16 @@ class Store:
                 for row in rows]
 
     def count_incidents(self, query: str | None = None) -> int:
-        """How many incidents there are, or how many match the text filter."""
+        """How many incidents there are, or how many match the text filter: the rows the list
+        shows, so restricted incidents the actor may not read count only without a filter
+        (a filtered count that held them would tell whether their hidden text matches)."""
+        from store.access import directory
+
         self.require(Action.LIST)
         with read_connection(self.engine) as connection:
-            return queries.count_incidents(connection, query)
+            filtered = bool(query and query.strip())
+            hidden = directory.hidden_incidents(connection, self.actor) if filtered else set()
+            return queries.count_incidents(connection, query, excluded=hidden)
 
     def incident(self, incident_id: str) -> IncidentDetail | None:
         """One incident's full text: a sensitive read, audited (analysts and up; a restricted
@@ -609,43 +615,59 @@ class Store:
     # Keys and purging --------------------------------------------------------------------
 
     def keys_status(self) -> KeysStatus:
-        """Key ids, which is primary, and how many data keys and rows each protects."""
+        """Key ids, which is primary, and how many data keys and rows each protects. Admins."""
         from store.protection import keys_status
 
+        self.require(Action.KEYS)
         return keys_status(self.engine, self.cipher)
 
     def rotate_keys(self) -> str:
-        """A new primary key-encryption key; every data key rewrapped with it (fast)."""
+        """A new primary key-encryption key; every data key rewrapped with it (fast). Admins;
+        audited."""
         from store.protection import rotate_keys
 
-        return rotate_keys(self.engine, self.cipher)
+        self.require(Action.KEYS)
+        key_id = rotate_keys(self.engine, self.cipher)
+        self.record_event("keys_rotate", detail=f"new primary key {key_id}")
+        return key_id
 
     def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """New data keys for every incident and its rows resealed; resumable; how many."""
+        """New data keys for every incident and its rows resealed; resumable; how many.
+        Admins; audited."""
         from store.protection import reencrypt_rows
 
-        return reencrypt_rows(self.engine, self.cipher, progress)
+        self.require(Action.KEYS)
+        done = reencrypt_rows(self.engine, self.cipher, progress)
+        self.record_event("keys_reencrypt", detail=f"{done} incidents resealed")
+        return done
 
     def check_keys(self, progress: Callable[[int, int], None] | None = None) -> CheckReport:
-        """Open every sealed value and unwrap every data key; the problems found."""
+        """Open every sealed value and unwrap every data key; the problems found. Admins."""
         from store.protection import check_keys
 
+        self.require(Action.KEYS)
         return check_keys(self.engine, self.cipher, progress)
 
     def retire_key(self, key_id: str) -> str:
-        """Move a key-encryption key that wraps nothing out of the keyring; where to."""
+        """Move a key-encryption key that wraps nothing out of the keyring; where to. Admins;
+        audited."""
         from store.protection import retire_key
 
-        return retire_key(self.cipher, key_id)
+        self.require(Action.KEYS)
+        moved_to = retire_key(self.cipher, key_id)
+        self.record_event("keys_retire", detail=f"key {key_id} retired"[:200])
+        return moved_to
 
     def encrypt_store(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Seal every clear-text row, then every clear JSON backup, in place (resumable);
-        how many incidents."""
+        how many incidents. Admins; audited."""
         from store.crypto.backups import seal_backup_files
         from store.protection import encrypt_store
 
+        self.require(Action.KEYS)
         done = encrypt_store(self.engine, self.cipher, progress)
         seal_backup_files(self.backups, self.cipher)
+        self.record_event("keys_encrypt_store", detail=f"{done} incidents sealed")
         return done
 
     def purge_candidates(self, now: datetime | None = None) -> list[PurgeCandidate]:
@@ -656,16 +678,38 @@ class Store:
                                     self.settings.retention_days_by_severity, now)
 
     def forget(self, incident_ids: list[str], reason: str = "forget") -> PurgeReport:
-        """Erase these incidents and everything derived from them, data keys included."""
+        """Erase these incidents and everything derived from them, data keys included. Only
+        for a lead or admin holding the purge permission. Audited one event per incident
+        removed, named like its tombstone (the keyed hash of its id, never the id or text),
+        with the counts removed."""
         from store.locations import index_directory
-        from store.protection import forget_incidents
+        from store.protection import forget_incidents, last_tombstone
         from store.vectors.index import SNAPSHOT_FILE
 
+        if not self.actor.may(Action.PURGE):
+            self.record_event(str(Action.PURGE), outcome="denied",
+                              detail=f"{reason}: {len(incident_ids)} incidents, role "
+                                     f"{self.actor.role or 'none'}, purge {self.actor.can_purge}")
+            raise AccessDenied(self.actor.describe(), str(Action.PURGE),
+                               f"{len(incident_ids)} incidents")
         if (index_directory(self.settings) / SNAPSHOT_FILE).exists():
             self.vectors.index()  # loaded while the rows still match the snapshot
-        return forget_incidents(self.engine, self.cipher, self.backups, incident_ids,
-                                reason=reason, remove_vectors=self._remove_vectors,
-                                clear_caches=self._clear_text_caches)
+        after = last_tombstone(self.engine)
+        report = forget_incidents(self.engine, self.cipher, self.backups, incident_ids,
+                                  reason=reason, remove_vectors=self._remove_vectors,
+                                  clear_caches=self._clear_text_caches)
+        self._audit_tombstones(incident_ids, after, reason)
+        return report
+
+    def _audit_tombstones(self, incident_ids: list[str], after: int, reason: str) -> None:
+        """One audit event per tombstone this purge wrote: its hashed id and counts only."""
+        from store.protection import tombstones_of
+
+        for stone in tombstones_of(self.engine, self.cipher, incident_ids, after):
+            self.record_event(str(Action.PURGE), detail=(
+                f"{reason}: tombstone {stone.incident_hash}, {stone.analyses} analyses, "
+                f"{stone.embeddings} vectors, {stone.backups} backups, "
+                f"{stone.run_metadata} usage rows unlinked")[:200])
 
     def _remove_vectors(self, analysis_pks: list[int]) -> None:
         """Take purged vectors out of the index and rewrite its snapshot without them."""

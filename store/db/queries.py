@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -291,10 +291,15 @@ def _like_escaped(text_value: str) -> str:
     return text_value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-def count_incidents(connection: Connection, query: str | None = None) -> int:
-    """How many incidents there are, or how many match the text filter."""
-    statement = select(func.count()).select_from(table_of(Incident))
+def count_incidents(connection: Connection, query: str | None = None,
+                    excluded: Collection[str] = ()) -> int:
+    """How many incidents there are, or how many match the text filter, leaving out the
+    `excluded` ids."""
+    table = table_of(Incident)
+    statement = select(func.count()).select_from(table)
     conditions = filter_conditions(connection, query)
+    if excluded:
+        conditions = [*conditions, table.c.incident_id.not_in(sorted(excluded))]
     if conditions:
         statement = statement.where(*conditions)
     return int(connection.execute(statement).scalar_one())

@@ -26,6 +26,7 @@ from store.protection.purge import (
     forget_incidents,
     retention_candidates,
 )
+from store.protection.tombstones import Tombstone, last_tombstone, tombstones_of
 
 __all__ = [
     "CheckReport",
@@ -33,12 +34,15 @@ __all__ = [
     "KeysStatus",
     "PurgeCandidate",
     "PurgeReport",
+    "Tombstone",
     "check_keys",
     "encrypt_store",
     "forget_incidents",
     "keys_status",
+    "last_tombstone",
     "reencrypt_rows",
     "retention_candidates",
     "retire_key",
     "rotate_keys",
+    "tombstones_of",
 ]

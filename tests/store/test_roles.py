@@ -66,6 +66,8 @@ VERBS: dict[Action, Callable[[Any], Any]] = {
     Action.RESTRICT: lambda s: s.restrict_incident("INC-3", []),
     Action.MAINTAIN: lambda s: s.clear_cache("similar"),
     Action.MANAGE_USERS: lambda s: s.users(),
+    Action.KEYS: lambda s: s.keys_status(),
+    Action.PURGE: lambda s: s.forget(["INC-3"]),  # no one in USERS holds the permission
 }
 CASES = [(name, action) for name in USERS for action in VERBS]
 
@@ -182,3 +184,52 @@ def test_one_audit_event_per_saved_batch(team_store: Any) -> None:
     team_store.save_many([(f"r{n}", record(f"B-{n}")) for n in range(20)])
     events = team_store.audit.entries()[before:]
     assert [(e.action, e.detail) for e in events] == [("save", "20 saved, 0 duplicate, 0 failed")]
+
+
+def test_a_forget_without_the_purge_permission_is_denied_and_audited(
+        open_as: Callable[[str], Any]) -> None:
+    rita = open_as("rita")  # a lead, but without the purge permission
+    with pytest.raises(AccessDenied, match="rita .* may not purge on 1 incidents"):
+        rita.forget(["INC-1"])
+    last = rita.audit.entries()[-1]
+    assert (last.actor, last.action, last.outcome) == ("rita", "purge", "denied")
+    assert "INC-1" in {row.incident_id for row in rita.incidents_page(limit=10).rows}
+
+
+def test_a_permitted_forget_audits_its_tombstone_and_no_incident_text(
+        team_store: Any, open_as: Callable[[str], Any]) -> None:
+    team_store.add_user("rita", "lead", ["red"], can_purge=True)
+    rita = open_as("rita")
+    detail = rita.incident("INC-1")
+    report = rita.forget(["INC-1", "INC-404"])
+    assert report.incidents == 1
+    events = [e for e in rita.audit.entries() if e.action == "purge"]
+    assert [(e.actor, e.outcome, e.incident_id) for e in events] == [("rita", "allowed", None)]
+    assert events[0].detail.startswith("forget: tombstone ")
+    assert "1 analyses" in events[0].detail
+    for text in ("INC-1", detail.title, detail.description, detail.initial_findings):
+        assert text not in events[0].detail
+
+
+@pytest.mark.parametrize(("name", "role"), [("rita", "lead"), ("ana", "analyst")])
+def test_key_operations_are_for_admins_and_audited(team_store: Any,
+                                                   open_as: Callable[[str], Any],
+                                                   name: str, role: str) -> None:
+    with pytest.raises(AccessDenied, match=f"{name} .* may not keys"):
+        open_as(name).rotate_keys()
+    key_id = team_store.rotate_keys()
+    last = team_store.audit.entries()[-1]
+    assert (last.action, last.outcome, last.detail) == ("keys_rotate", "allowed",
+                                                        f"new primary key {key_id}")
+
+
+@pytest.mark.parametrize(("name", "visible"), [("vera", 2), ("ana", 2), ("bob", 2),
+                                               ("rita", 3), ("ada", 3)])
+def test_a_filtered_count_equals_the_rows_the_list_shows(open_as: Callable[[str], Any],
+                                                         name: str, visible: int) -> None:
+    other = open_as(name)
+    for query in ("phishing", "Phishing wave INC-2", "severity:high"):
+        shown = other.incidents_page(limit=10, query=query).rows
+        assert other.count_incidents(query) == len(shown)
+    assert other.count_incidents("phishing") == visible
+    assert other.count_incidents() == 3  # unfiltered, the restricted one is listed, untitled
