@@ -207,6 +207,10 @@ class Settings(BaseSettings):
     backup_keep_weekly: int = Field(
         default=4, ge=0, description="Weekly snapshots (the newest of each ISO week) kept."
     )
+    backup_auto: bool = Field(
+        default=True, description="The TUI runs `incidex backup run-due` in a background "
+        "worker at start when a snapshot (daily) or a drill (weekly) is due."
+    )
     backup_mirrors: tuple[Path, ...] = Field(
         default=(), description="Further folders (other disks, mounts) that every snapshot and "
         "journal day is copied to, as a JSON list of paths."

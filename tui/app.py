@@ -34,7 +34,7 @@ from store import (
 from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
-from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan
+from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan, BackupsRan
 from tui.permissions import signed_in_line
 from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
@@ -68,13 +68,14 @@ class IncidexApp(App[ExitCode]):
                  warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
                  demo_count: int = 1000, data_dir: Path | None = None,
                  view_state: dict[str, Any] | None = None,
-                 shell_prefix: str | None = None) -> None:
+                 shell_prefix: str | None = None, auto_backup: bool | None = None) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
         self.now = now or (lambda: datetime.now(UTC))
         self.poll_seconds = poll_seconds
         self.warm_cache = warm_cache
+        self.auto_backup = settings.backup_auto if auto_backup is None else auto_backup
         self.page_size = page_size
         self.cursor_blink = cursor_blink
         self.demo_count = demo_count
@@ -92,6 +93,8 @@ class IncidexApp(App[ExitCode]):
         self.push_screen(IncidentListScreen())
         if self.warm_cache:
             self.prepare_search()
+        if self.auto_backup:
+            self.run_due_backups()
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
 
     def format_title(self, title: str, sub_title: str) -> Content:
@@ -108,6 +111,31 @@ class IncidexApp(App[ExitCode]):
     def refresh_index_snapshot(self) -> None:
         """Rewrite the index snapshot when enough changed (it is also written at exit)."""
         self.store.refresh_index_snapshot()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="backup")
+    def run_due_backups(self) -> None:
+        """`backup run-due` when a snapshot or drill is due (INCIDEX_BACKUP_AUTO=0: never)."""
+        from store import Backups  # the backup code loads after the first paint
+
+        backups = Backups(self.store)
+        if not backups.due(self.now()):
+            return
+        try:
+            done = backups.run_due(self.settings.backup_keep_daily,
+                                   self.settings.backup_keep_weekly, now=self.now())
+        except (StoreError, OSError) as error:
+            self.post_message(BackupsRan([], error=str(error)))
+            return
+        self.post_message(BackupsRan(done))
+
+    def on_backups_ran(self, message: BackupsRan) -> None:
+        """Say what the background backup did, or why it failed."""
+        if message.error is not None:
+            self.notify(printable(f"Backup failed: {message.error}", one_line=True),
+                        severity="error", markup=False)
+        elif message.done:
+            self.notify(printable("Backup: " + "; ".join(message.done), one_line=True),
+                        markup=False)
 
     def remember_view(self, **changes: Any) -> None:
         """Keep these view choices (the sort) for the next run, written in the background."""

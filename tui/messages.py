@@ -10,6 +10,7 @@ from textual.message import Message
 
 from store import (
     AnalysisRecord,
+    BackupStatus,
     IncidentDetail,
     IncidentPage,
     SimilarResult,
@@ -187,3 +188,18 @@ class AnalysisFailed(Message):
 
     incident_id: str
     error: str
+
+
+@dataclass
+class BackupStatusLoaded(Message):
+    """The backups folder was looked at: snapshots, the last drill."""
+
+    status: BackupStatus
+
+
+@dataclass
+class BackupsRan(Message):
+    """`backup run-due` ran in the background: what it did, one line each (or its error)."""
+
+    done: list[str]
+    error: str | None = None

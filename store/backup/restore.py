@@ -284,6 +284,9 @@ class _PostgresTarget:
                 ) -> Settings:
         from sqlalchemy import create_engine, text
 
+        # A restore killed earlier left its work copy (never renamed, so never taken for a
+        # restored store): it is ours to replace.
+        self._execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
         self._execute(f'CREATE DATABASE "{self.work_name}"')
         engine = create_engine(self.url.set(database=self.work_name))
         try:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from store.access import Action
 from store.backup.codec import Codec, PlainCodec
 from store.backup.drill import DrillReport, last_drills, run_drill
 from store.backup.journal import (
@@ -67,7 +68,11 @@ class BackupStatus:
 
 
 class Backups:
-    """Snapshots, the journal, restores and drills of one open store."""
+    """Snapshots, the journal, restores and drills of one open store.
+
+    Each verb checks the actor's role and leaves one audit event (a short detail, never
+    incident text): a snapshot or run-due needs `maintain` (lead, admin), a restore or a drill
+    `restore` (admin), since a restored copy holds every incident's text."""
 
     def __init__(self, store: Store, codec: Codec | None = None) -> None:
         self.store = store
@@ -88,6 +93,12 @@ class Backups:
     def now(self) -> Snapshot:
         """Take a snapshot now (after settling the journal and folding legacy files), then
         bring every mirror up to date (problems land in `mirror_problems`)."""
+        self.store.require(Action.MAINTAIN)
+        snapshot = self._snapshot()
+        self.store.record_event("backup_now", detail=f"snapshot {snapshot.snapshot_id}")
+        return snapshot
+
+    def _snapshot(self) -> Snapshot:
         self.fold_legacy()
         self.settle_journal()
         snapshot = take_snapshot(self.store, self.codec)
@@ -131,6 +142,15 @@ class Backups:
     def restore(self, to: datetime, into: str | Path | None = None,
                 source: Path | None = None) -> RestoreReport:
         """Restore the store as of `to` into a new directory or database (never the live)."""
+        self.store.require(Action.RESTORE)
+        report = self._restore(to, into, source)
+        self.store.record_event("backup_restore", detail=f"to {to.isoformat()}, snapshot "
+                                f"{report.snapshot_id or 'none'}, "
+                                f"{report.records_replayed} records replayed")
+        return report
+
+    def _restore(self, to: datetime, into: str | Path | None = None,
+                 source: Path | None = None) -> RestoreReport:
         if source is None:
             self.settle_journal()
         return restore_to(self.store.settings, self.codec, to, into, type(self.store).open,
@@ -144,7 +164,8 @@ class Backups:
         if live is None:
             raise BackupFailed("restore --in-place works on SQLite stores; restore into a new "
                                "database (--into NAME) and point INCIDEX_DATABASE_URL at it")
-        report = self.restore(to)
+        self.store.require(Action.RESTORE)
+        report = self._restore(to)
         restored = Path(report.target)
         kept = live.with_name(f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S}")
         _checkpoint(live)
@@ -156,34 +177,62 @@ class Backups:
         _move_index(restored, self.store.settings)
         shutil.rmtree(restored, ignore_errors=True)
         take_snapshot(self.store, self.codec)
+        self.store.record_event("backup_restore", detail=f"in place to {to.isoformat()}, "
+                                f"{report.records_replayed} records replayed")
         return report, kept
 
     def drill(self, source: Path | None = None) -> DrillReport:
         """Restore the latest backup into scratch and check it (see drill.py)."""
+        self.store.require(Action.RESTORE)
+        report = self._drill(source)
+        self.store.record_event("backup_drill",
+                                detail=_drill_detail(report))
+        return report
+
+    def _drill(self, source: Path | None = None) -> DrillReport:
         self.settle_journal()
         return run_drill(self.store, self.codec, source)
+
+    def due(self, now: datetime | None = None) -> bool:
+        """Whether `run_due` would snapshot or drill now, for what this actor may do (a
+        cheap look at the folder, for the TUI to decide whether to start it)."""
+        now = now or datetime.now(UTC)
+        actor = self.store.actor
+        return (actor.may(Action.MAINTAIN) and self._snapshot_due(now)) or (
+            actor.may(Action.RESTORE) and self._drill_due(now))
+
+    def _snapshot_due(self, now: datetime) -> bool:
+        snapshots = [s for s in list_snapshots(self.directory) if s.good]
+        return not snapshots or snapshots[-1].taken_at.date() < now.date()
 
     def run_due(self, keep_daily: int, keep_weekly: int,
                 now: datetime | None = None) -> list[str]:
         """Do what is due, idempotently: fold legacy files, a snapshot if none today, the
-        retention prune, a drill if none passed in a week; what was done, one line each."""
+        retention prune, a drill if none passed in a week (only for an actor who may
+        restore); what was done, one line each."""
+        self.store.require(Action.MAINTAIN)
         now = now or datetime.now(UTC)
         done: list[str] = []
         folded = self.fold_legacy()
         if folded.folded:
             done.append(f"folded {folded.folded} legacy backup files into the journal")
-        snapshots = [s for s in list_snapshots(self.directory) if s.good]
-        if not snapshots or snapshots[-1].taken_at.date() < now.date():
-            snapshot = self.now()
+        if self._snapshot_due(now):
+            snapshot = self._snapshot()
             done.append(f"snapshot {snapshot.snapshot_id} taken")
         removed = self.prune(keep_daily, keep_weekly)
         if removed:
             done.append(f"pruned {len(removed)} old snapshots: {', '.join(removed)}")
         if self._drill_due(now):
-            report = self.drill()
-            done.append(f"drill {'passed' if report.ok else 'FAILED'} in "
-                        f"{report.recovery_seconds:.1f} s")
+            done.append(self._due_drill())
+        self.store.record_event("backup_run_due", detail="; ".join(done) or "nothing due")
         return done
+
+    def _due_drill(self) -> str:
+        if not self.store.actor.may(Action.RESTORE):
+            return "drill due: it needs an admin (`incidex backup drill`)"
+        report = self._drill()
+        return (f"drill {'passed' if report.ok else 'FAILED'} in "
+                f"{report.recovery_seconds:.1f} s")
 
     def _drill_due(self, now: datetime) -> bool:
         passed = [d for d in last_drills(self.directory) if d.get("ok")]
@@ -216,6 +265,12 @@ class Backups:
         write_private_file(folder / PRUNED_MARKER, before.isoformat().encode())
         for day in doomed:
             day_path(folder, day).unlink(missing_ok=True)
+
+
+def _drill_detail(report: DrillReport) -> str:
+    failed = [name for name, passed, _detail in report.checks if not passed]
+    verdict = "passed" if report.ok else "failed: " + ", ".join(failed)
+    return f"{verdict}; recovery time {report.recovery_seconds:.1f} s"
 
 
 def _checkpoint(database: Path) -> None:

@@ -6,12 +6,14 @@ EFBIG) in a subprocess: mounting a small tmpfs needs root, which the tests do no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,24 +39,63 @@ from store.backup.service import Backups
 """
 
 
-def filled_store(data: Path, count: int = 40) -> Settings:
-    settings = Settings(data_dir=data)
+def filled_store(data: Path, count: int = 40, url: str | None = None) -> Settings:
+    settings = Settings(data_dir=data, database_url=url)
     with Store.open(settings) as store:
         store.save_many([(f"line {n}", AnalysisIn.model_validate(make_record(f"F-{n}")))
                          for n in range(count)])
     return settings
 
 
-def run_python(code: str, data: Path) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, data: Path, url: str | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    database = {"INCIDEX_DATABASE_URL": url} if url else {}
     return subprocess.run([sys.executable, "-c", PREAMBLE + code], capture_output=True,
                           text=True, timeout=300,
-                          env={**os.environ, "INCIDEX_DATA_DIR": str(data)})
+                          env={**os.environ, "INCIDEX_DATA_DIR": str(data), **database})
 
 
 def live_rows(data: Path) -> tuple[str, int]:
     with sqlite3.connect(data / "incident_analysis.db") as connection:
         verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
         return verdict, connection.execute("SELECT count(*) FROM analyses").fetchone()[0]
+
+
+def live_state(settings: Settings) -> tuple[str, int, str]:
+    """The live store's integrity verdict (SQLite; 'ok' on PostgreSQL, whose pages are not
+    ours to check), its analyses and a digest of their ids and bodies."""
+    from sqlalchemy import text
+
+    with Store.open(settings) as store, store.engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT analysis_id, content_hash FROM analyses ORDER BY analysis_id")).all()
+    data = settings.data_dir
+    verdict = live_rows(data)[0] if settings.database_url is None or \
+        settings.database_url.startswith("sqlite") else "ok"
+    digest = hashlib.sha256(repr([tuple(row) for row in rows]).encode()).hexdigest()
+    return verdict, len(rows), digest
+
+
+def database_exists(settings: Settings, name: str) -> bool:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.database_url or "")
+    try:
+        with engine.connect() as connection:
+            return bool(connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                           {"n": name}).first())
+    finally:
+        engine.dispose()
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from store.backup.restore import drop_postgres_database
+
+    url = make_url(settings.database_url or "").set(database=name)
+    drop_postgres_database(settings.model_copy(update={"database_url": url.render_as_string(
+        hide_password=False)}))
 
 
 KILL_POINTS = {
@@ -77,39 +118,51 @@ KILL_POINTS = {
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_backup_now_killed_lists_no_snapshot_and_leaves_the_store_untouched(
-        isolated_directories: Path, point: str) -> None:
-    settings = filled_store(isolated_directories)
-    before = live_rows(isolated_directories)
+        isolated_directories: Path, database_url: str, point: str) -> None:
+    settings = filled_store(isolated_directories, url=database_url)
+    before = live_state(settings)
     killed = run_python(KILL_POINTS[point] + "Backups(Store.open(Settings())).now()\n",
-                        isolated_directories)
+                        isolated_directories, database_url)
     assert killed.returncode == 9, killed.stderr
     backups = isolated_directories / "backups"
     assert list_snapshots(backups) == []
     assert list((snapshots_directory(backups) / INCOMING).iterdir())  # the killed one's temp
-    assert live_rows(isolated_directories) == before == ("ok", 40)
+    assert live_state(settings) == before and before[:2] == ("ok", 40)
     with Store.open(settings) as store:
         snapshot = Backups(store).now()
+    assert snapshot.manifest["kind"] == ("sqlite" if "sqlite" in database_url else "postgresql")
     assert [s.snapshot_id for s in list_snapshots(backups)] == [snapshot.snapshot_id]
     assert verify_snapshot(snapshot) is None
     assert list((snapshots_directory(backups) / INCOMING).iterdir()) == []
 
 
 def test_backup_now_killed_at_random_moments_never_lists_a_bad_snapshot(
-        isolated_directories: Path) -> None:
-    filled_store(isolated_directories, 200)
+        isolated_directories: Path, database_url: str) -> None:
+    settings = filled_store(isolated_directories, 200, url=database_url)
+    before = live_state(settings)
     for delay in (0.3, 0.6, 0.9, 1.2):
         process = subprocess.Popen(
             [sys.executable, "-m", "tui.cli", "backup", "now"], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env={**os.environ,
+            stderr=subprocess.DEVNULL, env={**os.environ, "INCIDEX_DATABASE_URL": database_url,
                                             "INCIDEX_DATA_DIR": str(isolated_directories)})
         time.sleep(delay)
         process.kill()
         process.wait()
         for snapshot in list_snapshots(isolated_directories / "backups"):
             assert snapshot.good and verify_snapshot(snapshot) is None
-    assert live_rows(isolated_directories) == ("ok", 200)
+    assert live_state(settings) == before and before[:2] == ("ok", 200)
 
 
+@pytest.fixture
+def plain_journal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No encryption at rest, in this process and its children: until the keyed analysis ids
+    of the encryption work land, a restore of an encrypted journal stops before it writes
+    ("analysis_id ... does not match its content"), so a kill inside the writing is never
+    reached. Drop this fixture when that lands."""
+    monkeypatch.setenv("INCIDEX_ENCRYPT_AT_REST", "0")
+
+
+@pytest.mark.usefixtures("plain_journal")
 def test_restore_killed_leaves_no_restored_store_and_the_live_one_untouched(
         isolated_directories: Path, tmp_path: Path) -> None:
     settings = filled_store(isolated_directories, 20)
@@ -118,14 +171,7 @@ def test_restore_killed_leaves_no_restored_store_and_the_live_one_untouched(
         store.save_batch([("late", AnalysisIn.model_validate(make_record("LATE-1")))])
     before = live_rows(isolated_directories)
     target = tmp_path / "restored"
-    killed = run_python(
-        "import store.backup.restore as r\n"
-        "def dying(*a, **k):\n"
-        "    os._exit(9)\n"
-        "r._write_chunk = dying\n"
-        "from datetime import UTC, datetime\n"
-        f"Backups(Store.open(Settings())).restore(datetime.now(UTC), {str(target)!r})\n",
-        isolated_directories)
+    killed = run_python(KILLED_RESTORE.format(into=repr(str(target))), isolated_directories)
     assert killed.returncode == 9, killed.stderr
     assert not target.exists()
     assert len([p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]) == 1
@@ -133,6 +179,43 @@ def test_restore_killed_leaves_no_restored_store_and_the_live_one_untouched(
     with Store.open(settings) as store:
         report = Backups(store).restore(datetime.now(UTC), target)
     assert report.records_replayed == 1 and target.is_dir()
+
+
+KILLED_RESTORE = """
+import store.backup.restore as r
+def dying(*a, **k):
+    os._exit(9)
+r._write_chunk = dying
+from datetime import UTC, datetime
+Backups(Store.open(Settings())).restore(datetime.now(UTC), {into})
+"""
+
+
+@pytest.mark.usefixtures("plain_journal")
+def test_a_postgres_restore_killed_leaves_no_restored_database_and_the_live_one_untouched(
+        isolated_directories: Path, postgres_schema_url: str) -> None:
+    settings = filled_store(isolated_directories, 20, url=postgres_schema_url)
+    with Store.open(settings) as store:
+        Backups(store).now()
+        store.save_batch([("late", AnalysisIn.model_validate(make_record("LATE-1")))])
+    before = live_state(settings)
+    target = f"restore_{uuid.uuid4().hex[:10]}"
+    try:
+        killed = run_python(KILLED_RESTORE.format(into=repr(target)), isolated_directories,
+                            postgres_schema_url)
+        assert killed.returncode == 9, killed.stderr
+        assert not database_exists(settings, target)
+        assert database_exists(settings, f"{target}_partial")  # the killed one's work copy
+        assert live_state(settings) == before and before[:2] == ("ok", 21)
+        with Store.open(settings) as store:
+            report = Backups(store).restore(datetime.now(UTC), target)
+        assert report.records_replayed == 1 and database_exists(settings, target)
+        assert not database_exists(settings, f"{target}_partial")
+        with Store.open(report.settings, create=False) as restored:
+            assert restored.summary().analyses == 21
+    finally:
+        drop_database(settings, target)
+        drop_database(settings, f"{target}_partial")
 
 
 def test_a_full_disk_during_backup_now_is_one_clear_error_and_the_store_keeps_working(

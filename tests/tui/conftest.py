@@ -113,11 +113,13 @@ def filled_store(empty_store: Any) -> Any:
 
 
 def make_app(store: Any, settings: Any, **options: Any) -> Any:
-    """The app with a frozen clock, no timers, no background warming and no blinking."""
+    """The app with a frozen clock, no timers, no background warming or backups, and no
+    blinking."""
     from tui.app import IncidexApp
 
     defaults: dict[str, Any] = {"now": lambda: FROZEN_NOW, "poll_seconds": None,
                                 "warm_cache": False, "cursor_blink": False,
+                                "auto_backup": False,
                                 "shell_prefix": "incidex"}
     app = IncidexApp(store, settings, **{**defaults, **options})
     app.animation_level = "none"

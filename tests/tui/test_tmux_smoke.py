@@ -19,7 +19,8 @@ from tests.conftest import IN_CI, REPO_ROOT
 from tests.tui.conftest import fixed_records, save_records
 
 WAIT_SECONDS = 30.0
-PASSED_ENV = ("INCIDEX_DATA_DIR", "XDG_CONFIG_HOME", "INCIDEX_SECRETS_DIR", "HOME", "PATH")
+PASSED_ENV = ("INCIDEX_DATA_DIR", "XDG_CONFIG_HOME", "INCIDEX_SECRETS_DIR", "INCIDEX_BACKUP_AUTO",
+              "HOME", "PATH")
 
 
 class Tmux:

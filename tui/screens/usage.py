@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -10,21 +11,27 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from store import UsageTotal
-from tui.messages import UsageByDayLoaded, UsageByIncidentLoaded, UsageTotalsLoaded
+from store import Backups, BackupStatus, UsageTotal
+from tui.messages import (
+    BackupStatusLoaded,
+    UsageByDayLoaded,
+    UsageByIncidentLoaded,
+    UsageTotalsLoaded,
+)
 from tui.screens.base import IncidexScreen
 from widgets.cost_panel import CostPanel, CostTotals
 from widgets.fitted_table import FittedTable
-from widgets.format import cost, tokens
+from widgets.format import cost, relative_age, tokens
 from widgets.stored_text import stored
 from widgets.usage_chart import UsageChart
 
 TOP_INCIDENTS = 20
 MODEL_HEADERS = ("Model", "Calls", "Tokens", "USD")
 INCIDENT_HEADERS = ("Incident", "Calls", "Input tok", "Output tok", "USD")
+STALE_AFTER = timedelta(days=1)
 
 
 class UsageScreen(IncidexScreen):
@@ -49,6 +56,7 @@ class UsageScreen(IncidexScreen):
         yield Header()
         with Vertical(id="usage-body"):
             yield CostPanel(id="usage-totals")
+            yield Static("Backups: looking…", id="usage-backup", markup=False)
             with Horizontal(id="usage-top"):
                 yield UsageChart(id="usage-chart")
                 yield FittedTable(id="usage-models", cursor_type="row", zebra_stripes=True)
@@ -91,6 +99,13 @@ class UsageScreen(IncidexScreen):
                          Text(cost(total.cost_usd, total.unpriced_calls, total.calls))])
             for total in message.by_incident])
 
+    def on_backup_status_loaded(self, message: BackupStatusLoaded) -> None:
+        """Show the age of the last good snapshot and the last drill; warn when stale."""
+        line, stale = backup_line(message.status, self.incidex.now())
+        status = self.query_one("#usage-backup", Static)
+        status.update(line)
+        status.set_class(stale, "-stale")
+
     def _answered(self, part: str, *selectors: str) -> None:
         self.pending.discard(part)
         for selector in selectors:
@@ -126,6 +141,7 @@ class UsageScreen(IncidexScreen):
         self._load_days(self.days)
         self._request("incidents", "#usage-incidents")
         self._load_incidents()
+        self._load_backup_status()
 
     def _request(self, part: str, *selectors: str) -> None:
         self.pending.add(part)
@@ -148,6 +164,29 @@ class UsageScreen(IncidexScreen):
     def _load_incidents(self) -> None:
         self.post_message(UsageByIncidentLoaded(
             self.incidex.store.usage_by_incident(limit=TOP_INCIDENTS)))
+
+
+    @work(thread=True, exclusive=True, group="usage-backup", exit_on_error=False)
+    def _load_backup_status(self) -> None:
+        self.post_message(BackupStatusLoaded(Backups(self.incidex.store).status()))
+
+
+def backup_line(status: BackupStatus, now: datetime) -> tuple[str, bool]:
+    """The one-line backup status and whether it is stale (no good snapshot within a day)."""
+    last = status.last_good_snapshot
+    drill = status.last_drill
+    if drill is None:
+        drill_text = "no drill yet"
+    else:
+        drill_text = (f"last drill {'passed' if drill.get('ok') else 'FAILED'} "
+                      f"{str(drill.get('started_at', ''))[:10]}")
+    if last is None:
+        return f"⚠ Backups: no snapshot yet (incidex backup now) · {drill_text}", True
+    stale = now - last.taken_at > STALE_AFTER
+    age = relative_age(last.taken_at, now)
+    if stale:
+        return f"⚠ Backups: last good snapshot {age}, over a day old · {drill_text}", True
+    return f"Backups: last snapshot {age} · {drill_text}", False
 
 
 def _totals(by_model: list[UsageTotal]) -> CostTotals:
