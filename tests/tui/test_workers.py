@@ -301,9 +301,9 @@ async def test_an_unpriced_model_reads_the_same_on_every_screen(filled_store: An
         await settle(pilot)
         models = app.screen.query_one("#usage-models", DataTable)
         row = models.get_row("llama3.1:8b")
-        assert row[-1] == "unpriced"
+        assert str(row[-1]) == "unpriced"
         incidents = app.screen.query_one("#usage-incidents", DataTable)
-        assert incidents.get_row("INC-0008")[-1] == "unpriced"
+        assert str(incidents.get_row("INC-0008")[-1]) == "unpriced"
         assert "calls without a price" in str(app.screen.query_one(CostPanel).render())
         await pilot.press("escape", "colon", *"INC-0008", "enter")
         await settle(pilot)
