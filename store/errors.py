@@ -45,3 +45,7 @@ class PiiKeyMismatch(StoreError):
 
 class BackupFailed(StoreError):
     """A backup, restore or drill could not be done; the message names the file and the fault."""
+
+
+class BodyForgotten(ValueError):
+    """A sealed journal body whose incident's data key is gone (the incident was forgotten)."""

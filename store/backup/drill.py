@@ -71,7 +71,8 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillRep
     restored: RestoreReport | None = None
     try:
         restored = restore_to(live.settings, codec, report.started_at,
-                              _scratch_target(live, scratch), type(live).open, source=source)
+                              _scratch_target(live, scratch), type(live).open, source=source,
+                              sealer=live.journal.sealer)
         report.recovery_seconds = time.monotonic() - began
         report.snapshot_id = restored.snapshot_id
         if restored.newest_point is not None:
@@ -85,19 +86,22 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillRep
         if restored is not None and restored.settings.database_url:
             drop_postgres_database(restored.settings)
         shutil.rmtree(scratch, ignore_errors=True)
-    _check_whole_journal(source or live.backups, codec, report)
+    _check_whole_journal(source or live.backups, codec, live, report)
     record_drill(live.backups, report)
     return report
 
 
-def _check_whole_journal(backups: Path, codec: Codec, report: DrillReport) -> None:
+def _check_whole_journal(backups: Path, codec: Codec, live: Store, report: DrillReport
+                         ) -> None:
     """Damage anywhere in the journal, even where the latest restore does not read: a
-    restore to an earlier time would need it."""
+    restore to an earlier time would need it (bodies of forgotten incidents are no damage)."""
     from store.backup.journal import journal_directory, scan
 
-    found = scan(journal_directory(backups), codec)
+    found = scan(journal_directory(backups), codec, sealer=live.journal.sealer)
+    forgotten = sum(len(b.forgotten) for b in found.batches.values())
     report.check("journal", not found.damage,
                  f"{found.lines:,} lines in {len(found.files)} day files"
+                 + (f", {forgotten:,} records of forgotten incidents" if forgotten else "")
                  + ("; " + "; ".join(str(d) for d in found.damage[:3]) if found.damage else ""))
 
 
@@ -110,7 +114,9 @@ def _scratch_target(live: Store, scratch: Path) -> str | Path:
 def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -> None:
     report.check("restore", True, f"into {restored.target}, snapshot "
                  f"{restored.snapshot_id or '(none: journal only)'}, "
-                 f"{restored.records_replayed} records replayed from the journal")
+                 f"{restored.records_replayed} records replayed from the journal"
+                 + (f", {restored.records_forgotten} skipped (their incidents were forgotten)"
+                    if restored.records_forgotten else ""))
     for warning in restored.warnings:
         report.check("restore warning", False, warning)
     _check_counts(restored, report)

@@ -10,9 +10,12 @@ commit line leaves an unfinished batch: `resolve_unfinished` settles it from the
 (its analyses are there or not), so kill -9 never turns a rolled-back batch into a replayed one.
 
 Invariants: every line carries its own checksum (blake2b over the line without it), so a
-torn or altered line is found and named, never replayed; record bodies pass the codec (the
-encryption seam); files and folders are owner-only; appends of one batch are one write under
-an exclusive lock, after a torn tail left by a killed writer has been cut off with a newline;
+torn or altered line is found and named, never replayed; record bodies are sealed with their
+incident's data key when the store seals (ids, times and the checksum stay clear), else they
+pass the store-wide codec; a sealed body whose key was deleted (a forgotten incident) is
+counted as forgotten, never damage; files and folders are owner-only; appends of one batch
+are one write under an exclusive lock, after a torn tail left by a killed writer has been cut
+off with a newline;
 the first line of a day file names the previous day file, so a missing day is detected.
 """
 
@@ -35,7 +38,14 @@ from typing import Any
 
 import orjson
 
-from store.backup.codec import Codec, PlainCodec, codec_named
+from store.backup.codec import (
+    SEALED_BODY,
+    BodyForgotten,
+    BodySealer,
+    Codec,
+    PlainCodec,
+    codec_named,
+)
 from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 JOURNAL_FOLDER = "journal"
@@ -105,6 +115,41 @@ def encode_body(body: dict[str, Any], codec: Codec) -> Any:
     return base64.b64encode(codec.encode(orjson.dumps(body))).decode("ascii")
 
 
+def record_lines(bodies: list[dict[str, Any]], head: dict[str, Any], codec: Codec,
+                 sealer: BodySealer | None) -> list[bytes]:
+    """The record lines of a batch: each body sealed with its incident's key when the sealer
+    seals, else passed through the codec; `head` holds the batch's fields."""
+    if sealer is None or not sealer.sealing:
+        return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
+                             "codec": codec.name, "body": encode_body(body, codec)})
+                for number, body in enumerate(bodies)]
+    incidents = [str(body["incident"]["incident_id"]) for body in bodies]
+    sealed = sealer.seal_bodies([(incident, body["analysis_id"], orjson.dumps(body))
+                                 for incident, body in zip(incidents, bodies, strict=True)])
+    return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
+                         "incident_id": incident, "codec": SEALED_BODY, "key_id": key_id,
+                         "body": base64.b64encode(blob).decode("ascii")})
+            for number, (body, incident, (key_id, blob))
+            in enumerate(zip(bodies, incidents, sealed, strict=True))]
+
+
+def open_record_body(fields: dict[str, Any], codec: Codec, sealer: BodySealer | None
+                     ) -> dict[str, Any]:
+    """The body of a record line; BodyForgotten when its incident's key was deleted,
+    ValueError (naming the key id) when it cannot be read otherwise."""
+    if fields["codec"] != SEALED_BODY:
+        return decode_body(fields["body"], fields["codec"], codec)
+    if sealer is None:
+        raise ValueError(f"body sealed with data key {fields.get('key_id')}, but no keyring "
+                         "is at hand")
+    plain = sealer.open_body(str(fields["incident_id"]), str(fields["analysis_id"]),
+                             base64.b64decode(fields["body"], validate=True))
+    body = orjson.loads(plain)
+    if not isinstance(body, dict):
+        raise ValueError("a body that is not an object")
+    return body
+
+
 def decode_body(stored: Any, codec_name: str, codec: Codec) -> dict[str, Any]:
     """A record body back as an object; ValueError when the codec cannot read it."""
     if codec_name == PlainCodec.name:
@@ -150,6 +195,8 @@ class Journal:
         self.mirrors = list(mirrors)
         self.mirror_faults: list[str] = []
         self.codec: Codec = codec or PlainCodec()
+        # Seals each body with its incident's data key (set by the store; None: no keyring).
+        self.sealer: BodySealer | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._unsynced: set[Path] = set()
         self._lock = threading.Lock()
@@ -161,11 +208,8 @@ class Journal:
         OSError (a full disk, no permission) means nothing of the batch may be committed."""
         now = at or self._clock()
         batch_id = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
-        lines = [encode_line({
-            "kind": "record", "batch": batch_id, "n": number, "at": iso(now),
-            "analysis_id": body["analysis_id"], "codec": self.codec.name,
-            "body": encode_body(body, self.codec),
-        }) for number, body in enumerate(bodies)]
+        lines = record_lines(bodies, {"kind": "record", "batch": batch_id, "at": iso(now)},
+                             self.codec, self.sealer)
         path = day_path(self.directory, now.date())
         self._append(path, b"".join(lines), now)
         with self._lock:
@@ -314,10 +358,16 @@ class JournalBatch:
     aborted: bool = False
     failed: tuple[int, ...] = ()
     expected_records: int | None = None
+    # Record lines whose body's incident key was deleted: number -> analysis id.
+    forgotten: dict[int, str] = field(default_factory=dict)
 
     def landed(self) -> list[JournalRecord]:
-        """The records the database committed."""
+        """The records the database committed (and that can still be read)."""
         return [r for r in self.records if r.number not in self.failed]
+
+    def forgotten_landed(self) -> int:
+        """How many committed records are unreadable because their incident was forgotten."""
+        return sum(1 for n in self.forgotten if n not in self.failed)
 
 
 @dataclass(slots=True)
@@ -331,6 +381,7 @@ class JournalScan:
     # Damaged lines that cost nothing (named in warnings, never blocking a restore).
     notes: list[str] = field(default_factory=list)
     damaged_lines: dict[str, list[str]] = field(default_factory=dict)
+    sealer: BodySealer | None = None
 
     def committed(self, after: datetime | None = None, until: datetime | None = None
                   ) -> list[JournalBatch]:
@@ -353,11 +404,11 @@ class JournalScan:
 
 
 def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
-         until: date | None = None) -> JournalScan:
+         until: date | None = None, sealer: BodySealer | None = None) -> JournalScan:
     """Read every day file in [since, until], checking each line, the batches' record counts
-    and the chain of days."""
+    and the chain of days; sealed bodies are opened with `sealer`."""
     codec = codec or PlainCodec()
-    result = JournalScan()
+    result = JournalScan(sealer=sealer)
     days = [d for d in journal_days(directory)
             if (since is None or d >= since) and (until is None or d <= until)]
     for day in days:
@@ -415,7 +466,13 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     if batch is None:
         batch = result.batches[fields["batch"]] = JournalBatch(fields["batch"], at, path)
     if kind == "record":
-        body = decode_body(fields["body"], fields["codec"], codec)
+        try:
+            body = open_record_body(fields, codec, result.sealer)
+        except BodyForgotten:
+            batch.forgotten[int(fields["n"])] = fields["analysis_id"]
+            return at
+        except ValueError as error:
+            raise ValueError(f"body of {fields['analysis_id']} does not open: {error}") from None
         batch.records.append(JournalRecord(int(fields["n"]), fields["analysis_id"], body, where))
     elif kind == "commit":
         batch.committed_at = at
@@ -433,7 +490,7 @@ def _check_counts(result: JournalScan) -> None:
     for batch in result.batches.values():
         if batch.committed_at is None or batch.expected_records is None:
             continue
-        present = {r.number for r in batch.records}
+        present = {r.number for r in batch.records} | set(batch.forgotten)
         lost = [n for n in range(batch.expected_records)
                 if n not in present and n not in batch.failed]
         if lost:
@@ -474,10 +531,11 @@ def resolve_unfinished(journal: Journal, stored_ids: Callable[[list[str]], set[s
 
     A batch of a writer still running is left alone (its transaction may yet commit)."""
     settled = 0
-    for batch in scan(journal.directory, journal.codec, since=since).unfinished():
+    for batch in scan(journal.directory, journal.codec, since=since,
+                      sealer=journal.sealer).unfinished():
         if _writer_alive(batch.batch_id):
             continue
-        numbered = {r.number: r.analysis_id for r in batch.records}
+        numbered = {r.number: r.analysis_id for r in batch.records} | batch.forgotten
         ids = tuple(numbered.get(n, "") for n in range(max(numbered, default=-1) + 1))
         present = stored_ids([i for i in ids if i])
         ticket = BatchTicket(batch.batch_id, batch.path, ids)
@@ -504,6 +562,52 @@ def _writer_alive(batch_id: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass(slots=True)
+class IncidentLines:
+    """An incident's record lines in the journal: sealed with its key, or in clear."""
+
+    sealed: int = 0
+    clear: int = 0
+
+
+def incident_lines(directory: Path, incident_ids: Iterable[str] | None
+                   ) -> dict[str, IncidentLines]:
+    """How many record lines of each incident (None: of every incident) the journal holds,
+    sealed and clear (read without opening any body: sealed lines name their incident)."""
+    wanted = None if incident_ids is None else set(incident_ids)
+    found = {incident_id: IncidentLines() for incident_id in wanted or ()}
+    for day in journal_days(directory):
+        with open(day_path(directory, day), "rb") as handle:
+            for raw in handle:
+                if b'"kind":"record"' not in raw:
+                    continue
+                try:
+                    fields = decode_line(raw)
+                except LineDamaged:
+                    continue
+                _count_line(fields, wanted, found)
+    return found
+
+
+def _count_line(fields: dict[str, Any], wanted: set[str] | None,
+                found: dict[str, IncidentLines]) -> None:
+    sealed = fields.get("codec") == SEALED_BODY
+    body = fields.get("body")
+    if sealed:
+        incident_id = fields.get("incident_id")
+    elif isinstance(body, dict):
+        incident_id = (body.get("incident") or {}).get("incident_id")
+    else:
+        return  # a body through another store-wide codec: its incident is not readable here
+    if not isinstance(incident_id, str) or (wanted is not None and incident_id not in wanted):
+        return
+    counts = found.setdefault(incident_id, IncidentLines())
+    if sealed:
+        counts.sealed += 1
+    else:
+        counts.clear += 1
 
 
 def pruned_before(directory: Path) -> date | None:
