@@ -12,10 +12,11 @@ commit line leaves an unfinished batch: `resolve_unfinished` settles it from the
 Invariants: every line carries its own checksum (blake2b over the line without it), so a
 torn or altered line is found and named, never replayed; record bodies are sealed with their
 incident's data key when the store seals (ids, times and the checksum stay clear), else they
-pass the store-wide codec; a sealed body whose key was deleted (a forgotten incident) is
-counted as forgotten, never damage; files and folders are owner-only; appends of one batch
-are one write under an exclusive lock, after a torn tail left by a killed writer has been cut
-off with a newline;
+pass the store-wide codec; a sealed body is opened only when it is read (replay, drill), so
+scanning needs no key, and one whose key was deleted (a forgotten incident) raises
+BodyForgotten, which a replay counts and skips; files and folders are owner-only; appends of
+one batch are one write under an exclusive lock, after a torn tail left by a killed writer has
+been cut off with a newline;
 the first line of a day file names the previous day file, so a missing day is detected.
 """
 
@@ -338,12 +339,28 @@ class Damage:
 
 @dataclass(frozen=True, slots=True)
 class JournalRecord:
-    """One record line, readable."""
+    """One record line, readable; a sealed body is opened each time `body` is read."""
 
     number: int
     analysis_id: str
-    body: dict[str, Any]
+    # The body itself, or the fields of a line whose body is sealed with its incident's key.
+    stored: dict[str, Any]
     where: str
+    sealed: bool = False
+    sealer: BodySealer | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The body; BodyForgotten when its incident's key was deleted, ValueError naming
+        the line and the key id when it cannot be opened otherwise."""
+        if not self.sealed:
+            return self.stored
+        try:
+            return open_record_body(self.stored, PlainCodec(), self.sealer)
+        except BodyForgotten:
+            raise
+        except ValueError as error:
+            raise ValueError(f"journal {self.where}: {error}") from None
 
 
 @dataclass(slots=True)
@@ -358,16 +375,10 @@ class JournalBatch:
     aborted: bool = False
     failed: tuple[int, ...] = ()
     expected_records: int | None = None
-    # Record lines whose body's incident key was deleted: number -> analysis id.
-    forgotten: dict[int, str] = field(default_factory=dict)
 
     def landed(self) -> list[JournalRecord]:
-        """The records the database committed (and that can still be read)."""
+        """The records the database committed."""
         return [r for r in self.records if r.number not in self.failed]
-
-    def forgotten_landed(self) -> int:
-        """How many committed records are unreadable because their incident was forgotten."""
-        return sum(1 for n in self.forgotten if n not in self.failed)
 
 
 @dataclass(slots=True)
@@ -406,7 +417,7 @@ class JournalScan:
 def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
          until: date | None = None, sealer: BodySealer | None = None) -> JournalScan:
     """Read every day file in [since, until], checking each line, the batches' record counts
-    and the chain of days; sealed bodies are opened with `sealer`."""
+    and the chain of days; sealed bodies are opened with `sealer` when they are read."""
     codec = codec or PlainCodec()
     result = JournalScan(sealer=sealer)
     days = [d for d in journal_days(directory)
@@ -466,14 +477,7 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     if batch is None:
         batch = result.batches[fields["batch"]] = JournalBatch(fields["batch"], at, path)
     if kind == "record":
-        try:
-            body = open_record_body(fields, codec, result.sealer)
-        except BodyForgotten:
-            batch.forgotten[int(fields["n"])] = fields["analysis_id"]
-            return at
-        except ValueError as error:
-            raise ValueError(f"body of {fields['analysis_id']} does not open: {error}") from None
-        batch.records.append(JournalRecord(int(fields["n"]), fields["analysis_id"], body, where))
+        batch.records.append(_record(fields, where, codec, result.sealer))
     elif kind == "commit":
         batch.committed_at = at
         batch.failed = tuple(int(n) for n in fields.get("failed", ()))
@@ -485,12 +489,40 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     return at
 
 
+def _record(fields: dict[str, Any], where: str, codec: Codec, sealer: BodySealer | None
+            ) -> JournalRecord:
+    number, analysis_id = int(fields["n"]), str(fields["analysis_id"])
+    if fields["codec"] == SEALED_BODY:
+        for name in ("incident_id", "key_id", "body"):
+            if not isinstance(fields.get(name), str):
+                raise ValueError(f"a sealed body without its {name}")
+        return JournalRecord(number, analysis_id, fields, where, sealed=True, sealer=sealer)
+    return JournalRecord(number, analysis_id, decode_body(fields["body"], fields["codec"], codec),
+                         where)
+
+
+def open_all(records: Iterable[JournalRecord]) -> tuple[int, list[str]]:
+    """Open every sealed body: how many are forgotten (their key deleted), and a line per
+    body that does not open otherwise (another keyring, altered bytes)."""
+    forgotten, problems = 0, []
+    for record in records:
+        if not record.sealed:
+            continue
+        try:
+            record.body  # noqa: B018 - opening it is the check
+        except BodyForgotten:
+            forgotten += 1
+        except ValueError as error:
+            problems.append(str(error))
+    return forgotten, problems
+
+
 def _check_counts(result: JournalScan) -> None:
     """A committed batch missing some record lines names them (their lines were damaged)."""
     for batch in result.batches.values():
         if batch.committed_at is None or batch.expected_records is None:
             continue
-        present = {r.number for r in batch.records} | set(batch.forgotten)
+        present = {r.number for r in batch.records}
         lost = [n for n in range(batch.expected_records)
                 if n not in present and n not in batch.failed]
         if lost:
@@ -531,11 +563,10 @@ def resolve_unfinished(journal: Journal, stored_ids: Callable[[list[str]], set[s
 
     A batch of a writer still running is left alone (its transaction may yet commit)."""
     settled = 0
-    for batch in scan(journal.directory, journal.codec, since=since,
-                      sealer=journal.sealer).unfinished():
+    for batch in scan(journal.directory, journal.codec, since=since).unfinished():
         if _writer_alive(batch.batch_id):
             continue
-        numbered = {r.number: r.analysis_id for r in batch.records} | batch.forgotten
+        numbered = {r.number: r.analysis_id for r in batch.records}
         ids = tuple(numbered.get(n, "") for n in range(max(numbered, default=-1) + 1))
         present = stored_ids([i for i in ids if i])
         ticket = BatchTicket(batch.batch_id, batch.path, ids)

@@ -46,7 +46,7 @@ from store.backup.snapshots import (
     run_pg_tool,
     verify_snapshot,
 )
-from store.errors import BackupFailed, RecordError
+from store.errors import BackupFailed, BodyForgotten, RecordError
 from store.fileio import private_directory
 from store.locations import backups_directory, data_directory, database_url
 
@@ -132,7 +132,6 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
         raise
     report.settings = restorer.final_settings()
     report.replayed = batches
-    report.records_forgotten = sum(b.forgotten_landed() for b in batches)
     report.seconds = time.monotonic() - started
     return report
 
@@ -172,7 +171,9 @@ def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> 
             try:
                 chunk.append(prepared_from_body(record.body, f"journal {record.where}",
                                                 keyed_hash))
-            except RecordError as error:
+            except BodyForgotten:
+                report.records_forgotten += 1
+            except (RecordError, ValueError) as error:
                 raise BackupFailed(f"restore: {error}") from None
         if len(chunk) >= REPLAY_CHUNK:
             _write_chunk(store, chunk, report, write_batch)
