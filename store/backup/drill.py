@@ -215,11 +215,11 @@ def _check_readable(copy: Store, report: DrillReport) -> None:
     shredded = set(unreadable) - set(copy.cipher.datakeys.active_keys(unreadable, create=False))
     failing = [f"{incident_id}: {problem}" for incident_id, problem in unreadable.items()
                if incident_id not in shredded]
-    detail = (f"{len(rows) - len(unreadable)} of {len(rows)} sampled incidents and their "
-              "analyses open with the keyring"
-              + (f", {len(shredded)} forgotten since the snapshot (their keys are deleted)"
-                 if shredded else ""))
-    report.check("keys", not failing, "; ".join([detail, *failing[:3]]))
+    summary = (f"{len(rows) - len(unreadable)} of {len(rows)} sampled incidents and their "
+               "analyses open with the keyring"
+               + (f", {len(shredded)} forgotten since the snapshot (their keys are deleted)"
+                  if shredded else ""))
+    report.check("keys", not failing, "; ".join([summary, *failing[:3]]))
 
 
 def _check_similar(live: Store, copy: Store, report: DrillReport) -> None:
