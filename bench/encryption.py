@@ -3,10 +3,11 @@
     python bench/encryption.py [--records 5000] [--repeat 3] [--embed]
 
 Each run saves the same JSON Lines file through `incidex --save`'s path (batched transactions,
-priced run metadata, JSON backups) into a fresh SQLite store, alternating encrypt_at_rest off
-and on so that the machine's noise (other processes) falls on both alike; prints the median
-records/s of each and the slowdown. Also times `Store.incident` + `Store.analyses` (what the
-analysis screen reads) on the sealed store. The goal: sealed within 15% of clear.
+priced run metadata, the backup journal, whose bodies are sealed too) into a fresh SQLite
+store, alternating encrypt_at_rest off and on so that the machine's noise (other processes)
+falls on both alike; prints the median records/s of each and the slowdown. Also times
+`Store.incident` + `Store.analyses` (what the analysis screen reads) on the sealed store.
+The goal: sealed within 15% of clear.
 """
 
 from __future__ import annotations

@@ -56,3 +56,7 @@ class AccessDenied(StoreError):
         self.target = target
         on = f" on {target}" if target else ""
         super().__init__(f"access denied: {actor} may not {action}{on}")
+
+
+class BodyForgotten(ValueError):
+    """A sealed journal body whose incident's data key is gone (the incident was forgotten)."""

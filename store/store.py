@@ -47,6 +47,7 @@ from store.settings import Settings
 if TYPE_CHECKING:
     from store.access import UserRow
     from store.analyze import AnalysisRunner
+    from store.backup.codec import BodySealer
     from store.cache import Cache
     from store.crypto import StoreCipher
     from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
@@ -77,6 +78,7 @@ class Store:
         self._vectors: VectorService | None = None
         self._search: SimilarSearch | None = None
         self.cipher = _open_cipher(settings, engine)
+        self.journal.sealer = _journal_sealer(self.cipher)
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = True, actor: str | None = None) -> Store:
@@ -659,16 +661,23 @@ class Store:
         return moved_to
 
     def encrypt_store(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Seal every clear-text row, then every clear JSON backup, in place (resumable);
-        how many incidents. Admins; audited."""
-        from store.crypto.backups import seal_backup_files
+        """Seal every clear-text row in place (resumable); how many incidents. The journal
+        is append-only: its lines written in clear stay as they are (see clear_journal_records).
+        Admins; audited."""
         from store.protection import encrypt_store
 
         self.require(Action.KEYS)
         done = encrypt_store(self.engine, self.cipher, progress)
-        seal_backup_files(self.backups, self.cipher)
         self.record_event("keys_encrypt_store", detail=f"{done} incidents sealed")
         return done
+
+    def clear_journal_records(self) -> int:
+        """How many journal records hold their body in clear (written before the store
+        sealed); they leave with the journal days that hold them (backup retention)."""
+        from store.backup.journal import incident_lines, journal_directory
+
+        return sum(found.clear for found in
+                   incident_lines(journal_directory(self.backups), None).values())
 
     def purge_candidates(self, now: datetime | None = None) -> list[PurgeCandidate]:
         """The incidents the retention policy would remove now."""
@@ -793,6 +802,13 @@ class Store:
             counts = queries.totals(connection)
         url = self.engine.url.render_as_string(hide_password=False)
         return StoreSummary(database_url=redact_url(url), **counts)
+
+
+def _journal_sealer(cipher: StoreCipher) -> BodySealer:
+    """Seals journal bodies with their incidents' data keys (when the store seals)."""
+    from store.crypto import JournalSealer
+
+    return JournalSealer(cipher)
 
 
 def _open_cipher(settings: Settings, engine: Engine) -> StoreCipher:

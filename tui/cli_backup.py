@@ -164,6 +164,9 @@ def restore(settings: Settings, to_text: str, into: str | None, source: Path | N
         say(f"restored to {to.isoformat()} into {report.target} (snapshot "
             f"{report.snapshot_id or 'none: journal only'}, {report.records_replayed:,} "
             f"records replayed, {report.seconds:.1f} s)")
+        if report.records_forgotten:
+            say(f"{report.records_forgotten:,} journal records skipped: their incidents were "
+                "forgotten (their data keys are deleted)")
         if report.settings.database_url:
             say(f"open it with: INCIDEX_DATABASE_URL='{_masked(report.settings)}' incidex")
         else:

@@ -114,7 +114,12 @@ def encrypt_store(settings: Settings) -> None:
         task = progress.add_task("encrypt", total=None)
         done = store.encrypt_store(
             lambda count, total: progress.update(task, completed=count, total=total))
+        clear = store.clear_journal_records()
     say(f"{done:,} incidents sealed", err=True)
+    if clear:
+        say(f"{clear:,} backup journal records written before stay in clear (the journal is "
+            "append-only); they leave with their journal days (the retention of "
+            "`incidex backup run-due`), and forgetting an incident cannot shred them", err=True)
 
 
 @click.command()
@@ -172,6 +177,6 @@ def _say_report(report: Any) -> None:
     for warning in report.warnings:
         say(warning, err=True)
     say(f"{report.incidents:,} incidents purged: {report.analyses:,} analyses, "
-        f"{report.embeddings:,} vectors, {report.backups:,} backup files, "
+        f"{report.embeddings:,} vectors, {report.backups:,} journal records made unreadable, "
         f"{report.data_keys:,} data keys deleted; {report.run_metadata:,} usage rows kept "
         "without their links", err=True)

@@ -1,12 +1,42 @@
-"""The seam where backups are encrypted: every journal body and snapshot frame passes a codec.
+"""The seams where backups are encrypted.
 
-Invariants: decode(encode(data)) == data; a codec's name is written beside what it encoded,
-so a reader knows which codec (and, once encryption lands, which keys) it needs.
+A store-wide Codec passes snapshot frames (and journal bodies when the store does not seal);
+a BodySealer seals each journal body with its own incident's data key, so that forgetting an
+incident (deleting its key) makes its journal lines unreadable and leaves the others readable.
+
+Invariants: decode(encode(data)) == data; open_body(seal_bodies(x)) == x for the same
+analysis id; a codec's name is written beside what it encoded, so a reader knows which codec
+(and which keys) it needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
+
+from store.errors import BodyForgotten
+
+# The codec name of a journal body sealed with its incident's data key.
+SEALED_BODY = "incident-key"
+__all__ = ["SEALED_BODY", "BodyForgotten", "BodySealer", "Codec", "PlainCodec", "codec_named"]
+
+
+class BodySealer(Protocol):
+    """Seals and opens journal bodies under their incidents' data keys, bound to the analysis."""
+
+    @property
+    def sealing(self) -> bool:
+        """Whether new bodies are sealed (the store encrypts at rest)."""
+        ...
+
+    def seal_bodies(self, bodies: Sequence[tuple[str, str, bytes]]) -> list[tuple[str, bytes]]:
+        """(key id, sealed bytes) of each (incident id, analysis id, plain bytes)."""
+        ...
+
+    def open_body(self, incident_id: str, analysis_id: str, sealed: bytes) -> bytes:
+        """The plain bytes; BodyForgotten when the key was deleted, ValueError naming the key
+        id when it cannot be opened otherwise (another keyring, altered bytes)."""
+        ...
 
 
 class Codec(Protocol):

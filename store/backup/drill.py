@@ -22,7 +22,7 @@ import orjson
 from store.backup.codec import Codec
 from store.backup.journal import iso
 from store.backup.restore import RestoreReport, drop_postgres_database, restore_to
-from store.errors import BackupFailed, StoreError
+from store.errors import BackupFailed, BodyForgotten, StoreError
 from store.fileio import PRIVATE_FILE_MODE, private_directory
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillRep
     restored: RestoreReport | None = None
     try:
         restored = restore_to(live.settings, codec, report.started_at,
-                              _scratch_target(live, scratch), type(live).open, source=source)
+                              _scratch_target(live, scratch), type(live).open, source=source,
+                              sealer=live.journal.sealer)
         report.recovery_seconds = time.monotonic() - began
         report.snapshot_id = restored.snapshot_id
         if restored.newest_point is not None:
@@ -85,20 +86,24 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillRep
         if restored is not None and restored.settings.database_url:
             drop_postgres_database(restored.settings)
         shutil.rmtree(scratch, ignore_errors=True)
-    _check_whole_journal(source or live.backups, codec, report)
+    _check_whole_journal(source or live.backups, codec, live, report)
     record_drill(live.backups, report)
     return report
 
 
-def _check_whole_journal(backups: Path, codec: Codec, report: DrillReport) -> None:
+def _check_whole_journal(backups: Path, codec: Codec, live: Store, report: DrillReport
+                         ) -> None:
     """Damage anywhere in the journal, even where the latest restore does not read: a
-    restore to an earlier time would need it."""
-    from store.backup.journal import journal_directory, scan
+    restore to an earlier time would need it (bodies of forgotten incidents are no damage)."""
+    from store.backup.journal import journal_directory, open_all, scan
 
-    found = scan(journal_directory(backups), codec)
-    report.check("journal", not found.damage,
+    found = scan(journal_directory(backups), codec, sealer=live.journal.sealer)
+    forgotten, unopened = open_all(r for b in found.batches.values() for r in b.records)
+    problems = [str(d) for d in found.damage] + unopened
+    report.check("journal", not problems,
                  f"{found.lines:,} lines in {len(found.files)} day files"
-                 + ("; " + "; ".join(str(d) for d in found.damage[:3]) if found.damage else ""))
+                 + (f", {forgotten:,} records of forgotten incidents" if forgotten else "")
+                 + ("; " + "; ".join(problems[:3]) if problems else ""))
 
 
 def _scratch_target(live: Store, scratch: Path) -> str | Path:
@@ -110,7 +115,9 @@ def _scratch_target(live: Store, scratch: Path) -> str | Path:
 def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -> None:
     report.check("restore", True, f"into {restored.target}, snapshot "
                  f"{restored.snapshot_id or '(none: journal only)'}, "
-                 f"{restored.records_replayed} records replayed from the journal")
+                 f"{restored.records_replayed} records replayed from the journal"
+                 + (f", {restored.records_forgotten} skipped (their incidents were forgotten)"
+                    if restored.records_forgotten else ""))
     for warning in restored.warnings:
         report.check("restore warning", False, warning)
     _check_counts(restored, report)
@@ -120,6 +127,7 @@ def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -
         verify = copy.verify_vectors()
         report.check("vectors", verify.in_step, _verify_detail(verify))
         _check_journal_sample(copy, restored, report)
+        _check_readable(copy, report)
         _check_similar(live, copy, report)
 
 
@@ -175,16 +183,46 @@ def _check_journal_sample(copy: Store, restored: RestoreReport, report: DrillRep
 
     records = [r for batch in restored.replayed for r in batch.landed()]
     sample = random.sample(records, min(JOURNAL_SAMPLE, len(records)))
-    wrong = []
+    wrong, forgotten = [], 0
     for record in sample:
-        stored = {a.analysis_id: a for a in copy.analyses(record.body["incident"]["incident_id"])}
+        try:
+            body = record.body
+        except BodyForgotten:
+            forgotten += 1  # its incident was forgotten: the restore rightly left it out
+            continue
+        stored = {a.analysis_id: a for a in copy.analyses(body["incident"]["incident_id"])}
         found = stored.get(record.analysis_id)
-        if found is None or canonical_json(found.analysis) != canonical_json(
-                record.body["analysis"]):
+        if found is None or canonical_json(found.analysis) != canonical_json(body["analysis"]):
             wrong.append(f"{record.where} ({record.analysis_id})")
     report.check("journal sample", not wrong,
-                 f"{len(sample) - len(wrong)} of {len(sample)} sampled journal lines match"
+                 f"{len(sample) - len(wrong) - forgotten} of {len(sample) - forgotten} sampled "
+                 "journal lines match"
+                 + (f" ({forgotten} of forgotten incidents left out)" if forgotten else "")
                  + (f"; differing: {', '.join(wrong[:3])}" if wrong else ""))
+
+
+def _check_readable(copy: Store, report: DrillReport) -> None:
+    """A sample of restored incidents and analyses open with the current keyring (sealed
+    columns of the snapshot and rows replayed from the journal alike). An incident forgotten
+    after the snapshot was taken comes back from it unreadable (its data keys are deleted):
+    counted, not a failure."""
+    rows = copy.incidents_page(limit=JOURNAL_SAMPLE).rows
+    unreadable: dict[str, str] = {}
+    for row in rows:
+        detail = copy.incident(row.incident_id)
+        problems = [detail.unreadable if detail else None,
+                    *(a.unreadable for a in copy.analyses(row.incident_id))]
+        found = next((problem for problem in problems if problem), None)
+        if found:
+            unreadable[row.incident_id] = found
+    shredded = set(unreadable) - set(copy.cipher.datakeys.active_keys(unreadable, create=False))
+    failing = [f"{incident_id}: {problem}" for incident_id, problem in unreadable.items()
+               if incident_id not in shredded]
+    summary = (f"{len(rows) - len(unreadable)} of {len(rows)} sampled incidents and their "
+               "analyses open with the keyring"
+               + (f", {len(shredded)} forgotten since the snapshot (their keys are deleted)"
+                  if shredded else ""))
+    report.check("keys", not failing, "; ".join([summary, *failing[:3]]))
 
 
 def _check_similar(live: Store, copy: Store, report: DrillReport) -> None:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from store.errors import RecordError
-from store.ingest.records import Limits, PreparedSave, prepare
+from store.ingest.records import KeyedHash, Limits, PreparedSave, prepare
 from store.schemas import AnalysisIn
 
 # Replay accepts what was once saved, whatever today's size limits say.
@@ -52,15 +52,20 @@ def legacy_body(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def prepared_from_body(body: dict[str, Any], where: str) -> PreparedSave:
-    """The rows a body stands for; RecordError naming `where` when it cannot be replayed."""
+def prepared_from_body(body: dict[str, Any], where: str, keyed_hash: KeyedHash | None = None
+                       ) -> PreparedSave:
+    """The rows a body stands for; RecordError naming `where` when it cannot be replayed
+    (`keyed_hash`: the restored store's content hash when it seals, as a save computes it;
+    a body journaled before the store sealed was identified by the plain hash instead)."""
     try:
         record = AnalysisIn.model_validate({key: body[key] for key in
                                             ("incident", "analysis", "model_name", "usage")})
         saved_at = datetime.fromisoformat(body["saved_at"])
     except (KeyError, ValueError) as error:
         raise RecordError(where, "body", f"not a saved analysis ({_first(error)})") from None
-    prepared = prepare(record, where, REPLAY_LIMITS, saved_at)
+    prepared = prepare(record, where, REPLAY_LIMITS, saved_at, keyed_hash)
+    if prepared.analysis_id != body["analysis_id"] and keyed_hash is not None:
+        prepared = prepare(record, where, REPLAY_LIMITS, saved_at)
     if prepared.analysis_id != body["analysis_id"]:
         raise RecordError(where, "analysis_id", f"{body['analysis_id']!r} does not match its "
                           f"content (which gives {prepared.analysis_id!r})")

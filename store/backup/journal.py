@@ -10,9 +10,13 @@ commit line leaves an unfinished batch: `resolve_unfinished` settles it from the
 (its analyses are there or not), so kill -9 never turns a rolled-back batch into a replayed one.
 
 Invariants: every line carries its own checksum (blake2b over the line without it), so a
-torn or altered line is found and named, never replayed; record bodies pass the codec (the
-encryption seam); files and folders are owner-only; appends of one batch are one write under
-an exclusive lock, after a torn tail left by a killed writer has been cut off with a newline;
+torn or altered line is found and named, never replayed; record bodies are sealed with their
+incident's data key when the store seals (ids, times and the checksum stay clear), else they
+pass the store-wide codec; a sealed body is opened only when it is read (replay, drill), so
+scanning needs no key, and one whose key was deleted (a forgotten incident) raises
+BodyForgotten, which a replay counts and skips; files and folders are owner-only; appends of
+one batch are one write under an exclusive lock, after a torn tail left by a killed writer has
+been cut off with a newline;
 the first line of a day file names the previous day file, so a missing day is detected.
 """
 
@@ -35,7 +39,14 @@ from typing import Any
 
 import orjson
 
-from store.backup.codec import Codec, PlainCodec, codec_named
+from store.backup.codec import (
+    SEALED_BODY,
+    BodyForgotten,
+    BodySealer,
+    Codec,
+    PlainCodec,
+    codec_named,
+)
 from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 JOURNAL_FOLDER = "journal"
@@ -105,6 +116,41 @@ def encode_body(body: dict[str, Any], codec: Codec) -> Any:
     return base64.b64encode(codec.encode(orjson.dumps(body))).decode("ascii")
 
 
+def record_lines(bodies: list[dict[str, Any]], head: dict[str, Any], codec: Codec,
+                 sealer: BodySealer | None) -> list[bytes]:
+    """The record lines of a batch: each body sealed with its incident's key when the sealer
+    seals, else passed through the codec; `head` holds the batch's fields."""
+    if sealer is None or not sealer.sealing:
+        return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
+                             "codec": codec.name, "body": encode_body(body, codec)})
+                for number, body in enumerate(bodies)]
+    incidents = [str(body["incident"]["incident_id"]) for body in bodies]
+    sealed = sealer.seal_bodies([(incident, body["analysis_id"], orjson.dumps(body))
+                                 for incident, body in zip(incidents, bodies, strict=True)])
+    return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
+                         "incident_id": incident, "codec": SEALED_BODY, "key_id": key_id,
+                         "body": base64.b64encode(blob).decode("ascii")})
+            for number, (body, incident, (key_id, blob))
+            in enumerate(zip(bodies, incidents, sealed, strict=True))]
+
+
+def open_record_body(fields: dict[str, Any], codec: Codec, sealer: BodySealer | None
+                     ) -> dict[str, Any]:
+    """The body of a record line; BodyForgotten when its incident's key was deleted,
+    ValueError (naming the key id) when it cannot be read otherwise."""
+    if fields["codec"] != SEALED_BODY:
+        return decode_body(fields["body"], fields["codec"], codec)
+    if sealer is None:
+        raise ValueError(f"body sealed with data key {fields.get('key_id')}, but no keyring "
+                         "is at hand")
+    plain = sealer.open_body(str(fields["incident_id"]), str(fields["analysis_id"]),
+                             base64.b64decode(fields["body"], validate=True))
+    body = orjson.loads(plain)
+    if not isinstance(body, dict):
+        raise ValueError("a body that is not an object")
+    return body
+
+
 def decode_body(stored: Any, codec_name: str, codec: Codec) -> dict[str, Any]:
     """A record body back as an object; ValueError when the codec cannot read it."""
     if codec_name == PlainCodec.name:
@@ -150,6 +196,8 @@ class Journal:
         self.mirrors = list(mirrors)
         self.mirror_faults: list[str] = []
         self.codec: Codec = codec or PlainCodec()
+        # Seals each body with its incident's data key (set by the store; None: no keyring).
+        self.sealer: BodySealer | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._unsynced: set[Path] = set()
         self._lock = threading.Lock()
@@ -161,11 +209,8 @@ class Journal:
         OSError (a full disk, no permission) means nothing of the batch may be committed."""
         now = at or self._clock()
         batch_id = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
-        lines = [encode_line({
-            "kind": "record", "batch": batch_id, "n": number, "at": iso(now),
-            "analysis_id": body["analysis_id"], "codec": self.codec.name,
-            "body": encode_body(body, self.codec),
-        }) for number, body in enumerate(bodies)]
+        lines = record_lines(bodies, {"kind": "record", "batch": batch_id, "at": iso(now)},
+                             self.codec, self.sealer)
         path = day_path(self.directory, now.date())
         self._append(path, b"".join(lines), now)
         with self._lock:
@@ -294,12 +339,28 @@ class Damage:
 
 @dataclass(frozen=True, slots=True)
 class JournalRecord:
-    """One record line, readable."""
+    """One record line, readable; a sealed body is opened each time `body` is read."""
 
     number: int
     analysis_id: str
-    body: dict[str, Any]
+    # The body itself, or the fields of a line whose body is sealed with its incident's key.
+    stored: dict[str, Any]
     where: str
+    sealed: bool = False
+    sealer: BodySealer | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The body; BodyForgotten when its incident's key was deleted, ValueError naming
+        the line and the key id when it cannot be opened otherwise."""
+        if not self.sealed:
+            return self.stored
+        try:
+            return open_record_body(self.stored, PlainCodec(), self.sealer)
+        except BodyForgotten:
+            raise
+        except ValueError as error:
+            raise ValueError(f"journal {self.where}: {error}") from None
 
 
 @dataclass(slots=True)
@@ -331,6 +392,7 @@ class JournalScan:
     # Damaged lines that cost nothing (named in warnings, never blocking a restore).
     notes: list[str] = field(default_factory=list)
     damaged_lines: dict[str, list[str]] = field(default_factory=dict)
+    sealer: BodySealer | None = None
 
     def committed(self, after: datetime | None = None, until: datetime | None = None
                   ) -> list[JournalBatch]:
@@ -353,11 +415,11 @@ class JournalScan:
 
 
 def scan(directory: Path, codec: Codec | None = None, since: date | None = None,
-         until: date | None = None) -> JournalScan:
+         until: date | None = None, sealer: BodySealer | None = None) -> JournalScan:
     """Read every day file in [since, until], checking each line, the batches' record counts
-    and the chain of days."""
+    and the chain of days; sealed bodies are opened with `sealer` when they are read."""
     codec = codec or PlainCodec()
-    result = JournalScan()
+    result = JournalScan(sealer=sealer)
     days = [d for d in journal_days(directory)
             if (since is None or d >= since) and (until is None or d <= until)]
     for day in days:
@@ -415,8 +477,7 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     if batch is None:
         batch = result.batches[fields["batch"]] = JournalBatch(fields["batch"], at, path)
     if kind == "record":
-        body = decode_body(fields["body"], fields["codec"], codec)
-        batch.records.append(JournalRecord(int(fields["n"]), fields["analysis_id"], body, where))
+        batch.records.append(_record(fields, where, codec, result.sealer))
     elif kind == "commit":
         batch.committed_at = at
         batch.failed = tuple(int(n) for n in fields.get("failed", ()))
@@ -426,6 +487,34 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     else:
         raise ValueError(f"unknown line kind {kind!r}")
     return at
+
+
+def _record(fields: dict[str, Any], where: str, codec: Codec, sealer: BodySealer | None
+            ) -> JournalRecord:
+    number, analysis_id = int(fields["n"]), str(fields["analysis_id"])
+    if fields["codec"] == SEALED_BODY:
+        for name in ("incident_id", "key_id", "body"):
+            if not isinstance(fields.get(name), str):
+                raise ValueError(f"a sealed body without its {name}")
+        return JournalRecord(number, analysis_id, fields, where, sealed=True, sealer=sealer)
+    return JournalRecord(number, analysis_id, decode_body(fields["body"], fields["codec"], codec),
+                         where)
+
+
+def open_all(records: Iterable[JournalRecord]) -> tuple[int, list[str]]:
+    """Open every sealed body: how many are forgotten (their key deleted), and a line per
+    body that does not open otherwise (another keyring, altered bytes)."""
+    forgotten, problems = 0, []
+    for record in records:
+        if not record.sealed:
+            continue
+        try:
+            record.body  # noqa: B018 - opening it is the check
+        except BodyForgotten:
+            forgotten += 1
+        except ValueError as error:
+            problems.append(str(error))
+    return forgotten, problems
 
 
 def _check_counts(result: JournalScan) -> None:
@@ -504,6 +593,52 @@ def _writer_alive(batch_id: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass(slots=True)
+class IncidentLines:
+    """An incident's record lines in the journal: sealed with its key, or in clear."""
+
+    sealed: int = 0
+    clear: int = 0
+
+
+def incident_lines(directory: Path, incident_ids: Iterable[str] | None
+                   ) -> dict[str, IncidentLines]:
+    """How many record lines of each incident (None: of every incident) the journal holds,
+    sealed and clear (read without opening any body: sealed lines name their incident)."""
+    wanted = None if incident_ids is None else set(incident_ids)
+    found = {incident_id: IncidentLines() for incident_id in wanted or ()}
+    for day in journal_days(directory):
+        with open(day_path(directory, day), "rb") as handle:
+            for raw in handle:
+                if b'"kind":"record"' not in raw:
+                    continue
+                try:
+                    fields = decode_line(raw)
+                except LineDamaged:
+                    continue
+                _count_line(fields, wanted, found)
+    return found
+
+
+def _count_line(fields: dict[str, Any], wanted: set[str] | None,
+                found: dict[str, IncidentLines]) -> None:
+    sealed = fields.get("codec") == SEALED_BODY
+    body = fields.get("body")
+    if sealed:
+        incident_id = fields.get("incident_id")
+    elif isinstance(body, dict):
+        incident_id = (body.get("incident") or {}).get("incident_id")
+    else:
+        return  # a body through another store-wide codec: its incident is not readable here
+    if not isinstance(incident_id, str) or (wanted is not None and incident_id not in wanted):
+        return
+    counts = found.setdefault(incident_id, IncidentLines())
+    if sealed:
+        counts.sealed += 1
+    else:
+        counts.clear += 1
 
 
 def pruned_before(directory: Path) -> date | None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.backup.codec import Codec, codec_named
+from store.backup.codec import BodySealer, Codec, codec_named
 from store.backup.entries import prepared_from_body
 from store.backup.frames import unpack_frames
 from store.backup.journal import (
@@ -46,7 +46,7 @@ from store.backup.snapshots import (
     run_pg_tool,
     verify_snapshot,
 )
-from store.errors import BackupFailed, RecordError
+from store.errors import BackupFailed, BodyForgotten, RecordError
 from store.fileio import private_directory
 from store.locations import backups_directory, data_directory, database_url
 
@@ -75,17 +75,20 @@ class RestoreReport:
     replayed: list[JournalBatch] = field(default_factory=list)
     records_replayed: int = 0
     records_present: int = 0
+    # Journal records skipped because their incident was forgotten (its data key deleted).
+    records_forgotten: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     newest_point: datetime | None = None
 
 
 def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path | None,
-               open_store: Callable[[Settings], Store], *, source: Path | None = None
-               ) -> RestoreReport:
+               open_store: Callable[[Settings], Store], *, source: Path | None = None,
+               sealer: BodySealer | None = None) -> RestoreReport:
     """Restore the store of `settings` as of `to` into a new directory (SQLite) or database
     (PostgreSQL), opening it with `open_store`; `source` is a backups folder other than the
-    store's (a mirror)."""
+    store's (a mirror); sealed journal bodies are opened with `sealer` (the keyring), and
+    those of forgotten incidents are skipped and counted."""
     started = time.monotonic()
     to = to.astimezone(UTC)
     backups = source or backups_directory(settings)
@@ -99,7 +102,7 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
     journal_scan = scan(journal, codec,
                         since=None if replay_after is None else replay_after.date()
                         - timedelta(days=1),
-                        until=to.date())
+                        until=to.date(), sealer=sealer)
     damage = journal_scan.damage_between(replay_after, to)
     if damage:
         raise BackupFailed(f"restore to {iso(to)}: " + "; ".join(str(d) for d in damage))
@@ -162,11 +165,15 @@ def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> 
     from store.db.writes import write_batch
 
     chunk: list[Any] = []
+    keyed_hash = store.cipher.index.keyed_hash if store.cipher.sealing else None
     for batch in batches:
         for record in batch.landed():
             try:
-                chunk.append(prepared_from_body(record.body, f"journal {record.where}"))
-            except RecordError as error:
+                chunk.append(prepared_from_body(record.body, f"journal {record.where}",
+                                                keyed_hash))
+            except BodyForgotten:
+                report.records_forgotten += 1
+            except (RecordError, ValueError) as error:
                 raise BackupFailed(f"restore: {error}") from None
         if len(chunk) >= REPLAY_CHUNK:
             _write_chunk(store, chunk, report, write_batch)
@@ -177,6 +184,8 @@ def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> 
 
 def _write_chunk(store: Store, chunk: list[Any], report: RestoreReport,
                  write_batch: Callable[..., Any]) -> None:
+    if store.cipher.sealing:
+        store.cipher.seal_batch(chunk)
     runs = store.vectors.attach_vectors(chunk)
     written = write_batch(store.engine, chunk, runs)
     failures = [r.error for r in written if r.status == "error"]

@@ -154,7 +154,7 @@ class Backups:
         if source is None:
             self.settle_journal()
         return restore_to(self.store.settings, self.codec, to, into, type(self.store).open,
-                          source=source)
+                          source=source, sealer=self.store.journal.sealer)
 
     def restore_in_place(self, to: datetime) -> tuple[RestoreReport, Path]:
         """Replace the live SQLite database with its state at `to`; the previous database is

@@ -23,12 +23,14 @@ from store.crypto.cipher import (
 )
 from store.crypto.datakeys import DataKeyStore
 from store.crypto.envelope import KeyUnavailable, SealedHeader, open_value, seal_value
+from store.crypto.journal_bodies import JournalSealer
 from store.crypto.keyring import Keyring
 
 __all__ = [
     "BlindIndex",
     "DataKeyStore",
     "IncidentCodec",
+    "JournalSealer",
     "KeyUnavailable",
     "Keyring",
     "SealedHeader",

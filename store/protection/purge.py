@@ -2,8 +2,11 @@
 
 One purge removes, per incident: its row and its blind-index tokens (the text index follows by
 trigger), its analyses and their vectors, the links and request ids of its usage rows (their
-numbers stay, so cost totals do not move), its JSON backups, then its data keys (which makes
-every copy left in older backups unreadable), and writes a tombstone with no content in it.
+numbers stay, so cost totals do not move), then its data keys, which makes its sealed journal
+lines and every copy in older snapshots and mirrors unreadable without touching them (the
+journal is append-only and checksummed: nothing is rewritten), and writes a tombstone with no
+content in it. `backups` counts the journal records so made unreadable; journal lines written
+in clear before the store sealed cannot be shredded, and the report warns about them.
 The caller removes the vectors from the index and the cache entries (callbacks).
 """
 
@@ -15,11 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
 
-from store.backup.json_files import BackupItem, backup_path
+from store.backup.journal import IncidentLines, incident_lines, journal_directory
 from store.crypto import StoreCipher
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Analysis, Embedding, Incident, PurgeTombstone, RunMetadata, table_of
@@ -40,7 +42,7 @@ class PurgeCandidate:
 
 @dataclass(slots=True)
 class PurgeReport:
-    """What a purge removed, in rows and files."""
+    """What a purge removed, in rows and keys (`backups`: journal records made unreadable)."""
 
     incidents: int = 0
     analyses: int = 0
@@ -84,9 +86,10 @@ def forget_incidents(engine: Engine, cipher: StoreCipher, backups: Path,
     report = PurgeReport()
     wanted = list(dict.fromkeys(incident_ids))
     actor = _actor()
+    lines = incident_lines(journal_directory(backups), wanted)
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
-        pks = _purge_rows(engine, cipher, chunk, actor, reason, backups, report)
+        pks = _purge_rows(engine, cipher, chunk, actor, reason, lines, report)
         if pks:
             remove_vectors(pks)
     if report.incidents:
@@ -97,12 +100,22 @@ def forget_incidents(engine: Engine, cipher: StoreCipher, backups: Path,
             [i for i in wanted if i not in report.not_found])
         cipher.forget_keys()
         compact(engine)
+        _warn_clear_lines(lines, report)
     return report
 
 
+def _warn_clear_lines(lines: dict[str, IncidentLines], report: PurgeReport) -> None:
+    clear = sum(found.clear for incident_id, found in lines.items()
+                if incident_id not in report.not_found)
+    if clear:
+        report.warnings.append(
+            f"{clear:,} journal records of these incidents were written in clear before the "
+            "store sealed: they stay readable until the journal days holding them are pruned")
+
+
 def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: str, reason: str,
-                backups: Path, report: PurgeReport) -> list[int]:
-    """Delete one chunk's rows in one transaction and its backup files; the vector ids."""
+                lines: dict[str, IncidentLines], report: PurgeReport) -> list[int]:
+    """Delete one chunk's rows in one transaction; the vector ids."""
     incidents = table_of(Incident)
     analyses = table_of(Analysis)
     runs = table_of(RunMetadata)
@@ -126,30 +139,18 @@ def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: st
                 .values(incident_id=None, analysis_id=None, request_id=None)).rowcount
             connection.execute(delete(analyses).where(analyses.c.incident_id == incident_id))
             connection.execute(delete(incidents).where(incidents.c.incident_id == incident_id))
-            files = _remove_backups(backups, incident_id, found)
+            shredded = lines[incident_id].sealed
             connection.execute(insert(table_of(PurgeTombstone)).values(
                 incident_hash=cipher.index.keyed_hash("tombstone", incident_id),
                 purged_at=utc_now(), purged_by=actor, reason=reason, analyses=len(pks),
-                run_metadata=unlinked, embeddings=vectors, backups=files))
+                run_metadata=unlinked, embeddings=vectors, backups=shredded))
             report.incidents += 1
             report.analyses += len(pks)
             report.run_metadata += unlinked
             report.embeddings += vectors
-            report.backups += files
+            report.backups += shredded
             all_pks.extend(pks)
     return all_pks
-
-
-def _remove_backups(backups: Path, incident_id: str, analyses: Sequence[Any]) -> int:
-    removed = 0
-    for row in analyses:
-        path = backup_path(backups, BackupItem(incident_id, row.analysis_id, row.created_at, {}))
-        try:
-            path.unlink()
-            removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
 
 
 def secure_delete(connection: Connection) -> None:

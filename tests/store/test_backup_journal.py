@@ -15,6 +15,7 @@ from store.backup.restore import drop_postgres_database
 from store.backup.service import Backups
 from store.errors import BackupFailed
 from store.schemas import AnalysisIn
+from store.settings import Settings
 from store.store import Store
 from tests.conftest import make_record
 
@@ -61,7 +62,14 @@ class XorCodec:
         return ["test-key-1"]
 
 
-def test_journal_and_snapshots_go_through_the_codec(store: Store) -> None:
+def test_journal_and_snapshots_go_through_the_codec(settings: Settings) -> None:
+    """A store that does not seal passes journal bodies through the store-wide codec too (a
+    sealing one seals them with their incidents' keys: tests/store/test_encryption.py)."""
+    with Store.open(settings.model_copy(update={"encrypt_at_rest": False})) as store:
+        _through_the_codec(store)
+
+
+def _through_the_codec(store: Store) -> None:
     backups = Backups(store, codec=XorCodec())
     store.save_batch([("a", AnalysisIn.model_validate(make_record("SECRET-1")))])
     snapshot = backups.now()

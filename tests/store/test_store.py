@@ -184,7 +184,8 @@ def test_the_journal_holds_saved_analyses_once(store: Any, isolated_directories:
     first = save(store, make_record("../../etc/passwd"))
     save(store, make_record("../../etc/passwd"), "line 2")
     assert journaled_ids(isolated_directories / "backups") == [first.analysis_id]
-    [batch] = scan(journal_directory(isolated_directories / "backups")).committed()
+    [batch] = scan(journal_directory(isolated_directories / "backups"),
+                   sealer=store.journal.sealer).committed()
     [record] = batch.landed()
     assert record.body["incident"]["incident_id"] == "../../etc/passwd"
     assert list(journal_directory(isolated_directories / "backups").iterdir()) == [
