@@ -159,7 +159,7 @@ def sweep_stale_temps(directory: Path, now: float | None = None) -> int:
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
             if age > STALE_AFTER_SECONDS or (age > ORPHAN_AFTER_SECONDS
-                                             and not _pid_alive(int(found.group(1)))):
+                                             and not pid_alive(int(found.group(1)))):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:
@@ -167,7 +167,8 @@ def sweep_stale_temps(directory: Path, now: float | None = None) -> int:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (ours counts; one we may not signal runs)."""
     if pid == os.getpid():
         return True
     try:

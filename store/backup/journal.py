@@ -47,7 +47,7 @@ from store.backup.codec import (
     PlainCodec,
     codec_named,
 )
-from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
+from store.fileio import PRIVATE_FILE_MODE, fsync_path, pid_alive, private_directory
 
 JOURNAL_FOLDER = "journal"
 PRUNED_MARKER = "PRUNED-BEFORE"
@@ -583,16 +583,7 @@ def _writer_alive(batch_id: str) -> bool:
     pid_text = batch_id.split("-", 1)[0]
     if not pid_text.isdigit():
         return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid_text))
 
 
 @dataclass(slots=True)

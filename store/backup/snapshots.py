@@ -35,7 +35,7 @@ from store.backup.frames import file_sha256, write_frames
 from store.backup.journal import iso, journal_days, journal_directory, parse_time
 from store.db.engine import sqlite_path
 from store.errors import BackupFailed
-from store.fileio import fsync_path, private_directory
+from store.fileio import fsync_path, pid_alive, private_directory
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -351,23 +351,11 @@ def remove_partial_snapshots(backups: Path) -> int:
         return 0
     for entry in entries:
         found = _PARTIAL.match(entry.name)
-        if found is None or _alive(int(found.group(1))):
+        if found is None or pid_alive(int(found.group(1))):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def delete_snapshot(snapshot: Snapshot) -> None:

@@ -12,7 +12,8 @@ from store.indicators.extract import (
     indicators_in,
     indicators_in_all,
     indicators_of_incident,
+    json_strings,
 )
 
 __all__ = ["KINDS", "Indicator", "indicator_of", "indicators_in", "indicators_in_all",
-           "indicators_of_incident"]
+           "indicators_of_incident", "json_strings"]

@@ -206,29 +206,29 @@ def indicators_of_incident(title: str, description: str, initial_findings: str,
     """The indicators of an incident and its analyses: found in the incident's text, in every
     string of each analysis, and listed verbatim in the analyses' IOC fields."""
     analyses = list(analyses)
-    found = indicators_in_all((title, description, initial_findings, *_strings(analyses)))
+    found = indicators_in_all((title, description, initial_findings, *json_strings(analyses)))
     recognised = {indicator.value for indicator in found}
     for analysis in analyses:
         if not isinstance(analysis, dict):
             continue
         for key in IOC_FIELDS:
-            for value in _strings(analysis.get(key)):
+            for value in json_strings(analysis.get(key)):
                 listed = value.strip().lower()
                 if len(listed) >= 4 and listed not in recognised:
                     found.add(Indicator("other", listed))
     return {indicator for indicator in found if len(indicator.value) <= MAX_VALUE_CHARS}
 
 
-def _strings(value: Any) -> Iterator[str]:
+def json_strings(value: Any) -> Iterator[str]:
     """Every string inside a JSON value (dict values, list items), depth-first."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from json_strings(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from json_strings(item)
 
 
 def indicator_of(term: str) -> Indicator | None:

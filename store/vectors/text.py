@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
+
+from store.indicators import json_strings
 
 SUMMARY_KEYS = ("summary", "category", "classification", "incident_type", "attack_vector",
                 "root_cause", "impact")
@@ -23,9 +24,9 @@ def embedding_text(title: str, description: str, initial_findings: str,
     """
     parts = [title, description, initial_findings]
     for key in SUMMARY_KEYS:
-        parts.extend(_strings(analysis.get(key)))
+        parts.extend(json_strings(analysis.get(key)))
     for key in TECHNIQUE_KEYS:
-        parts.extend(_strings(analysis.get(key)))
+        parts.extend(json_strings(analysis.get(key)))
     return "\n".join(part.strip() for part in parts if part and part.strip())
 
 
@@ -33,18 +34,8 @@ def techniques_of(analysis: dict[str, Any]) -> set[str]:
     """ATT&CK technique ids (T1566, T1566.001) named anywhere in the technique fields."""
     found: set[str] = set()
     for key in TECHNIQUE_KEYS:
-        for text in _strings(analysis.get(key)):
+        for text in json_strings(analysis.get(key)):
             found.update(TECHNIQUE_ID.findall(text))
     return found
 
 
-def _strings(value: Any) -> Iterable[str]:
-    """Every string inside a JSON value (dict values, list items), depth-first."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
