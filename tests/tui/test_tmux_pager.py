@@ -61,7 +61,8 @@ def test_o_opens_the_analysis_in_the_pager_and_the_app_comes_back(
     assert "Ransomware encrypted file shares in logistics" in screen
     viewed = Path((seen / "path").read_text().strip())
     deadline = time.monotonic() + WAIT_SECONDS
-    while viewed.exists() and time.monotonic() < deadline:
+    # rmtree removes the file, then its folder: wait for both.
+    while viewed.parent.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not viewed.exists() and not viewed.parent.exists()
     tmux.keys("Escape")
