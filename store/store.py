@@ -142,13 +142,13 @@ class Store:
         """Append an event to the audit log for this store's actor (purges, key operations,
         backups call it). With `connection` (a write transaction) the event commits with the
         caller's work; the detail is a short line, never incident text."""
+        if connection is None:
+            return self.audit.record(self.actor.name, action, incident_id=incident_id,
+                                     analysis_id=analysis_id, outcome=outcome, detail=detail)
         from store.audit import AuditEvent
 
-        event = AuditEvent(self.actor.name, action, incident_id, analysis_id, outcome, detail)
-        if connection is not None:
-            return self.audit.record_in(connection, event)
-        return self.audit.record(event.actor, action, incident_id=incident_id,
-                                 analysis_id=analysis_id, outcome=outcome, detail=detail)
+        return self.audit.record_in(connection, AuditEvent(
+            self.actor.name, action, incident_id, analysis_id, outcome, detail))
 
     def require(self, action: Action, *, incident_id: str | None = None) -> None:
         """Raise AccessDenied (and audit the refusal) unless the actor may do action."""

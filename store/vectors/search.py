@@ -331,10 +331,8 @@ class SimilarSearch:
             if hits is not None:
                 return SimilarResult(text, incident_id, hits,
                                      (time.perf_counter() - started) * 1000, from_cache=True)
-        vector, incident_text = self._query_vector(clean, incident_id)
+        vector, incident_text, indicators = self._query(clean, typed, incident_id)
         with read_connection(self.engine) as connection:
-            indicators = typed if incident_id is None else _incident_indicators(
-                connection, incident_id)
             query = SimilarQuery(vector=vector, k=k, exclude_incident_id=incident_id,
                                  severity=wanted, since=since, until=until,
                                  indicators=indicators, lexical_text=clean or incident_text,
@@ -355,8 +353,8 @@ class SimilarSearch:
                 return None  # an analysis was removed since: search again
             for candidate in every:
                 candidate.row = rows[candidate.pk]
-            indicators = typed if incident_id is None else _incident_indicators(
-                connection, incident_id)
+            indicators = typed if incident_id is None else _indicators_of(
+                _incident_analyses(connection, incident_id))
             query = SimilarQuery(vector=np.zeros(0, np.float32), exclude_incident_id=incident_id,
                                  indicators=indicators)
             return hits_of(connection, ranking, query)
@@ -394,27 +392,28 @@ class SimilarSearch:
             warmed += 1
         return warmed
 
-    def _query_vector(self, clean_text: str | None, incident_id: str | None
-                      ) -> tuple[np.ndarray, str | None]:
-        """The query's vector, and for a stored incident its text (for the lexical ranking)."""
+    def _query(self, clean_text: str | None, typed: frozenset[str], incident_id: str | None
+               ) -> tuple[np.ndarray, str | None, frozenset[str]]:
+        """The query's vector and indicators, and for a stored incident its text (for the
+        lexical ranking): one read of the incident's analyses serves all three."""
         if clean_text is not None:
             vectors, _calls = self.vectors.embed_texts([clean_text])
-            return vectors[0], None
+            return vectors[0], None, typed
         assert incident_id is not None
         with read_connection(self.engine) as connection:
-            row = _latest_analysis_row(connection, incident_id)
-            if row is not None:
-                row = opened_row(connection, row)
-        if row is None:
+            rows = _incident_analyses(connection, incident_id)
+        if not rows:
             raise StoreError(f"similar: no incident {incident_id!r} with an analysis")
-        incident_text = "\n".join((row.title, row.description, row.initial_findings))
-        stored = self.vectors.index().vector(row.id)
-        if stored is not None:
-            return stored, incident_text
-        clean = self.vectors.clean_text(row.title, row.description, row.initial_findings,
-                                        json.loads(row.analysis_json))
-        vectors, _calls = self.vectors.embed_texts([clean])
-        return vectors[0], incident_text
+        latest = rows[0]
+        incident_text = "\n".join((latest.title, latest.description, latest.initial_findings))
+        stored = self.vectors.index().vector(latest.id)
+        if stored is None:
+            clean = self.vectors.clean_text(latest.title, latest.description,
+                                            latest.initial_findings,
+                                            json.loads(latest.analysis_json))
+            vectors, _calls = self.vectors.embed_texts([clean])
+            stored = vectors[0]
+        return stored, incident_text, _indicators_of(rows)
 
     def _cache_key(self, clean_text: str | None, incident_id: str | None, k: int,
                    severity: tuple[str, ...] | None, since: datetime | None,
@@ -432,28 +431,20 @@ class SimilarSearch:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _latest_analysis_row(connection: Connection, incident_id: str) -> Any:
-    """The incident's newest analysis with the incident's text, or None."""
-    return connection.execute(
+def _incident_analyses(connection: Connection, incident_id: str) -> list[Any]:
+    """Every analysis of a stored incident with the incident's text, opened, newest first."""
+    return [opened_row(connection, row) for row in connection.execute(
         select(col(Analysis.id), col(Analysis.analysis_id), col(Analysis.analysis_json),
-               col(Analysis.incident_id), col(Incident.title), col(Incident.description),
-               col(Incident.initial_findings))
+               col(Analysis.key_id), col(Analysis.incident_id), col(Incident.title),
+               col(Incident.description), col(Incident.initial_findings))
         .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
         .where(col(Analysis.incident_id) == incident_id)
-        .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc())
-        .limit(1)
-    ).first()
+        .order_by(col(Analysis.created_at).desc(), col(Analysis.id).desc()))]
 
 
-def _incident_indicators(connection: Connection, incident_id: str) -> frozenset[str]:
-    """The indicators of a stored incident, read from its opened text and every analysis of
-    it (the indicator table may hold only their keyed tokens)."""
-    rows = [opened_row(connection, row) for row in connection.execute(
-        select(col(Analysis.analysis_id), col(Analysis.analysis_json), col(Analysis.key_id),
-               col(Analysis.incident_id), col(Incident.title), col(Incident.description),
-               col(Incident.initial_findings))
-        .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
-        .where(col(Analysis.incident_id) == incident_id))]
+def _indicators_of(rows: list[Any]) -> frozenset[str]:
+    """The indicators of an incident's opened text and every analysis of it (the indicator
+    table may hold only their keyed tokens)."""
     if not rows:
         return frozenset()
     found = indicators_of_incident(rows[0].title, rows[0].description, rows[0].initial_findings,
