@@ -680,8 +680,11 @@ class Store:
                    incident_lines(journal_directory(self.backups), None).values())
 
     def purge_candidates(self, now: datetime | None = None) -> list[PurgeCandidate]:
-        """The incidents the retention policy would remove now."""
+        """The incidents the retention policy would remove now (for those who maintain the
+        store: the list names every due incident, restricted ones too)."""
         from store.protection import retention_candidates
+
+        self.require(Action.MAINTAIN)
 
         return retention_candidates(self.engine, self.settings.retention_days,
                                     self.settings.retention_days_by_severity, now)

@@ -207,15 +207,19 @@ class Backups:
 
     def run_due(self, keep_daily: int, keep_weekly: int,
                 now: datetime | None = None) -> list[str]:
-        """Do what is due, idempotently: fold legacy files, a snapshot if none today, the
-        retention prune, a drill if none passed in a week (only for an actor who may
-        restore); what was done, one line each."""
+        """Do what is due, idempotently: fold legacy files, the data retention purge (when a
+        policy is set, only for an actor holding the purge permission), a snapshot if none
+        today, the backup retention prune, a drill if none passed in a week (only for an
+        actor who may restore); what was done, one line each."""
         self.store.require(Action.MAINTAIN)
         now = now or datetime.now(UTC)
         done: list[str] = []
         folded = self.fold_legacy()
         if folded.folded:
             done.append(f"folded {folded.folded} legacy backup files into the journal")
+        purged = self._due_purge(now)
+        if purged:
+            done.append(purged)
         if self._snapshot_due(now):
             snapshot = self._snapshot()
             done.append(f"snapshot {snapshot.snapshot_id} taken")
@@ -226,6 +230,21 @@ class Backups:
             done.append(self._due_drill())
         self.store.record_event("backup_run_due", detail="; ".join(done) or "nothing due")
         return done
+
+    def _due_purge(self, now: datetime) -> str | None:
+        """The data retention purge, before the day's snapshot so that the snapshot holds no
+        incident past its retention."""
+        settings = self.store.settings
+        if settings.retention_days is None and not settings.retention_days_by_severity:
+            return None
+        due = self.store.purge_candidates(now)
+        if not due:
+            return None
+        if not self.store.actor.may(Action.PURGE):
+            return (f"retention purge due for {len(due)} incidents: it needs a lead or admin "
+                    "with the purge permission (`incidex purge`)")
+        report = self.store.forget([c.incident_id for c in due], reason="retention")
+        return f"retention purge: {report.incidents} incidents past their retention removed"
 
     def _due_drill(self) -> str:
         if not self.store.actor.may(Action.RESTORE):

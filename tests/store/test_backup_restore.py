@@ -210,6 +210,28 @@ def test_run_due_is_idempotent_and_prune_keeps_the_newest_per_day(store: Store) 
     assert len([s for s in list_snapshots(store.backups) if s.good]) == 1
 
 
+def test_run_due_purges_past_retention_before_the_days_snapshot(store: Store,
+                                                                settings: Any) -> None:
+    old = make_record("OLD-1")
+    old["usage"]["start_time"] = "2025-01-01T00:00:00Z"
+    old["usage"]["end_time"] = "2025-01-01T00:00:01Z"
+    store.save_analysis(AnalysisIn.model_validate(old))
+    save(store, "NEW-1")
+    store.add_user("rita", "lead", [])  # maintains the store, may not purge
+    policy = settings.model_copy(update={"retention_days": 90})
+    with Store.open(policy, actor="rita") as lead:
+        assert Backups(lead).run_due(7, 4)[0] == (
+            "retention purge due for 1 incidents: it needs a lead or admin with the purge "
+            "permission (`incidex purge`)")
+        assert lead.incident("OLD-1") is not None
+    with Store.open(policy) as admin:
+        backups = Backups(admin)
+        done = backups.run_due(7, 4, now=datetime.now(UTC) + timedelta(days=1))
+        assert done[0] == "retention purge: 1 incidents past their retention removed"
+        assert admin.incident("OLD-1") is None and admin.incident("NEW-1") is not None
+        assert all("retention" not in line for line in backups.run_due(7, 4))
+
+
 def test_losing_the_primary_backup_folder_loses_nothing_with_a_mirror(
         settings: Any, tmp_path: Path, restores: list[Any]) -> None:
     import shutil

@@ -86,6 +86,17 @@ def test_each_role_against_each_verb(open_as: Callable[[str], Any], name: str,
     assert (last.actor, last.action, last.outcome) == (name, str(action), "denied")
 
 
+@pytest.mark.parametrize("name", sorted(USERS))
+def test_a_retention_dry_run_is_for_those_who_maintain_the_store(
+        open_as: Callable[[str], Any], name: str) -> None:
+    store = open_as(name)
+    if Action.MAINTAIN in ROLE_ACTIONS[USERS[name][0]]:
+        assert store.purge_candidates() == []  # no retention policy set: nothing is due
+        return
+    with pytest.raises(AccessDenied, match=f"^access denied: {name} .* may not maintain"):
+        store.purge_candidates()
+
+
 def test_a_user_the_store_does_not_know_may_do_nothing(open_as: Callable[[str], Any]) -> None:
     stranger = open_as("mallory")
     assert stranger.actor.role is None
