@@ -37,7 +37,8 @@ def test_similar_by_text_prints_a_table(filled: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("similar to 'ransomware encrypted shares lockbit'")
-    assert "RANSOM-" in lines[1] and "RANSOM-" in lines[2]
+    assert lines[1].split()[:3] == ["#", "cosine", "incident"]
+    assert "RANSOM-" in lines[2] and "RANSOM-" in lines[3]
 
 
 def test_similar_json_for_many_incidents(filled: Path, tmp_path: Path) -> None:

@@ -129,6 +129,11 @@ def _as_table(result: SimilarResult) -> str:
              f"{', cached' if result.from_cache else ''}):"]
     if not result.hits:
         lines.append("  nothing similar yet")
+    else:
+        # The order is the fused one (shared indicators, then meaning and words together), so
+        # the cosine column need not descend: the header says which number it is.
+        lines.append(f"  #  cosine  {'incident':<22} {'severity':<9} {'date':<10}  title"
+                     "   (ranked by shared indicators, then meaning and words)")
     for rank, hit in enumerate(result.hits, start=1):
         why = printable(", ".join(hit.shared_techniques + hit.shared_iocs), one_line=True)
         more = f" (+{hit.near_duplicates} near-duplicates)" if hit.near_duplicates else ""
