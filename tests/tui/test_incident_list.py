@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.tui.conftest import SIZE, make_app, settle
 from tui.screens.incident_list import IncidentListScreen
 
@@ -425,3 +427,23 @@ async def test_y_with_nothing_selected_says_why(filled_store: Any, tui_settings:
         assert app.clipboard == ""
         [note] = list(app._notifications)
         assert "No incident selected" in note.message
+
+
+@pytest.mark.parametrize("width", [60, 70, 104])
+def test_the_help_keeps_what_each_key_does_on_a_narrow_terminal(width: int) -> None:
+    # 70 is the table's room in the help dialog of an 80-column terminal.
+    from rich.console import Console
+    from textual.binding import Binding
+
+    from tui.app import help_sections
+    from tui.screens.help import keys_table
+
+    console = Console(width=width, record=True)
+    console.print(keys_table(help_sections({})))
+    shown = console.export_text()
+    assert "Does" in shown.splitlines()[0]
+    for _, bindings in help_sections({}):
+        for item in bindings:
+            binding = item if isinstance(item, Binding) else Binding(*item)
+            for word in binding.description.split():  # a description may wrap, not vanish
+                assert word in shown, (width, binding.description)

@@ -28,7 +28,8 @@ def key_names(binding: Binding) -> str:
     """The keys of a binding as an analyst reads them: 'g / home'."""
     names = {"slash": "/", "question_mark": "?", "escape": "esc", "enter": "enter",
              "left_square_bracket": "[", "right_square_bracket": "]", "pageup": "pgup",
-             "pagedown": "pgdn"}
+             "pagedown": "pgdn", "colon": ":", "plus": "+", "minus": "-",
+             "equals_sign": "=", "ctrl+p": "ctrl+p"}
     keys = [part.strip() for part in binding.key.split(",")]
     return " / ".join(names.get(key, key) for key in keys)
 
@@ -39,8 +40,10 @@ def keys_table(sections: list[Section]) -> Table:
                   header_style="bold")
     table.add_column("Where", style="bold", no_wrap=True)
     table.add_column("Keys", style="bold cyan", no_wrap=True)
-    table.add_column("Does")
-    table.add_column("Binding id", style="dim", no_wrap=True)
+    # What a key does matters more than the id to remap it: on a narrow terminal the ids are
+    # cut short (an ellipsis) before the descriptions lose their room.
+    table.add_column("Does", min_width=16)
+    table.add_column("Binding id", style="dim", no_wrap=True, overflow="ellipsis")
     for title, bindings in sections:
         first = True
         for item in bindings:
