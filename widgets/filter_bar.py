@@ -50,7 +50,9 @@ class FilterBar(PlainInput):
     def open(self) -> None:
         """Show and focus the filter."""
         self.add_class("-open")
-        self.focus()
+        # At once, not after a refresh as focus() does: the keys typed (or pasted) right after
+        # the one that opened the filter must land here, not run the list's own keys.
+        self.screen.set_focus(self)
 
     def action_clear(self) -> None:
         """Clear and hide the filter, and say so at once."""

@@ -214,3 +214,41 @@ async def test_at_80x24_the_incident_header_takes_two_rows_and_i_shows_it_all(
         footer_keys = [binding.key for (_, binding, _, _) in screen.active_bindings.values()
                        if binding.show]
         assert "y" not in footer_keys and "e" not in footer_keys
+
+
+async def type_at_once(pilot: Any, keys: str) -> None:
+    """Queue every key before the app handles the first, as a paste or a fast typist does."""
+    from textual import events
+
+    names = {"/": "slash", " ": "space"}
+    for character in keys:
+        pilot.app.post_message(events.Key(names.get(character, character), character))
+    await settle(pilot)
+
+
+async def test_keys_typed_at_once_after_slash_reach_the_analysis_search(
+        filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_second_incident(pilot)
+        await type_at_once(pilot, "/ycn")  # y copies, c compares, n moves on: none of them
+        search_line = screen.query_one("#analysis-search")
+        assert app.focused is search_line
+        assert search_line.value == "ycn"
+        assert app.screen is screen
+
+
+async def test_keys_typed_at_once_after_slash_reach_the_similar_query(
+        filled_store: Any, tui_settings: Any) -> None:
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SimilarScreen)
+        query = screen.query_one("#query")
+        query.value = ""
+        await type_at_once(pilot, "/sdx/")  # s, d and x are the similar screen's own keys
+        assert app.focused is query
+        assert query.value == "sdx/"  # a / typed in the field is a character

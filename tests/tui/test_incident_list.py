@@ -447,3 +447,22 @@ def test_the_help_keeps_what_each_key_does_on_a_narrow_terminal(width: int) -> N
             binding = item if isinstance(item, Binding) else Binding(*item)
             for word in binding.description.split():  # a description may wrap, not vanish
                 assert word in shown, (width, binding.description)
+
+
+async def test_keys_typed_at_once_after_slash_all_reach_the_filter(filled_store: Any,
+                                                                  tui_settings: Any) -> None:
+    # A paste or a fast typist: every key is queued before the app handles the first. The
+    # letters after / must land in the filter, not run the list's own keys (s sorts, n jumps).
+    from textual import events
+
+    app = make_app(filled_store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        sort_before = app.screen.sort
+        for character in "/sn":
+            key = "slash" if character == "/" else character
+            app.post_message(events.Key(key, character))
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#filter")
+        assert app.screen.query_one("#filter").value == "sn"
+        assert app.screen.sort == sort_before  # s was typed, not a change of sort

@@ -53,10 +53,11 @@ class AnalysisScreen(IncidexScreen):
     # below 100 columns the list of analyses narrows, so the analysis itself keeps the room.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    TYPING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"search"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="analysis.back"),
         # The footer shows what fits in 80 columns beside the app's keys; the rest are under ?.
-        Binding("slash", "search", "Search", show=False, id="analysis.search"),
+        Binding("slash", "search", "Search", show=False, id="analysis.search", priority=True),
         Binding("v", "toggle_view", "Tree/JSON", id="analysis.toggle_view"),
         Binding("i", "toggle_header", "Whole incident text", show=False, id="analysis.header"),
         Binding("y", "copy", "Copy JSON", show=False, id="analysis.copy"),
@@ -218,7 +219,7 @@ class AnalysisScreen(IncidexScreen):
         search_line = self.query_one("#analysis-search", Input)
         search_line.value = self.query_one(JsonView).query_text
         search_line.display = True
-        search_line.focus()
+        self.focus_now(search_line)
 
     def action_next_match(self, delta: int) -> None:
         """Go to the next (or previous) match; with no search active, n shows the next analysis."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
 
 class IncidexScreen(Screen[None]):
     """A screen that reports its workers' errors and lets subclasses tidy up after them."""
+
+    # Actions that move the focus into a text field (/ for a filter or a search). Their
+    # bindings are priority bindings, run as the key arrives rather than after it went to the
+    # focused widget, and they focus at once (focus_now): so the keys typed or pasted right
+    # behind the / land in the field instead of running the screen's own keys. While a text
+    # field has the focus they stand aside and the key is typed.
+    TYPING_ACTIONS: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def incidex(self) -> IncidexApp:
@@ -28,7 +36,19 @@ class IncidexScreen(Screen[None]):
 
         if self.incidex.exiting:
             return False
+        if action in self.TYPING_ACTIONS and self._typing():
+            return False
         return action_allowed(self.incidex.store, action)
+
+    def _typing(self) -> bool:
+        focused = self.focused
+        return isinstance(focused, Input) or (isinstance(focused, TextArea)
+                                              and not focused.read_only)
+
+    def focus_now(self, widget: Widget) -> None:
+        """Give widget the focus before the next queued key is handled (Widget.focus waits for
+        a refresh, and the keys queued meanwhile would go to the widget focused before)."""
+        self.set_focus(widget)
 
     def show_loading_after(self, widget: Widget, still_waiting: Callable[[], bool],
                            delay: float = 0.3) -> None:

@@ -68,8 +68,9 @@ class IncidentListScreen(IncidexScreen):
 
     SUB_TITLE = "incidents"
     AUTO_FOCUS = "#incidents"
+    TYPING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"filter"})
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="list.filter"),
+        Binding("slash", "filter", "Filter", id="list.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="list.clear_filter"),
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
         Binding("S", "reverse_sort", "Reverse sort", show=False, id="list.reverse_sort"),

@@ -38,9 +38,10 @@ class SimilarScreen(IncidexScreen):
 
     SUB_TITLE = "similar incidents"
     AUTO_FOCUS = None
+    TYPING_ACTIONS: ClassVar[frozenset[str]] = frozenset({"edit_query"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="similar.back"),
-        Binding("slash", "edit_query", "Query", id="similar.query"),
+        Binding("slash", "edit_query", "Query", id="similar.query", priority=True),
         Binding("s", "cycle_severity", "Severity", id="similar.severity"),
         Binding("d", "cycle_age", "Age", id="similar.age"),
         # Hidden from the footer (80 columns): a row with near-duplicates says "x lists them".
@@ -158,7 +159,7 @@ class SimilarScreen(IncidexScreen):
 
     def action_edit_query(self) -> None:
         """Focus the query input."""
-        self.query_one("#query", Input).focus()
+        self.focus_now(self.query_one("#query", Input))
 
     def action_cycle_severity(self) -> None:
         """Show only incidents at or above the next minimum severity, then search again."""
