@@ -16,7 +16,14 @@ from store.audit import Anchor, AuditEntry, AuditLog, ChainReport, Outcome
 from store.backup.mirrors import journal_of
 from store.backup.saving import save_journalled
 from store.db import queries
-from store.db.engine import make_engine, normalise_url, read_connection, run_write, sqlite_path
+from store.db.engine import (
+    make_engine,
+    normalise_url,
+    read_connection,
+    run_write,
+    sqlite_path,
+    write_transaction,
+)
 from store.db.migrate import upgrade
 from store.db.writes import write_batch
 from store.errors import AccessDenied, RecordError, StoreError, StoreUnavailable
@@ -815,13 +822,23 @@ def _journal_sealer(cipher: StoreCipher) -> BodySealer:
 
 
 def _open_cipher(settings: Settings, engine: Engine) -> StoreCipher:
-    """The store's cipher, attached to its engine so that queries and writes find it."""
+    """The store's cipher, attached to its engine so that queries and writes find it. The
+    store records which blind-index key it uses the first time it opens with one (here, in a
+    transaction of its own: never inside a save's), and refuses any other afterwards."""
     from store.crypto import attach_cipher, cipher_from_settings
-    from store.db.identity import store_identity
+    from store.crypto.blind_index import index_key_fingerprint
+    from store.db.identity import record_index_key, store_identity
 
     with read_connection(engine) as connection:
-        store_id = store_identity(connection).store_id
-    cipher = cipher_from_settings(settings, store_id)
+        identity = store_identity(connection)
+    cipher = cipher_from_settings(settings, identity.store_id,
+                                  index_recorded=identity.index_key_fingerprint)
+    if identity.index_key_fingerprint is None:
+        key = cipher.keyring.index_key()
+        assert key is not None  # made when missing
+        with write_transaction(engine) as connection:
+            recorded = record_index_key(connection, index_key_fingerprint(key))
+        cipher = cipher_from_settings(settings, identity.store_id, index_recorded=recorded)
     attach_cipher(engine, cipher)
     return cipher
 

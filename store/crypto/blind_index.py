@@ -49,6 +49,12 @@ def _word_bytes(text: str) -> list[bytes]:
                               for word in _WORD.findall(folded)))[:MAX_WORDS_PER_TEXT]
 
 
+def index_key_fingerprint(key: bytes) -> str:
+    """A digest that tells one blind-index key from another and reveals nothing of it."""
+    return hashlib.blake2b(b"which key", key=key[:64], digest_size=16,
+                           person=b"incidex-keyfp").hexdigest()
+
+
 class BlindIndex:
     """Word tokens under one key."""
 

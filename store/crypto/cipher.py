@@ -8,6 +8,7 @@ so sealing costs an AES-GCM call per value, never a database read per record.
 from __future__ import annotations
 
 import base64
+import hmac
 import threading
 import weakref
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from store.crypto.blind_index import BlindIndex
+from store.crypto.blind_index import BlindIndex, index_key_fingerprint
 from store.crypto.datakeys import DataKeyStore, WrappedKey
 from store.crypto.envelope import KeyUnavailable, binding, open_value, read_header, seal_value
 from store.crypto.keyring import Keyring
@@ -79,10 +80,13 @@ class IncidentCodec:
 class StoreCipher:
     """Keys and sealing for one store; the key database opens on first use."""
 
-    def __init__(self, keyring: Keyring, datakeys_path: Path, *, sealing: bool) -> None:
+    def __init__(self, keyring: Keyring, datakeys_path: Path, *, sealing: bool,
+                 index_recorded: str | None = None) -> None:
         self.keyring = keyring
         self.datakeys_path = datakeys_path
         self.sealing = sealing
+        # The fingerprint of the blind-index key the store recorded (None: none yet).
+        self._index_recorded = index_recorded
         self._datakeys: DataKeyStore | None = None
         self._index: BlindIndex | None = None
         self._open_keys: dict[str, AESGCM] = {}
@@ -103,8 +107,28 @@ class StoreCipher:
         """The blind index (and content-hash) key."""
         with self._lock:
             if self._index is None:
-                self._index = BlindIndex(self.keyring.index_key())
+                self._index = BlindIndex(self._checked_index_key())
             return self._index
+
+    def _checked_index_key(self) -> bytes:
+        """The blind-index key, refused when it is not the one the store's search terms and
+        content hashes were made with; never made anew for a store that recorded one."""
+        path = self.keyring.index_key_path
+        recorded = self._index_recorded
+        key = self.keyring.index_key(create=recorded is None)
+        if key is None:
+            raise KeyUnavailable(
+                f"{path}: the blind-index key is missing, and this store's search terms and "
+                f"content hashes were made with one (fingerprint {recorded}): restore the "
+                "keyring folder from your key backup (a new key would silently match none of "
+                "them)")
+        fingerprint = index_key_fingerprint(key)
+        if recorded is not None and not hmac.compare_digest(recorded, fingerprint):
+            raise KeyUnavailable(
+                f"{path}: this blind-index key (fingerprint {fingerprint}) is not the one this "
+                f"store's search terms and content hashes were made with (fingerprint "
+                f"{recorded}): restore that key from your key backup")
+        return key
 
     def close(self) -> None:
         """Release the key database."""
@@ -220,9 +244,11 @@ class StoreCipher:
         return AESGCM(self.datakeys.unwrap(wrapped))
 
 
-def cipher_from_settings(settings: Settings, store_id: str) -> StoreCipher:
+def cipher_from_settings(settings: Settings, store_id: str, *,
+                         index_recorded: str | None = None) -> StoreCipher:
     """The cipher of the store `store_id`: the keyring in SECRETS_DIR/keyring and its key
-    database SECRETS_DIR/datakeys-<store id>.db; refused inside the data directory."""
+    database SECRETS_DIR/datakeys-<store id>.db; refused inside the data directory. With
+    index_recorded, the blind-index key must have that fingerprint."""
     from store.locations import data_directory, secrets_directory
 
     directory = secrets_directory(settings)
@@ -231,7 +257,7 @@ def cipher_from_settings(settings: Settings, store_id: str) -> StoreCipher:
     environment = settings.encryption_key.get_secret_value() if settings.encryption_key else None
     keyring = Keyring(directory / "keyring", settings.encryption_primary_key, environment)
     return StoreCipher(keyring, directory / f"datakeys-{store_id}.db",
-                       sealing=settings.encrypt_at_rest)
+                       sealing=settings.encrypt_at_rest, index_recorded=index_recorded)
 
 
 def attach_cipher(engine: Engine, cipher: StoreCipher) -> None:

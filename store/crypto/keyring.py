@@ -122,10 +122,18 @@ class Keyring:
         self._loaded.pop(key_id, None)
         return target
 
-    def index_key(self) -> bytes:
-        """The key of the blind index and content hashes, created on first use."""
-        path = self.directory / INDEX_KEY_FILE
+    @property
+    def index_key_path(self) -> Path:
+        """Where the blind-index key lives."""
+        return self.directory / INDEX_KEY_FILE
+
+    def index_key(self, *, create: bool = True) -> bytes | None:
+        """The key of the blind index and content hashes, created on first use (None when it
+        is missing and create is False)."""
+        path = self.index_key_path
         if not path.exists():
+            if not create:
+                return None
             private_directory(self.directory)
             _create_exclusively(path, (secrets.token_hex(32) + "\n").encode())
         return bytes.fromhex(_read_private(path, "blind-index key"))

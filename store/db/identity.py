@@ -23,6 +23,7 @@ class StoreIdentity:
     embedding_seq: int
     pii_key_fingerprint: str | None
     pii_key_reindexing: str | None
+    index_key_fingerprint: str | None = None
 
 
 def store_identity(connection: Connection) -> StoreIdentity:
@@ -30,12 +31,12 @@ def store_identity(connection: Connection) -> StoreIdentity:
     info = table_of(StoreInfo).c
     row = connection.execute(
         select(info.store_id, info.embedding_seq, info.pii_key_fingerprint,
-               info.pii_key_reindexing).where(info.id == 1)
+               info.pii_key_reindexing, info.index_key_fingerprint).where(info.id == 1)
     ).first()
     if row is None:
         raise StoreUnavailable("the store has no identity row (store_info): is it upgraded?")
     return StoreIdentity(row.store_id, int(row.embedding_seq), row.pii_key_fingerprint,
-                         row.pii_key_reindexing)
+                         row.pii_key_reindexing, row.index_key_fingerprint)
 
 
 def allocate_seqs(connection: Connection, count: int) -> int:
@@ -62,3 +63,13 @@ def set_pii_key(connection: Connection, fingerprint: str | None = None,
     if only_if_unset:
         statement = statement.where(info.pii_key_fingerprint.is_(None))
     connection.execute(statement)
+
+
+def record_index_key(connection: Connection, fingerprint: str) -> str:
+    """Record the blind-index key's fingerprint unless one is recorded; the one recorded."""
+    info = table_of(StoreInfo).c
+    connection.execute(update(table_of(StoreInfo))
+                       .where(info.id == 1, info.index_key_fingerprint.is_(None))
+                       .values(index_key_fingerprint=fingerprint))
+    return str(connection.execute(select(info.index_key_fingerprint)
+                                  .where(info.id == 1)).scalar_one())

@@ -236,6 +236,9 @@ class StoreInfo(SQLModel, table=True):
     pii_key_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))
     # Set while a reindex moves the vectors to another PII key; cleared when it completes.
     pii_key_reindexing: str | None = Field(default=None, sa_column=Column(String(64)))
+    # Which blind-index key (SECRETS_DIR/keyring/index.hmac) made the search terms and content
+    # hashes: a keyed digest, recorded on the key's first use (store.crypto.cipher).
+    index_key_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
 class PurgeTombstone(SQLModel, table=True):

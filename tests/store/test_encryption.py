@@ -562,3 +562,36 @@ def test_reads_work_while_encrypt_store_runs_in_another_process(
         assert int(sealer.communicate()[0]) == 600
         assert reader.keys_status().clear_rows == 0
     assert reads > 1
+
+
+def test_a_lost_or_other_blind_index_key_is_refused_not_made_anew(store: Store,
+                                                                  settings: Settings) -> None:
+    # A new key would leave every stored search term, indicator token and content hash
+    # unmatched without a word: the store remembers which key made them.
+    from store.db.identity import store_identity
+
+    save(store, make_record("KEY-1"))
+    path = store.cipher.keyring.index_key_path
+    original = path.read_bytes()
+    with store.engine.connect() as connection:
+        recorded = store_identity(connection).index_key_fingerprint
+    assert recorded and original.decode().strip() not in recorded
+    store.close()
+
+    path.unlink()
+    with Store.open(settings) as reopened, pytest.raises(
+            KeyUnavailable, match=r"index\.hmac: the blind-index key is missing.*"
+                                  f"fingerprint {recorded}.*restore the keyring"):
+        save(reopened, make_record("KEY-2"), "line 2")
+    assert not path.exists()  # not made anew
+
+    path.write_bytes(b"ab" * 32 + b"\n")
+    path.chmod(0o600)
+    with Store.open(settings) as reopened, pytest.raises(
+            KeyUnavailable, match=rf"is not the one .* \(fingerprint {recorded}\)"):
+        save(reopened, make_record("KEY-2"), "line 2")
+
+    path.write_bytes(original)
+    with Store.open(settings) as reopened:
+        save(reopened, make_record("KEY-2"), "line 2")
+        assert reopened.incident("KEY-2") is not None
