@@ -5,7 +5,8 @@ A snapshot is built in `snapshots/.incoming/.tmp-<pid>-<id>/` and renamed into
 last file) is on disk: a killed or failed backup leaves at most a temp folder, never a listed
 snapshot. SQLite: the online backup API in one step (a consistent copy while others write),
 `PRAGMA integrity_check` on the copy. PostgreSQL: `pg_dump --format=custom` reading a snapshot
-exported by a REPEATABLE READ transaction, in which the manifest's counts are read too.
+exported by a REPEATABLE READ transaction, in which the manifest's counts are read too; or,
+when the server archives WAL where we can read it, a pg_basebackup (pg_wal.py).
 
 Invariants: the manifest's counts, revision and max vector seq describe exactly the copied
 data; `started_at` is before the copy's consistent point and `taken_at` after it, so the copy
@@ -169,8 +170,17 @@ def _build(store: Store, codec: Codec, work: Path, snapshot_id: str) -> dict[str
         facts, files = _sqlite_snapshot(database, work, codec)
         kind = "sqlite"
     elif store.engine.dialect.name == "postgresql":
-        facts, files = _postgres_snapshot(store.engine, work, codec)
-        kind = "postgresql"
+        from store.backup.pg_wal import KIND, base_backup, wal_archive
+
+        archive = wal_archive(store)
+        if archive.usable:
+            facts, files = base_backup(store, archive, work, codec)
+            kind = KIND
+        else:
+            facts, files = _postgres_snapshot(store.engine, work, codec)
+            kind = "postgresql"
+            if archive.problem:
+                facts["wal_unavailable"] = archive.problem
     else:
         raise BackupFailed(f"backup now: no snapshot method for {store.engine.dialect.name}")
     taken = datetime.now(UTC)

@@ -1,0 +1,214 @@
+"""Point-in-time recovery on PostgreSQL by WAL: base backups and archive replay, on a private
+cluster that archives WAL (the shared server is never reconfigured)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store.backup.pg_wal import KIND, archived_segments
+from store.backup.restore import drop_postgres_database
+from store.backup.service import Backups
+from store.backup.snapshots import list_snapshots
+from store.errors import BackupFailed
+from store.schemas import AnalysisIn
+from store.settings import Settings
+from store.store import Store
+from tests.conftest import REPO_ROOT, make_record
+from tests.support.pg_cluster import PostgresCluster, require_server_bin
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PostgresCluster]:
+    """One archiving cluster for the module's tests (each test has its own database)."""
+    require_server_bin()
+    with PostgresCluster() as running:
+        yield running
+
+
+def _settings(cluster: PostgresCluster, data: Path) -> Settings:
+    url = cluster.create_database(f"s_{uuid.uuid4().hex[:10]}")
+    return Settings(data_dir=data, database_url=url, backup_pg_wal_dir=cluster.archive)
+
+
+@pytest.fixture
+def wal_store(cluster: PostgresCluster, isolated_directories: Path) -> Iterator[Store]:
+    opened = Store.open(_settings(cluster, isolated_directories))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def restores() -> Iterator[list[Any]]:
+    made: list[Any] = []
+    yield made
+    for report in made:
+        if report.settings.database_url:
+            drop_postgres_database(report.settings)
+
+
+def save(store: Store, *incident_ids: str) -> datetime:
+    """Save one batch and return the time just after it committed."""
+    results = store.save_batch([(f"line {n}", AnalysisIn.model_validate(make_record(i)))
+                                for n, i in enumerate(incident_ids)])
+    assert {r.status for r in results} == {"saved"}, results
+    moment = datetime.now(UTC)
+    time.sleep(0.01)
+    return moment
+
+
+def analysis_ids(settings: Any) -> set[str]:
+    with Store.open(settings, create=False) as opened:
+        rows = opened.incidents_page(limit=1000).rows
+        return {a.analysis_id for r in rows for a in opened.analyses(r.incident_id)}
+
+
+def test_backup_now_takes_a_base_backup_with_its_manifest(wal_store: Store) -> None:
+    save(wal_store, "B-1", "B-2")
+    snapshot = Backups(wal_store).now()
+    manifest = snapshot.manifest
+    assert manifest["kind"] == KIND
+    assert set(manifest["files"]) == {"pg_base.tar.zst", "pg_wal.tar.zst",
+                                      "backup_manifest.zst"}
+    assert manifest["counts"]["analyses"] == 2
+    assert manifest["wal"]["archive"] == str(wal_store.settings.backup_pg_wal_dir)
+    assert manifest["wal"]["start_segment"] and manifest["alembic_revision"]
+    assert Backups(wal_store).status().oldest_restorable is not None
+
+
+def test_restoring_to_each_save_by_wal_gives_exactly_the_rows_committed_before_it(
+        wal_store: Store, restores: list[Any]) -> None:
+    backups = Backups(wal_store)
+    before_backup = save(wal_store, "A-1")
+    backups.now()
+    marks = [save(wal_store, "A-2", "A-3"), save(wal_store, "B-1"),
+             save(wal_store, "C-1", "C-2", "C-3")]
+    wanted: list[set[str]] = []
+    with Store.open(wal_store.settings, create=False) as live:
+        created = {a.analysis_id: a.created_at for r in live.incidents_page(limit=100).rows
+                   for a in live.analyses(r.incident_id)}
+    assert len(created) == 7
+    seen: set[str] = set()
+    for count in (3, 4, 7):
+        seen = set(sorted(created, key=lambda a: created[a])[:count])
+        wanted.append(seen)
+    # The journal must not be what restores it: remove it, only WAL is left.
+    for day in (wal_store.backups / "journal").glob("*"):
+        day.unlink()
+    for mark, expected in zip(marks, wanted, strict=True):
+        report = backups.restore(mark)
+        restores.append(report)
+        assert report.snapshot_id is not None and report.records_replayed == 0
+        assert analysis_ids(report.settings) == expected, mark
+    latest = backups.restore(datetime.now(UTC) + timedelta(seconds=1))
+    restores.append(latest)
+    assert analysis_ids(latest.settings) == wanted[-1]
+    assert before_backup < list_snapshots(wal_store.backups)[0].taken_at
+    assert wal_store.summary() is not None  # the live store is untouched and still opens
+
+
+def test_the_drill_restores_by_wal_and_checks_with_pg_amcheck(wal_store: Store) -> None:
+    backups = Backups(wal_store)
+    save(wal_store, "D-1", "D-2")
+    backups.now()
+    save(wal_store, "D-3")
+    report = backups.drill()
+    assert report.ok, report.checks
+    checks = {name: detail for name, _ok, detail in report.checks}
+    assert "pg_amcheck" in checks["integrity"]
+    assert "recovered by WAL" in checks["counts"]
+    assert "'analyses': 3" in checks["counts"]
+
+
+def test_without_an_archive_backup_now_keeps_the_pg_dump_path(
+        cluster: PostgresCluster, isolated_directories: Path) -> None:
+    settings = _settings(cluster, isolated_directories).model_copy(
+        update={"backup_pg_wal_dir": isolated_directories / "no-such-archive"})
+    with Store.open(settings) as store:
+        save(store, "N-1")
+        snapshot = Backups(store).now()
+    assert snapshot.manifest["kind"] == "postgresql"
+    assert "not a readable folder" in snapshot.manifest["wal_unavailable"]
+
+
+def test_a_missing_wal_segment_is_named_and_an_earlier_time_still_restores(
+        isolated_directories: Path, restores: list[Any]) -> None:
+    require_server_bin()
+    with PostgresCluster() as own:  # its archive is damaged: not the module's cluster
+        with Store.open(_settings(own, isolated_directories)) as store:
+            backups = Backups(store)
+            backups.now()
+            early = save(store, "E-1")
+            _switch(store)
+            gap_at = len(os.listdir(own.archive))
+            save(store, "E-2")
+            _switch(store)
+            late = save(store, "E-3")
+            _switch(store)
+            segments = archived_segments(own.archive, 1, list_snapshots(
+                store.backups)[-1].manifest["wal"]["start_segment"])
+            names = sorted(n for n in os.listdir(own.archive) if len(n) == 24)
+            assert len(names) >= gap_at
+            # The segment holding E-2's commit: the one archived after E-1's switch.
+            missing = names[-2]
+            (own.archive / missing).unlink()
+            with pytest.raises(BackupFailed) as raised:
+                backups.restore(late)
+            message = str(raised.value)
+            assert f"WAL segment {missing} is missing" in message, message
+            assert "a restore to before" in message
+            report = backups.restore(early)
+            restores.append(report)
+            assert analysis_ids(report.settings) == {
+                a.analysis_id for a in store.analyses("E-1")}
+            assert len(segments) >= 3
+
+
+def _switch(store: Store) -> None:
+    from sqlalchemy import text
+
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT txid_current()"))
+        connection.commit()
+        segment = connection.execute(text("SELECT pg_walfile_name(pg_switch_wal())")).scalar()
+        connection.commit()
+    archive = Path(str(store.settings.backup_pg_wal_dir))
+    deadline = time.monotonic() + 30
+    while not (archive / str(segment)).exists():
+        assert time.monotonic() < deadline, f"{segment} was not archived"
+        time.sleep(0.05)
+
+
+def test_kill_9_during_backup_now_leaves_no_snapshot_listed_as_good(
+        wal_store: Store) -> None:
+    for n in range(5):
+        save(wal_store, *(f"K-{n}-{m}" for m in range(20)))
+    environment = {**os.environ, "INCIDEX_DATABASE_URL": str(wal_store.settings.database_url),
+                   "INCIDEX_BACKUP_PG_WAL_DIR": str(wal_store.settings.backup_pg_wal_dir),
+                   "INCIDEX_DATA_DIR": str(wal_store.settings.data_dir)}
+    incoming = wal_store.backups / "snapshots" / ".incoming"
+    process = subprocess.Popen([sys.executable, "-m", "tui", "backup", "now"],
+                               env=environment, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (incoming.exists() and any(p.is_dir() and any(p.iterdir())
+                                         for p in incoming.iterdir())):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [s for s in list_snapshots(wal_store.backups) if s.good] == []
+    snapshot = Backups(wal_store).now()  # the next backup sweeps the killed one's folder
+    assert [s.snapshot_id for s in list_snapshots(wal_store.backups)] == [snapshot.snapshot_id]
+    assert list(incoming.iterdir()) == []
