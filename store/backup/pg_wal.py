@@ -321,15 +321,16 @@ def scratch_cluster(snapshot: Snapshot, codec: Codec, archive: Path, to: datetim
         _configure(data, sockets, port, archive, to)
         _chown_tree(directory, server_user)
         started = True
+        url_user = snapshot.manifest.get("wal", {}).get("user") or "postgres"
+        cluster = ScratchCluster(directory, sockets, port, url_user)
         try:
             _run("pg_ctl", ["--pgdata", str(data), "--log", str(directory / "server.log"),
                             "--wait", f"--timeout={RECOVERY_TIMEOUT_SECONDS}", "start"],
                  user=server_user, what="the scratch PostgreSQL")
+            _wait_promoted(cluster, data)
         except BackupFailed as error:
             raise BackupFailed(_recovery_failure(directory / "server.log", archive,
                                                  snapshot, to, str(error))) from None
-        url_user = snapshot.manifest.get("wal", {}).get("user") or "postgres"
-        cluster = ScratchCluster(directory, sockets, port, url_user)
         yield cluster
     finally:
         if started:
@@ -337,6 +338,23 @@ def scratch_cluster(snapshot: Snapshot, codec: Codec, archive: Path, to: datetim
                 _run("pg_ctl", ["--pgdata", str(data), "--mode=immediate", "--wait", "stop"],
                      user=server_user)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_promoted(cluster: ScratchCluster, data: Path) -> None:
+    """Until the scratch server has replayed to its target and accepts connections (with
+    hot_standby off, pg_ctl returns as soon as it runs); BackupFailed if it stops instead."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
+    environment = cluster.environment("postgres")
+    while True:
+        answer = subprocess.run([pg_tool("pg_isready"), "--timeout=5"], env=environment,
+                                capture_output=True, check=False).returncode
+        if answer == 0:
+            return
+        if not (data / "postmaster.pid").exists():
+            raise BackupFailed("the scratch PostgreSQL stopped during recovery")
+        if time.monotonic() > deadline:
+            raise BackupFailed(f"recovery took over {RECOVERY_TIMEOUT_SECONDS} s")
+        time.sleep(0.1)
 
 
 def _unpack(snapshot: Snapshot, codec: Codec, directory: Path, data: Path) -> None:
