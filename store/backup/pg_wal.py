@@ -42,6 +42,7 @@ from store.backup.frames import unpack_frames, write_frames
 from store.backup.journal import iso
 from store.backup.restore import RestoreReport, _PostgresTarget
 from store.backup.snapshots import (
+    BASE_BACKUP_KIND,
     Snapshot,
     _file_entry,
     describe,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from store.settings import Settings
     from store.store import Store
 
-KIND = "pg-basebackup"
+KIND = BASE_BACKUP_KIND
 BASE_FILE = "pg_base.tar.zst"
 WAL_FILE = "pg_wal.tar.zst"
 BACKUP_MANIFEST_FILE = "backup_manifest.zst"
@@ -105,15 +106,26 @@ def wal_archive(store: Store) -> WalArchive:
         )).scalar_one()
     if mode not in ("on", "always"):
         return WalArchive(directory, f"the server's archive_mode is {mode!r}, not 'on'")
-    if not (command or "").strip() or command == "(disabled)":
-        if not library:
-            return WalArchive(directory, "the server has no archive_command")
+    if (not (command or "").strip() or command == "(disabled)") and not library:
+        return WalArchive(directory, "the server has no archive_command")
     if level == "minimal":
         return WalArchive(directory, "the server's wal_level is 'minimal'")
     if not may:
         return WalArchive(directory, "the store's role has no REPLICATION privilege "
                           "(ALTER ROLE ... REPLICATION) for pg_basebackup")
     return WalArchive(directory)
+
+
+def base_backup_method(store: Store, codec: Codec) -> Callable[[Path], Any]:
+    """The `base_backup` hook of take_snapshot for this store (see snapshots.BaseBackup)."""
+
+    def take(work: Path) -> tuple[dict[str, Any], dict[str, Any]] | str | None:
+        archive = wal_archive(store)
+        if not archive.usable:
+            return archive.problem
+        return base_backup(store, archive, work, codec)
+
+    return take
 
 
 def _die_with_parent() -> None:
@@ -181,7 +193,8 @@ def base_backup(store: Store, archive: WalArchive, work: Path, codec: Codec
         "start_lsn": ranges[0]["Start-LSN"], "end_lsn": ranges[-1]["End-LSN"],
         "start_segment": start_segment, "system_identifier": system,
         "server_version_num": int(version), "database": engine.url.database,
-        "schema": url_schema(engine), "user": engine.url.username, "counts_read": "just after the base backup ended",
+        "schema": url_schema(engine), "user": engine.url.username,
+        "counts_read": "just after the base backup ended",
     }}, files
 
 

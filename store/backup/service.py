@@ -28,6 +28,7 @@ from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
 from store.backup.mirrors import catch_up, has_copy, mirror_directories
 from store.backup.pg_wal import (
     WalRestoreReport,
+    base_backup_method,
     choose_wal_snapshot,
     close_segment,
     restore_by_wal,
@@ -107,7 +108,8 @@ class Backups:
     def _snapshot(self) -> Snapshot:
         self.fold_legacy()
         self.settle_journal()
-        snapshot = take_snapshot(self.store, self.codec)
+        snapshot = take_snapshot(self.store, self.codec,
+                                 base_backup_method(self.store, self.codec))
         self.mirror_problems = catch_up(self.directory, self.mirrors)
         return snapshot
 

@@ -137,39 +137,37 @@ def test_without_an_archive_backup_now_keeps_the_pg_dump_path(
 
 
 def test_a_missing_wal_segment_is_named_and_an_earlier_time_still_restores(
-        isolated_directories: Path, restores: list[Any]) -> None:
+        isolated_directories: Path) -> None:
     require_server_bin()
-    with PostgresCluster() as own:  # its archive is damaged: not the module's cluster
-        with Store.open(_settings(own, isolated_directories)) as store:
-            backups = Backups(store)
-            backups.now()
-            early = save(store, "E-1")
-            _switch(store)
-            gap_at = len(os.listdir(own.archive))
-            save(store, "E-2")
-            _switch(store)
-            late = save(store, "E-3")
-            _switch(store)
-            segments = archived_segments(own.archive, 1, list_snapshots(
-                store.backups)[-1].manifest["wal"]["start_segment"])
-            names = sorted(n for n in os.listdir(own.archive) if len(n) == 24)
-            assert len(names) >= gap_at
-            # The segment holding E-2's commit: the one archived after E-1's switch.
-            missing = names[-2]
-            (own.archive / missing).unlink()
-            with pytest.raises(BackupFailed) as raised:
-                backups.restore(late)
-            message = str(raised.value)
-            assert f"WAL segment {missing} is missing" in message, message
-            assert "a restore to before" in message
-            report = backups.restore(early)
-            restores.append(report)
+    # Its own cluster: the archive gets damaged (not the module's cluster).
+    with PostgresCluster() as own, Store.open(_settings(own, isolated_directories)) as store:
+        backups = Backups(store)
+        backups.now()
+        early = save(store, "E-1")
+        _switch(store)
+        save(store, "E-2")
+        missing = _switch(store)  # the segment that holds E-2's commit
+        late = save(store, "E-3")
+        _switch(store)
+        segments = archived_segments(own.archive, 1, list_snapshots(
+            store.backups)[-1].manifest["wal"]["start_segment"])
+        (own.archive / missing).unlink()
+        with pytest.raises(BackupFailed) as raised:
+            backups.restore(late)
+        message = str(raised.value)
+        assert f"WAL segment {missing} is missing" in message, message
+        assert "a restore to before" in message
+        report = backups.restore(early)
+        try:
             assert analysis_ids(report.settings) == {
                 a.analysis_id for a in store.analyses("E-1")}
-            assert len(segments) >= 3
+        finally:
+            drop_postgres_database(report.settings)
+        assert len(segments) >= 3
 
 
-def _switch(store: Store) -> None:
+def _switch(store: Store) -> str:
+    """Commit, switch WAL, wait until the closed segment is archived; its name."""
     from sqlalchemy import text
 
     with store.engine.connect() as connection:
@@ -182,6 +180,7 @@ def _switch(store: Store) -> None:
     while not (archive / str(segment)).exists():
         assert time.monotonic() < deadline, f"{segment} was not archived"
         time.sleep(0.05)
+    return str(segment)
 
 
 def test_kill_9_during_backup_now_leaves_no_snapshot_listed_as_good(
