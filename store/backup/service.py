@@ -23,6 +23,7 @@ from store.backup.journal import (
     parse_time,
     pruned_before,
     resolve_unfinished,
+    scan,
 )
 from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
 from store.backup.mirrors import catch_up, has_copy, mirror_directories
@@ -232,6 +233,10 @@ class Backups:
         report = self._restore(datetime.now(UTC), into, source)
         if isinstance(report, WalRestoreReport):
             report.counts_between = (before, self._live_counts())
+            # The journal's batches committed by then: the drill samples them in the copy.
+            found = scan(journal_directory(source or self.directory), self.codec,
+                         sealer=self.store.journal.sealer)
+            report.replayed = found.committed(until=report.to)
         return report
 
     def _live_counts(self) -> dict[str, int]:

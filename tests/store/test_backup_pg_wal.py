@@ -123,6 +123,7 @@ def test_the_drill_restores_by_wal_and_checks_with_pg_amcheck(wal_store: Store) 
     assert "pg_amcheck" in checks["integrity"]
     assert "recovered by WAL" in checks["counts"]
     assert "'analyses': 3" in checks["counts"]
+    assert checks["journal sample"].startswith("3 of 3 sampled journal lines match")
 
 
 def test_without_an_archive_backup_now_keeps_the_pg_dump_path(
@@ -206,3 +207,35 @@ def test_kill_9_during_backup_now_leaves_no_snapshot_listed_as_good(
     snapshot = Backups(wal_store).now()  # the next backup sweeps the killed one's folder
     assert [s.snapshot_id for s in list_snapshots(wal_store.backups)] == [snapshot.snapshot_id]
     assert list(incoming.iterdir()) == []
+
+
+def test_the_command_line_says_which_kind_each_snapshot_is_and_restores_by_wal(
+        wal_store: Store, tmp_path: Path, restores: list[Any]) -> None:
+    settings = wal_store.settings
+    environment = {**os.environ, "INCIDEX_DATABASE_URL": str(settings.database_url),
+                   "INCIDEX_BACKUP_PG_WAL_DIR": str(settings.backup_pg_wal_dir),
+                   "INCIDEX_DATA_DIR": str(settings.data_dir)}
+
+    def incidex(*arguments: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "tui.cli", *arguments], env=environment,
+                              capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    save(wal_store, "CLI-1")
+    taken = incidex("backup", "now")
+    assert "(pg_basebackup + WAL from " in taken.stdout, taken.stdout
+    mark = save(wal_store, "CLI-2")
+    save(wal_store, "CLI-3")
+    listed = incidex("backup", "list")
+    assert "pg_basebackup + WAL" in listed.stdout and "oldest restorable time: 20" in (
+        listed.stdout)
+    name = f"wal_cli_{uuid.uuid4().hex[:6]}"
+    restored = incidex("backup", "restore", "--to", mark.isoformat(), "--into", name)
+    assert f"WAL replayed to time {mark.isoformat()}" in (
+        restored.stdout), restored.stdout
+    assert "pg_amcheck: no corruption" in restored.stdout
+    report_settings = settings.model_copy(update={"database_url": str(
+        settings.database_url).rsplit("/", 1)[0] + "/" + name})
+    restores.append(type("Made", (), {"settings": report_settings})())
+    assert len(analysis_ids(report_settings)) == 2
