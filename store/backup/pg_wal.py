@@ -275,7 +275,9 @@ def restore_by_wal(settings: Settings, codec: Codec, snapshot: Snapshot, to: dat
     to = to.astimezone(UTC)
     wal = snapshot.manifest["wal"]
     archive = Path(wal["archive"])
-    latest = mark is None or to >= mark.at
+    # Past the marker commit nothing later is archived: replay the whole archive. Without a
+    # mark (no right to switch WAL) the target time stands, and the archive must reach it.
+    latest = mark is not None and to >= mark.at
     _check_archive(archive, wal, to, latest)
     target = _ScratchTarget(settings, into, to)
     report = WalRestoreReport(to, settings, target.final_name, snapshot.snapshot_id)
