@@ -204,6 +204,7 @@ def test_kill_9_during_backup_now_leaves_no_snapshot_listed_as_good(
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert [s for s in list_snapshots(wal_store.backups) if s.good] == []
+    _wait_until_gone(str(incoming))  # pg_basebackup dies with it (no orphan writing on)
     snapshot = Backups(wal_store).now()  # the next backup sweeps the killed one's folder
     assert [s.snapshot_id for s in list_snapshots(wal_store.backups)] == [snapshot.snapshot_id]
     assert list(incoming.iterdir()) == []
@@ -239,3 +240,56 @@ def test_the_command_line_says_which_kind_each_snapshot_is_and_restores_by_wal(
         settings.database_url).rsplit("/", 1)[0] + "/" + name})
     restores.append(type("Made", (), {"settings": report_settings})())
     assert len(analysis_ids(report_settings)) == 2
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_until_gone(text: str) -> None:
+    deadline = time.monotonic() + 15
+    while _processes_naming(text):
+        assert time.monotonic() < deadline, f"still running: {_processes_naming(text)}"
+        time.sleep(0.05)
+
+
+def test_kill_9_during_a_wal_restore_leaves_the_live_store_and_the_next_restore_cleans_up(
+        wal_store: Store, restores: list[Any]) -> None:
+    import tempfile
+
+    backups = Backups(wal_store)
+    backups.now()
+    mark = save(wal_store, "R-1")
+    before = analysis_ids(wal_store.settings)
+    settings = wal_store.settings
+    environment = {**os.environ, "INCIDEX_DATABASE_URL": str(settings.database_url),
+                   "INCIDEX_BACKUP_PG_WAL_DIR": str(settings.backup_pg_wal_dir),
+                   "INCIDEX_DATA_DIR": str(settings.data_dir)}
+    process = subprocess.Popen([sys.executable, "-m", "tui.cli", "backup", "restore", "--to",
+                                mark.isoformat()], env=environment, cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    scratch = Path(tempfile.gettempdir())
+    deadline = time.monotonic() + 120
+    running: list[Path] = []
+    while not running:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline
+        running = [p for p in scratch.glob(f"incidex-pitr-{process.pid}-*")
+                   if (p / "data" / "postmaster.pid").exists()]
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert analysis_ids(wal_store.settings) == before  # the live store is untouched
+    report = backups.restore(mark)  # removes the killed restore's scratch server and folder
+    restores.append(report)
+    assert not running[0].exists()
+    _wait_until_gone(str(running[0]))
+    assert analysis_ids(report.settings) == before
