@@ -172,6 +172,12 @@ def base_backup(store: Store, archive: WalArchive, work: Path, codec: Codec
     _run("pg_basebackup", ["--pgdata", str(raw), "--format=tar", "--wal-method=stream",
                            "--checkpoint=fast", "--manifest-checksums=SHA256", "--no-password",
                            f"--label=incidex {work.name}"], _environment(engine.url))
+    extra = sorted(p.name for p in raw.glob("*.tar") if p.name not in ("base.tar",
+                                                                        "pg_wal.tar"))
+    if extra:
+        raise BackupFailed(f"pg_basebackup: the cluster has tablespaces ({', '.join(extra)}), "
+                           "which WAL snapshots do not carry yet; unset "
+                           "INCIDEX_BACKUP_PG_WAL_DIR to take pg_dump snapshots")
     manifest = json.loads((raw / "backup_manifest").read_text())
     ranges = manifest.get("WAL-Ranges") or []
     if not ranges:
