@@ -77,8 +77,10 @@ def list_backups(settings: Settings, as_json: bool) -> None:
         copies = {s.snapshot_id: [str(m) for m in backups.copies(s)]
                   for s in status.snapshots if s.good}
         mirrors = [str(m) for m in backups.mirrors]
+        archive = backups.archive_summary(status.snapshots)
     if as_json:
-        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors}, default=str)
+        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors,
+                  "wal_archive": archive}, default=str)
         return
     for snapshot in status.snapshots:
         if snapshot.good:
@@ -97,6 +99,8 @@ def list_backups(settings: Settings, as_json: bool) -> None:
             "(`incidex backup fold`)")
     for mirror in mirrors:
         say(f"mirror   {mirror}")
+    if archive:
+        say(archive)
     oldest = status.oldest_restorable
     say(f"oldest restorable time: {oldest.isoformat() if oldest else 'none yet'}")
     drill = status.last_drill

@@ -242,7 +242,6 @@ class ArchiveMark:
 
     at: datetime
     segment: str
-    counts: dict[str, int]
 
 
 def close_segment(engine: Engine, archive: Path) -> ArchiveMark | None:
@@ -255,7 +254,6 @@ def close_segment(engine: Engine, archive: Path) -> ArchiveMark | None:
         with connection.begin():
             connection.execute(text("SELECT txid_current()"))  # a commit record after `to`
             at = datetime.now(UTC)
-            counts = describe(lambda sql: connection.execute(text(sql)).one())["counts"]
         try:
             with connection.begin():
                 segment = connection.execute(text(
@@ -269,7 +267,7 @@ def close_segment(engine: Engine, archive: Path) -> ArchiveMark | None:
                                f"into {archive} within {ARCHIVE_WAIT_SECONDS} s (is its "
                                "archive_command failing? see pg_stat_archiver)")
         time.sleep(0.1)
-    return ArchiveMark(at, segment, dict(counts))
+    return ArchiveMark(at, segment)
 
 
 def restore_by_wal(settings: Settings, codec: Codec, snapshot: Snapshot, to: datetime,
@@ -530,6 +528,30 @@ def last_commit_in(archive: Path, timeline: int, numbers: list[int]) -> datetime
             when = datetime.fromisoformat(stamp)
             return when.replace(tzinfo=UTC) if zone == "UTC" else when.astimezone(UTC)
     return None
+
+
+def archive_summary(snapshots: list[Snapshot], archive: Path | None = None) -> str | None:
+    """One line on the WAL archive behind the good base backups: which segments it holds
+    from the oldest one's start, and the first missing one if there is a gap (None when no
+    snapshot is a base backup)."""
+    based = [s for s in snapshots if s.good and is_wal_snapshot(s)]
+    if not based:
+        return None
+    wal = based[0].manifest["wal"]
+    folder = archive or Path(wal["archive"])
+    if not folder.is_dir():
+        return f"WAL archive {folder}: NOT THERE (restores by WAL cannot run)"
+    timeline = int(wal["timeline"])
+    numbers = archived_segments(folder, timeline, wal["start_segment"])
+    start = _segment_number(wal["start_segment"])[1]
+    gap = next((start + i for i, n in enumerate(numbers) if n != start + i), None)
+    if not numbers:
+        return f"WAL archive {folder}: no segment from {wal['start_segment']} on yet"
+    held = (f"WAL archive {folder}: {len(numbers)} segments from {wal['start_segment']} to "
+            f"{_segment_name(timeline, numbers[-1])}")
+    if gap is not None:
+        return f"{held}; segment {_segment_name(timeline, gap)} is MISSING (a gap)"
+    return held + ", continuous"
 
 
 def _check_archive(archive: Path, wal: dict[str, Any], to: datetime, latest: bool) -> None:

@@ -29,6 +29,7 @@ from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
 from store.backup.mirrors import catch_up, has_copy, mirror_directories
 from store.backup.pg_wal import (
     WalRestoreReport,
+    archive_summary,
     base_backup_method,
     choose_wal_snapshot,
     close_segment,
@@ -147,6 +148,11 @@ class Backups:
         if horizon is None and journal:
             return first_line_time(journal[0].path)
         return good[0].taken_at if good else None
+
+    def archive_summary(self, snapshots: list[Snapshot]) -> str | None:
+        """The WAL archive behind the base backups, in one line (None if there are none)."""
+        configured = self.store.settings.backup_pg_wal_dir
+        return archive_summary(snapshots, Path(configured) if configured else None)
 
     def restore(self, to: datetime, into: str | Path | None = None,
                 source: Path | None = None) -> RestoreReport:

@@ -157,6 +157,8 @@ def test_a_missing_wal_segment_is_named_and_an_earlier_time_still_restores(
             backups.restore(late)
         message = str(raised.value)
         assert f"WAL segment {missing} is missing" in message, message
+        assert f"segment {missing} is MISSING" in str(backups.archive_summary(
+            list_snapshots(store.backups)))
         assert "a restore to before" in message
         report = backups.restore(early)
         try:
@@ -231,6 +233,8 @@ def test_the_command_line_says_which_kind_each_snapshot_is_and_restores_by_wal(
     listed = incidex("backup", "list")
     assert "pg_basebackup + WAL" in listed.stdout and "oldest restorable time: 20" in (
         listed.stdout)
+    assert f"WAL archive {settings.backup_pg_wal_dir}: " in listed.stdout
+    assert ", continuous" in listed.stdout, listed.stdout
     name = f"wal_cli_{uuid.uuid4().hex[:6]}"
     restored = incidex("backup", "restore", "--to", mark.isoformat(), "--into", name)
     assert f"WAL replayed to time {mark.isoformat()}" in (
