@@ -91,6 +91,8 @@ def main() -> None:
             print(f"restore --to (WAL replay): {wal_restore:.2f} s median "
                   f"(runs {', '.join(f'{r:.2f}' for r in runs)}); "
                   f"{report.snapshot_counts['analyses']:,} analyses; {report.amcheck}")
+            print("  last run's steps: " + ", ".join(f"{name} {seconds:.1f} s"
+                                                     for name, seconds in report.phases.items()))
         with Store.open(dump) as store:
             seconds, runs, snapshot = timed(Backups(store).now, args.repeat)
             print(f"backup now, pg_dump:             {seconds:.2f} s median "

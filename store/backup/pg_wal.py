@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,6 +233,17 @@ class WalRestoreReport(RestoreReport):
     # Live counts read before the target time and after it (a drill): the restored counts lie
     # between them table by table (equal when nothing was written meanwhile).
     counts_between: tuple[dict[str, int], dict[str, int]] | None = None
+    # Seconds of each step (unpack, verify, recover, amcheck, dump, load, open).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one step into `phases`."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - began, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +304,7 @@ def restore_by_wal(settings: Settings, codec: Codec, snapshot: Snapshot, to: dat
         target.cluster = cluster
         try:
             report.settings = target.prepare(snapshot, codec, report)
-            with open_store(report.settings):
+            with report.phase("open"), open_store(report.settings):
                 pass  # it opens: the schema is at a revision this program knows
             target.finish()
         except BaseException:
@@ -332,10 +343,13 @@ def scratch_cluster(snapshot: Snapshot, codec: Codec, archive: Path, to: datetim
         codec = codec_named(snapshot.manifest["codec"], codec)
         data.mkdir(mode=0o700)
         sockets.mkdir(mode=0o700)
-        _unpack(snapshot, codec, directory, data)
-        report.verifybackup = _run("pg_verifybackup", ["--quiet", str(data)],
-                                   what=f"pg_verifybackup of snapshot {snapshot.snapshot_id}"
-                                   ).strip() or "backup successfully verified"
+        with report.phase("unpack"):
+            _unpack(snapshot, codec, directory, data)
+        with report.phase("verify"):
+            report.verifybackup = _run(
+                "pg_verifybackup", ["--quiet", str(data)],
+                what=f"pg_verifybackup of snapshot {snapshot.snapshot_id}",
+            ).strip() or "pg_verifybackup: backup successfully verified"
         port = _free_port()
         _configure(data, sockets, port, archive, to)
         _chown_tree(directory, server_user)
@@ -343,10 +357,11 @@ def scratch_cluster(snapshot: Snapshot, codec: Codec, archive: Path, to: datetim
         url_user = snapshot.manifest.get("wal", {}).get("user") or "postgres"
         cluster = ScratchCluster(directory, sockets, port, url_user)
         try:
-            _run("pg_ctl", ["--pgdata", str(data), "--log", str(directory / "server.log"),
-                            "--wait", f"--timeout={RECOVERY_TIMEOUT_SECONDS}", "start"],
-                 user=server_user, what="the scratch PostgreSQL")
-            _wait_promoted(cluster, data)
+            with report.phase("recover"):
+                _run("pg_ctl", ["--pgdata", str(data), "--log", str(directory / "server.log"),
+                                "--wait", f"--timeout={RECOVERY_TIMEOUT_SECONDS}", "start"],
+                     user=server_user, what="the scratch PostgreSQL")
+                _wait_promoted(cluster, data)
         except BackupFailed as error:
             raise BackupFailed(_recovery_failure(directory / "server.log", archive,
                                                  snapshot, to, str(error))) from None
@@ -465,23 +480,27 @@ class _ScratchTarget(_PostgresTarget):
         database = wal["database"]
         schema = wal.get("schema")
         environment = self.cluster.environment(database)
-        try:
-            _run("pg_amcheck", ["--install-missing", "--heapallindexed", "--no-strict-names",
-                                "--database", database], environment, what="pg_amcheck")
-            report.amcheck = f"pg_amcheck: no corruption in {database} (heap and indexes)"
-        except BackupFailed as error:
-            report.amcheck, report.amcheck_ok = str(error), False
+        with report.phase("amcheck"):
+            try:
+                _run("pg_amcheck", ["--install-missing", "--heapallindexed",
+                                    "--no-strict-names", "--database", database], environment,
+                     what="pg_amcheck")
+                report.amcheck = f"pg_amcheck: no corruption in {database} (heap and indexes)"
+            except BackupFailed as error:
+                report.amcheck, report.amcheck_ok = str(error), False
         self._execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
         self._execute(f'CREATE DATABASE "{self.work_name}"')
         dump = self.cluster.directory / "store.pgdump"
-        _run("pg_dump", ["--format=custom", f"--file={dump}", "--no-owner",
-                         *([f"--schema={schema}"] if schema else []), database], environment,
-             what="pg_dump of the recovered database")
+        with report.phase("dump"):
+            _run("pg_dump", ["--format=custom", f"--file={dump}", "--no-owner",
+                             *([f"--schema={schema}"] if schema else []), database],
+                 environment, what="pg_dump of the recovered database")
         engine = create_engine(self.url.set(database=self.work_name))
         try:
-            _run("pg_restore", ["--no-owner", f"--dbname={self.work_name}", str(dump)],
-                 _environment(self.url, database=self.work_name),
-                 what="pg_restore into the new database")
+            with report.phase("load"):
+                _run("pg_restore", ["--no-owner", f"--dbname={self.work_name}", str(dump)],
+                     _environment(self.url, database=self.work_name),
+                     what="pg_restore into the new database")
             with engine.connect() as connection:
                 report.snapshot_counts = dict(describe(
                     lambda sql: connection.execute(text(sql)).one())["counts"])
