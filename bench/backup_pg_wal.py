@@ -15,6 +15,7 @@ The machine is shared and noisy: compare figures within one run only.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -69,38 +70,46 @@ def main() -> None:
     args = parser.parse_args()
     print("note: shared, noisy machine; compare figures within this run only")
     data = Path(tempfile.mkdtemp(prefix="bench-pgwal-"))
+    try:
+        run(data, args.analyses, args.repeat)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)  # the store's folder: snapshots, journal
+
+
+def run(data: Path, analyses: int, repeat: int) -> None:
+    """Fill, then time snapshots and restores both ways (see the module docstring)."""
     with PostgresCluster() as cluster:
         url = cluster.create_database("bench")
         wal = Settings(data_dir=data, database_url=url, backup_pg_wal_dir=cluster.archive)
         dump = wal.model_copy(update={"backup_pg_wal_dir": None})
         with Store.open(wal) as store:
             started = time.perf_counter()
-            fill_store(store, args.analyses, seed=7)
-            print(f"fill: {args.analyses:,} demo analyses in "
+            fill_store(store, analyses, seed=7)
+            print(f"fill: {analyses:,} demo analyses in "
                   f"{time.perf_counter() - started:.1f} s")
             size = store.engine.connect().exec_driver_sql(
                 "SELECT pg_database_size(current_database())").scalar_one()
             print(f"database {int(size) / 1e6:.1f} MB")
-            base, runs, snapshot = timed(Backups(store).now, args.repeat)
+            base, runs, snapshot = timed(Backups(store).now, repeat)
             print(f"backup now, pg_basebackup + WAL: {base:.2f} s median "
                   f"(runs {', '.join(f'{r:.2f}' for r in runs)}), "
                   f"{snapshot.size / 1e6:.1f} MB stored")
             to = save_some(store, "w")
             wal_restore, runs, report = timed(lambda: restore_once(Backups(store), to),
-                                              args.repeat)
+                                              repeat)
             print(f"restore --to (WAL replay): {wal_restore:.2f} s median "
                   f"(runs {', '.join(f'{r:.2f}' for r in runs)}); "
                   f"{report.snapshot_counts['analyses']:,} analyses; {report.amcheck}")
             print("  last run's steps: " + ", ".join(f"{name} {seconds:.1f} s"
                                                      for name, seconds in report.phases.items()))
         with Store.open(dump) as store:
-            seconds, runs, snapshot = timed(Backups(store).now, args.repeat)
+            seconds, runs, snapshot = timed(Backups(store).now, repeat)
             print(f"backup now, pg_dump:             {seconds:.2f} s median "
                   f"(runs {', '.join(f'{r:.2f}' for r in runs)}), "
                   f"{snapshot.size / 1e6:.1f} MB stored")
             to = save_some(store, "d")
             journal_restore, runs, report = timed(lambda: restore_once(Backups(store), to),
-                                                  args.repeat)
+                                                  repeat)
             print(f"restore --to (pg_dump + journal): {journal_restore:.2f} s median "
                   f"(runs {', '.join(f'{r:.2f}' for r in runs)}); "
                   f"{report.records_replayed} records replayed")

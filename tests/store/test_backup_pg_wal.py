@@ -297,3 +297,16 @@ def test_kill_9_during_a_wal_restore_leaves_the_live_store_and_the_next_restore_
     assert not running[0].exists()
     _wait_until_gone(str(running[0]))
     assert analysis_ids(report.settings) == before
+
+
+def test_a_time_before_the_first_base_backup_restores_from_the_journal(
+        wal_store: Store, restores: list[Any]) -> None:
+    early = save(wal_store, "J-1")
+    wanted = analysis_ids(wal_store.settings)
+    Backups(wal_store).now()
+    save(wal_store, "J-2")
+    report = Backups(wal_store).restore(early)
+    restores.append(report)
+    assert not hasattr(report, "recovery_target")  # no base backup before it: the journal
+    assert report.snapshot_id is None and report.records_replayed == 1
+    assert analysis_ids(report.settings) == wanted
