@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from store.backup.journal import iso
 from store.backup.pg_wal import KIND, archived_segments
 from store.backup.restore import drop_postgres_database
 from store.backup.service import Backups
@@ -310,3 +311,28 @@ def test_a_time_before_the_first_base_backup_restores_from_the_journal(
     assert not hasattr(report, "recovery_target")  # no base backup before it: the journal
     assert report.snapshot_id is None and report.records_replayed == 1
     assert analysis_ids(report.settings) == wanted
+
+
+def test_without_the_right_to_switch_wal_a_time_past_the_archive_is_refused_clearly(
+        cluster: PostgresCluster, isolated_directories: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN REPLICATION'))
+        connection.execute(text(f'CREATE DATABASE "{role}" OWNER "{role}"'))
+    admin.dispose()
+    settings = Settings(data_dir=isolated_directories, backup_pg_wal_dir=cluster.archive,
+                        database_url=f"postgresql+psycopg://{role}@127.0.0.1:{cluster.port}/"
+                        f"{role}")
+    with Store.open(settings) as store:
+        backups = Backups(store)
+        assert backups.now().manifest["kind"] == KIND
+        mark = save(store, "S-1")  # its commit stays in the current segment: not archived
+        with pytest.raises(BackupFailed) as raised:
+            backups.restore(mark)
+    message = str(raised.value)
+    assert f"restore to {iso(mark)}" in message, message
+    assert "recovery ended before configured recovery target was reached" in message, message
+    assert "the newest archived WAL segment in " in message
