@@ -211,6 +211,16 @@ class Settings(BaseSettings):
         default=True, description="The TUI runs `incidex backup run-due` in a background "
         "worker at start when a snapshot (daily) or a drill (weekly) is due."
     )
+    backup_pg_wal_dir: Path | None = Field(
+        default=None, description="PostgreSQL: the folder the server's archive_command copies "
+        "WAL segments into (readable here). With it (and archive_mode on, a role with "
+        "REPLICATION), `incidex backup now` takes a pg_basebackup and restores replay WAL to "
+        "the exact time; without it, pg_dump snapshots plus the journal."
+    )
+    backup_pg_server_user: str = Field(
+        default="postgres", description="The OS user that runs the temporary PostgreSQL of a "
+        "WAL restore when incidex runs as root (PostgreSQL refuses to run as root)."
+    )
     backup_mirrors: tuple[Path, ...] = Field(
         default=(), description="Further folders (other disks, mounts) that every snapshot and "
         "journal day is copied to, as a JSON list of paths."

@@ -19,6 +19,8 @@ Examples:
   incidex backup now                       snapshot the store (consistent while others write)
   incidex backup list                      snapshots, journal days, oldest restorable time
   incidex backup restore --to 2026-11-28T09:00:00Z      into data/restores/<time>/
+                                           (PostgreSQL: into a new database; by WAL when
+                                           INCIDEX_BACKUP_PG_WAL_DIR is the server's archive)
   incidex --data-dir data/restores/<time> verify         look at what was restored
   incidex backup drill                     restore into scratch, check it, time it
   incidex backup run-due                   what is due today (for a timer or cron)
@@ -45,15 +47,19 @@ def now(settings: Settings, as_json: bool) -> None:
         backups = _backups(store)
         snapshot = backups.now()
         copies = backups.copies(snapshot)
+    manifest = snapshot.manifest
     if as_json:
         say_json({**snapshot.manifest, "copies": [str(c) for c in copies]})
     else:
-        manifest = snapshot.manifest
         counts = manifest["counts"]
-        say(f"snapshot {snapshot.snapshot_id}: {counts['incidents']:,} incidents, "
+        say(f"snapshot {snapshot.snapshot_id} ({_kind(manifest)}): "
+            f"{counts['incidents']:,} incidents, "
             f"{counts['analyses']:,} analyses, {_size(snapshot.size)}, "
             f"{manifest['seconds']:.1f} s, revision {manifest['alembic_revision']}"
             + (f", copied to {len(copies)} mirrors" if copies else ""))
+    if manifest.get("wal_unavailable"):
+        say(f"incidex: note: no WAL base backup ({manifest['wal_unavailable']}); took a "
+            "pg_dump snapshot (restores replay the journal)", err=True)
     for problem in backups.mirror_problems:
         say(f"incidex: {problem}; the snapshot is kept in the primary folder", err=True)
     if backups.mirror_problems:
@@ -71,14 +77,17 @@ def list_backups(settings: Settings, as_json: bool) -> None:
         copies = {s.snapshot_id: [str(m) for m in backups.copies(s)]
                   for s in status.snapshots if s.good}
         mirrors = [str(m) for m in backups.mirrors]
+        archive = backups.archive_summary(status.snapshots)
     if as_json:
-        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors}, default=str)
+        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors,
+                  "wal_archive": archive}, default=str)
         return
     for snapshot in status.snapshots:
         if snapshot.good:
             counts = snapshot.manifest["counts"]
             held = copies[snapshot.snapshot_id]
-            say(f"snapshot {snapshot.snapshot_id}  taken {snapshot.manifest['taken_at']}  "
+            say(f"snapshot {snapshot.snapshot_id}  {_kind(snapshot.manifest)}  "
+                f"taken {snapshot.manifest['taken_at']}  "
                 f"{_size(snapshot.size)}  {counts['analyses']:,} analyses  "
                 f"copies: primary{''.join(', ' + m for m in held)}")
         else:
@@ -90,12 +99,24 @@ def list_backups(settings: Settings, as_json: bool) -> None:
             "(`incidex backup fold`)")
     for mirror in mirrors:
         say(f"mirror   {mirror}")
+    if archive:
+        say(archive)
     oldest = status.oldest_restorable
     say(f"oldest restorable time: {oldest.isoformat() if oldest else 'none yet'}")
     drill = status.last_drill
     if drill is not None:
         say(f"last drill: {drill['started_at']} {'passed' if drill['ok'] else 'FAILED'}")
     _warn_if_stale(status)
+
+
+def _kind(manifest: dict[str, Any]) -> str:
+    """What a snapshot is and how a restore to a later time gets there."""
+    kind = manifest.get("kind")
+    if kind == "pg-basebackup":
+        return f"pg_basebackup + WAL from {manifest['wal']['archive']}"
+    if kind == "postgresql":
+        return "pg_dump + journal"
+    return f"{kind} + journal"
 
 
 def _warn_if_stale(status: BackupStatus) -> None:
@@ -110,7 +131,8 @@ def _warn_if_stale(status: BackupStatus) -> None:
 def _status_json(status: BackupStatus) -> dict[str, Any]:
     return {
         "snapshots": [{"id": s.snapshot_id, "good": s.good, "problem": s.problem,
-                       "taken_at": s.manifest.get("taken_at"), "bytes": s.size if s.good else None,
+                       "taken_at": s.manifest.get("taken_at"), "kind": s.manifest.get("kind"),
+                       "bytes": s.size if s.good else None,
                        "counts": s.manifest.get("counts")} for s in status.snapshots],
         "journal": [{"day": j.day.isoformat(), "bytes": j.size} for j in status.journal],
         "oldest_restorable": status.oldest_restorable,
@@ -161,9 +183,14 @@ def restore(settings: Settings, to_text: str, into: str | None, source: Path | N
     for warning in report.warnings:
         say(f"incidex: warning: {warning}", err=True)
     if not in_place:
+        recovered = getattr(report, "recovery_target", None)
+        replayed = (f"WAL replayed to {recovered}" if recovered
+                    else f"{report.records_replayed:,} records replayed")
         say(f"restored to {to.isoformat()} into {report.target} (snapshot "
-            f"{report.snapshot_id or 'none: journal only'}, {report.records_replayed:,} "
-            f"records replayed, {report.seconds:.1f} s)")
+            f"{report.snapshot_id or 'none: journal only'}, {replayed}, "
+            f"{report.seconds:.1f} s)")
+        if getattr(report, "amcheck", None):
+            say(str(report.amcheck))  # type: ignore[attr-defined]
         if report.records_forgotten:
             say(f"{report.records_forgotten:,} journal records skipped: their incidents were "
                 "forgotten (their data keys are deleted)")

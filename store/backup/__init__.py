@@ -6,6 +6,8 @@
   under `backups/snapshots/<id>/`, listed only once whole.
 - restore.py: the newest snapshot before a time plus the journal replayed up to it, into a
   new directory or database; drill.py proves it on a scratch copy.
+- pg_wal.py: on PostgreSQL whose server archives WAL where incidex reads it, snapshots are
+  pg_basebackups and a restore replays the archive to the time in a scratch server.
 - codec.py: the seam where encryption plugs in (journal bodies and snapshot frames).
 
 Invariants: nothing here writes to the live store's database; files and folders are

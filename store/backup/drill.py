@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,6 @@ from store.errors import BackupFailed, BodyForgotten, StoreError
 from store.fileio import PRIVATE_FILE_MODE, private_directory
 
 if TYPE_CHECKING:
-    from store.settings import Settings
     from store.store import Store
 
 DRILL_LOG = "drills.jsonl"
@@ -62,17 +62,23 @@ class DrillReport:
         return values
 
 
-def run_drill(live: Store, codec: Codec, source: Path | None = None) -> DrillReport:
+def run_drill(live: Store, codec: Codec, source: Path | None = None,
+              restore: Callable[[datetime, str | Path], RestoreReport] | None = None
+              ) -> DrillReport:
     """Restore the latest backup into scratch, check it against its manifest and the live
-    store, and record the outcome; a failure to restore is a failed check, not an error."""
+    store, and record the outcome; a failure to restore is a failed check, not an error.
+    `restore` (to, into) replaces the snapshot-and-journal restore (the WAL path)."""
     report = DrillReport(datetime.now(UTC), source=str(source or live.backups))
     began = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="incidex-drill-"))
     restored: RestoreReport | None = None
     try:
-        restored = restore_to(live.settings, codec, report.started_at,
-                              _scratch_target(live, scratch), type(live).open, source=source,
-                              sealer=live.journal.sealer)
+        if restore is not None:
+            restored = restore(report.started_at, _scratch_target(live, scratch))
+        else:
+            restored = restore_to(live.settings, codec, report.started_at,
+                                  _scratch_target(live, scratch), type(live).open,
+                                  source=source, sealer=live.journal.sealer)
         report.recovery_seconds = time.monotonic() - began
         report.snapshot_id = restored.snapshot_id
         if restored.newest_point is not None:
@@ -122,7 +128,7 @@ def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -
         report.check("restore warning", False, warning)
     _check_counts(restored, report)
     with type(live).open(restored.settings, create=False) as copy:
-        _check_integrity(copy, restored.settings, report)
+        _check_integrity(copy, restored, report)
         _check_revision(copy, report)
         verify = copy.verify_vectors()
         report.check("vectors", verify.in_step, _verify_detail(verify))
@@ -132,6 +138,15 @@ def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -
 
 
 def _check_counts(restored: RestoreReport, report: DrillReport) -> None:
+    between = getattr(restored, "counts_between", None)
+    if between is not None and restored.snapshot_counts is not None:
+        low, high = between
+        wrong = [t for t, n in restored.snapshot_counts.items()
+                 if not min(low[t], high[t]) <= n <= max(low[t], high[t])]
+        report.check("counts", not wrong, f"recovered by WAL {restored.snapshot_counts}; live "
+                     f"before {low}, after {high}"
+                     + (f"; outside that range: {', '.join(wrong)}" if wrong else ""))
+        return
     if restored.manifest_counts is None:
         report.check("counts", True, "no snapshot: the journal alone was replayed")
         return
@@ -140,10 +155,15 @@ def _check_counts(restored: RestoreReport, report: DrillReport) -> None:
                  f"{restored.manifest_counts}")
 
 
-def _check_integrity(copy: Store, settings: Settings, report: DrillReport) -> None:
+def _check_integrity(copy: Store, restored: RestoreReport, report: DrillReport) -> None:
     from store.db.engine import sqlite_path
 
     path = sqlite_path(str(copy.engine.url))
+    amcheck = getattr(restored, "amcheck", None)
+    if path is None and amcheck is not None:
+        report.check("integrity", bool(getattr(restored, "amcheck_ok", False)),
+                     f"{amcheck}; {getattr(restored, 'verifybackup', '')}")
+        return
     if path is None:
         report.check("integrity", True, "PostgreSQL: pg_restore loaded every table")
         return

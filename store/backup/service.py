@@ -6,7 +6,7 @@ import os
 import shutil
 import sqlite3
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +23,18 @@ from store.backup.journal import (
     parse_time,
     pruned_before,
     resolve_unfinished,
+    scan,
 )
 from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
 from store.backup.mirrors import catch_up, has_copy, mirror_directories
+from store.backup.pg_wal import (
+    WalRestoreReport,
+    archive_summary,
+    base_backup_method,
+    choose_wal_snapshot,
+    close_segment,
+    restore_by_wal,
+)
 from store.backup.restore import RestoreReport, restore_to
 from store.backup.snapshots import Snapshot, delete_snapshot, list_snapshots, take_snapshot
 from store.db.engine import sqlite_path
@@ -101,7 +110,8 @@ class Backups:
     def _snapshot(self) -> Snapshot:
         self.fold_legacy()
         self.settle_journal()
-        snapshot = take_snapshot(self.store, self.codec)
+        snapshot = take_snapshot(self.store, self.codec,
+                                 base_backup_method(self.store, self.codec))
         self.mirror_problems = catch_up(self.directory, self.mirrors)
         return snapshot
 
@@ -139,6 +149,11 @@ class Backups:
             return first_line_time(journal[0].path)
         return good[0].taken_at if good else None
 
+    def archive_summary(self, snapshots: list[Snapshot]) -> str | None:
+        """The WAL archive behind the base backups, in one line (None if there are none)."""
+        configured = self.store.settings.backup_pg_wal_dir
+        return archive_summary(snapshots, Path(configured) if configured else None)
+
     def restore(self, to: datetime, into: str | Path | None = None,
                 source: Path | None = None) -> RestoreReport:
         """Restore the store as of `to` into a new directory or database (never the live)."""
@@ -153,8 +168,28 @@ class Backups:
                  source: Path | None = None) -> RestoreReport:
         if source is None:
             self.settle_journal()
+        snapshot = choose_wal_snapshot(source or self.directory, to.astimezone(UTC))
+        if snapshot is not None:
+            return self._restore_by_wal(snapshot, to, into)
         return restore_to(self.store.settings, self.codec, to, into, type(self.store).open,
                           source=source, sealer=self.store.journal.sealer)
+
+    def _restore_by_wal(self, snapshot: Snapshot, to: datetime,
+                        into: str | Path | None) -> RestoreReport:
+        """A base backup plus the WAL archive replayed to `to` (the live server is asked to
+        archive its current segment first, so the archive reaches past `to`)."""
+        configured = self.store.settings.backup_pg_wal_dir
+        archive = Path(configured) if configured else Path(snapshot.manifest["wal"]["archive"])
+        mark = None
+        if self.store.engine.dialect.name == "postgresql" and archive.is_dir():
+            mark = close_segment(self.store.engine, archive)
+        if configured:
+            snapshot = replace(snapshot, manifest={
+                **snapshot.manifest, "wal": {**snapshot.manifest["wal"],
+                                             "archive": str(archive)}})
+        return restore_by_wal(self.store.settings, self.codec, snapshot, to, into,
+                              type(self.store).open, mark,
+                              self.store.settings.backup_pg_server_user)
 
     def restore_in_place(self, to: datetime) -> tuple[RestoreReport, Path]:
         """Replace the live SQLite database with its state at `to`; the previous database is
@@ -191,7 +226,32 @@ class Backups:
 
     def _drill(self, source: Path | None = None) -> DrillReport:
         self.settle_journal()
-        return run_drill(self.store, self.codec, source)
+        return run_drill(self.store, self.codec, source,
+                         restore=lambda to, into: self._drill_restore(to, into, source))
+
+    def _drill_restore(self, to: datetime, into: str | Path, source: Path | None
+                       ) -> RestoreReport:
+        """The drill's restore: by WAL when the newest snapshot is a base backup; then to
+        now, with the live counts read before and after it to compare with."""
+        if choose_wal_snapshot(source or self.directory, to) is None:
+            return self._restore(to, into, source)
+        before = self._live_counts()
+        report = self._restore(datetime.now(UTC), into, source)
+        if isinstance(report, WalRestoreReport):
+            report.counts_between = (before, self._live_counts())
+            # The journal's batches committed by then: the drill samples them in the copy.
+            found = scan(journal_directory(source or self.directory), self.codec,
+                         sealer=self.store.journal.sealer)
+            report.replayed = found.committed(until=report.to)
+        return report
+
+    def _live_counts(self) -> dict[str, int]:
+        from sqlalchemy import text
+
+        from store.backup.snapshots import describe
+
+        with self.store.engine.connect() as connection:
+            return dict(describe(lambda sql: connection.execute(text(sql)).one())["counts"])
 
     def due(self, now: datetime | None = None) -> bool:
         """Whether `run_due` would snapshot or drill now, for what this actor may do (a

@@ -5,7 +5,8 @@ A snapshot is built in `snapshots/.incoming/.tmp-<pid>-<id>/` and renamed into
 last file) is on disk: a killed or failed backup leaves at most a temp folder, never a listed
 snapshot. SQLite: the online backup API in one step (a consistent copy while others write),
 `PRAGMA integrity_check` on the copy. PostgreSQL: `pg_dump --format=custom` reading a snapshot
-exported by a REPEATABLE READ transaction, in which the manifest's counts are read too.
+exported by a REPEATABLE READ transaction, in which the manifest's counts are read too; or,
+when the server archives WAL where we can read it, a pg_basebackup (pg_wal.py).
 
 Invariants: the manifest's counts, revision and max vector seq describe exactly the copied
 data; `started_at` is before the copy's consistent point and `taken_at` after it, so the copy
@@ -48,6 +49,10 @@ MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite.zst"
 PG_FILE = "database.pgdump.zst"
 INDEX_FILE = "vectors.snapshot.zst"
+BASE_BACKUP_KIND = "pg-basebackup"
+# Given the work folder: (facts, files) of a base backup taken into it; or why none could be
+# (the snapshot is then a pg_dump, with that reason in its manifest); or None (not configured).
+BaseBackup = Callable[[Path], "tuple[dict[str, Any], dict[str, Any]] | str | None"]
 COUNTED_TABLES = ("incidents", "analyses", "run_metadata", "embeddings")
 MANIFEST_FORMAT = 1
 _PARTIAL = re.compile(r"^\.tmp-(\d+)-")
@@ -135,9 +140,11 @@ def verify_snapshot(snapshot: Snapshot) -> str | None:
     return None
 
 
-def take_snapshot(store: Store, codec: Codec) -> Snapshot:
+def take_snapshot(store: Store, codec: Codec, base_backup: BaseBackup | None = None
+                  ) -> Snapshot:
     """Copy the database and the index snapshot into a new listed snapshot; BackupFailed with
-    the path and the reason when it cannot (a full disk, a failed integrity check)."""
+    the path and the reason when it cannot (a full disk, a failed integrity check). On
+    PostgreSQL, `base_backup` (pg_wal.py) may take a base backup instead of a pg_dump."""
     backups = store.backups
     remove_partial_snapshots(backups)
     snapshot_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
@@ -145,7 +152,7 @@ def take_snapshot(store: Store, codec: Codec) -> Snapshot:
     work = incoming / f".tmp-{os.getpid()}-{snapshot_id}"
     try:
         work.mkdir(mode=0o700)
-        manifest = _build(store, codec, work, snapshot_id)
+        manifest = _build(store, codec, work, snapshot_id, base_backup)
         _write_manifest(work, manifest)
         final = snapshots_directory(backups) / snapshot_id
         os.replace(work, final)
@@ -162,15 +169,22 @@ def take_snapshot(store: Store, codec: Codec) -> Snapshot:
     return _read_snapshot(final)
 
 
-def _build(store: Store, codec: Codec, work: Path, snapshot_id: str) -> dict[str, Any]:
+def _build(store: Store, codec: Codec, work: Path, snapshot_id: str,
+           base_backup: BaseBackup | None) -> dict[str, Any]:
     database = sqlite_path(str(store.engine.url))
     started = datetime.now(UTC)
     if database is not None:
         facts, files = _sqlite_snapshot(database, work, codec)
         kind = "sqlite"
     elif store.engine.dialect.name == "postgresql":
-        facts, files = _postgres_snapshot(store.engine, work, codec)
-        kind = "postgresql"
+        based = base_backup(work) if base_backup is not None else None
+        if isinstance(based, tuple):
+            (facts, files), kind = based, BASE_BACKUP_KIND
+        else:
+            facts, files = _postgres_snapshot(store.engine, work, codec)
+            kind = "postgresql"
+            if based:
+                facts["wal_unavailable"] = based
     else:
         raise BackupFailed(f"backup now: no snapshot method for {store.engine.dialect.name}")
     taken = datetime.now(UTC)
