@@ -175,6 +175,12 @@ def restore(settings: Settings, to_text: str, into: str | None, source: str | No
         if report.records_forgotten:
             say(f"{report.records_forgotten:,} journal records skipped: their incidents were "
                 "forgotten (their data keys are deleted)")
+        if report.entries_replayed:
+            say(f"{report.entries_replayed:,} other journaled writes replayed (incidents added "
+                "without an analysis, usage rows, restrictions)")
+        if report.incidents_forgotten:
+            say(f"{report.incidents_forgotten:,} incidents erased again: the journal says they "
+                "were forgotten before that time")
         if report.settings.database_url:
             say(f"open it with: INCIDEX_DATABASE_URL='{_masked(report.settings)}' incidex")
         else:

@@ -231,3 +231,25 @@ def _teams(settings: Any, incident_id: str) -> list[str]:
     with Store.open(settings, create=False) as restored, restored.engine.connect() as db:
         return list(db.execute(text("SELECT teams FROM incident_restrictions WHERE "
                                     "incident_id = :i"), {"i": incident_id}).scalars())
+
+
+def test_the_drill_passes_over_forgets_and_journaled_entries(store: Store) -> None:
+    from store.analyze.client import ChatCall
+
+    backups = Backups(store)
+    save(store, "DR-1", "DR-2")
+    store.register_incidents([IncidentIn(incident_id="DR-ADD", title="Added",
+                                         description="Port scan.", initial_findings="")])
+    backups.now()
+    started = datetime.now(UTC)
+    store.record_calls([ChatCall("req-dr", "gpt-4o-mini", 10, 2, started, started, "stop",
+                                 "{}", None)], "DR-1", None)
+    store.forget(["DR-2"])
+    store.restrict_incident("DR-1", "ir-team")
+    store.register_incidents([IncidentIn(incident_id="DR-ADD-2", title="Added later",
+                                         description="Odd DNS.", initial_findings="")])
+    save(store, "DR-3")
+    report = backups.drill()
+    assert report.ok, [c for c in report.checks if not c[1]]
+    [restore_check] = [d for n, _ok, d in report.checks if n == "restore"]
+    assert "1 forgotten incidents erased" in restore_check
