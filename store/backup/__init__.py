@@ -6,6 +6,8 @@
   under `backups/snapshots/<id>/`, listed only once whole.
 - restore.py: the newest snapshot before a time plus the journal replayed up to it, into a
   new directory or database; drill.py proves it on a scratch copy.
+- entries.py: what a journal line holds (an analysis, or another write) and its replay.
+- mirrors.py, s3.py: further copies in other folders and in S3-compatible buckets.
 - codec.py: the seam where encryption plugs in (journal bodies and snapshot frames).
 
 Invariants: nothing here writes to the live store's database; files and folders are

@@ -1,5 +1,9 @@
 """The journal: the logical log of saved analyses, one JSON Lines file per UTC day.
 
+Besides analyses it holds other writes as record lines of their own (`entry`: see
+entries.py), and a forget line per purged incident (the keyed hash of its id as its tombstone
+has it, the purge's time and reason, nothing else): a restore replays them in time order.
+
 Order of a save (Store.save_batch): the batch's record lines are appended and fsynced
 *before* its database transaction; after the commit a commit line names the batch (and any
 record that did not land), written but not fsynced: the next batch's fsync, Store.close() or
