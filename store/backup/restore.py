@@ -441,6 +441,7 @@ def sweep_partial_databases(settings: Settings) -> list[str]:
     (killed: its advisory lock went with its session); their names."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     from store.db.engine import normalise_url
 
@@ -463,6 +464,8 @@ def sweep_partial_databases(settings: Settings) -> list[str]:
                 try:
                     connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                     dropped.append(name)
+                except SQLAlchemyError:
+                    continue  # another role's copy: not ours to drop
                 finally:
                     connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
     finally:
