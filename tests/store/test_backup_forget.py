@@ -253,3 +253,17 @@ def test_the_drill_passes_over_forgets_and_journaled_entries(store: Store) -> No
     assert report.ok, [c for c in report.checks if not c[1]]
     [restore_check] = [d for n, _ok, d in report.checks if n == "restore"]
     assert "1 forgotten incidents erased" in restore_check
+
+
+def test_an_added_incident_s_text_is_sealed_in_the_journal_and_forgotten_with_it(
+        store: Store, restores: list[Any]) -> None:
+    secret = "Exfiltration via the payroll share."
+    store.register_incidents([IncidentIn(incident_id="SEAL-1", title="Added",
+                                         description=secret, initial_findings="")])
+    folder = journal_directory(store.backups)
+    held = b"".join(day_path(folder, day).read_bytes() for day in journal_days(folder))
+    assert b"payroll" not in held and b'"entry":"incident"' in held
+    store.forget(["SEAL-1"])
+    report = restore(store, mark(), restores)
+    assert rows_of(report.settings, "SEAL-1") == NONE
+    assert report.records_forgotten == 1  # its sealed entry no longer opens
