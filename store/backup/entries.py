@@ -154,7 +154,15 @@ def _replay_runs(engine: Engine, rows: list[dict[str, Any]]) -> int:
             value[name] = datetime.fromisoformat(value[name])
         value["cost_usd"] = None if value.get("cost_usd") is None else Decimal(value["cost_usd"])
         values.append(value)
+    runs = table_of(RunMetadata).c
     with write_transaction(engine) as connection:
+        # Replay is idempotent: a batch replayed again over a snapshot that holds its rows
+        # (the slack around a snapshot) finds the same call there, linked or unlinked since.
+        values = [v for v in values if connection.execute(select(runs.id).where(
+            runs.start_time == v["start_time"], runs.end_time == v["end_time"],
+            runs.model_name == v["model_name"], runs.kind == v["kind"],
+            runs.input_tokens == v["input_tokens"],
+            runs.output_tokens == v["output_tokens"]).limit(1)).first() is None]
         linked = {v["analysis_id"] for v in values if v.get("analysis_id")}
         present = set(connection.execute(select(analyses.analysis_id).where(
             analyses.analysis_id.in_(linked))).scalars()) if linked else set()

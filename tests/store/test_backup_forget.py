@@ -267,3 +267,23 @@ def test_an_added_incident_s_text_is_sealed_in_the_journal_and_forgotten_with_it
     report = restore(store, mark(), restores)
     assert rows_of(report.settings, "SEAL-1") == NONE
     assert report.records_forgotten == 1  # its sealed entry no longer opens
+
+
+def test_usage_rows_replayed_over_a_snapshot_that_holds_them_are_not_doubled(
+        store: Store, restores: list[Any]) -> None:
+    from store.analyze.client import ChatCall
+
+    save(store, "RUN-2")
+    started = datetime.now(UTC)
+    store.record_calls([ChatCall("req-twice", "gpt-4o-mini", 500, 20, started, started, "stop",
+                                 "{}", None)], "RUN-2", None)
+    Backups(store).now()  # within the replay slack: the entry is replayed over the snapshot
+    report = restore(store, mark(), restores)
+    with Store.open(report.settings, create=False) as restored, \
+            restored.engine.connect() as db:
+        restored_rows = db.execute(text("SELECT count(*), sum(input_tokens) FROM "
+                                        "run_metadata")).one()
+    with store.engine.connect() as db:
+        live_rows = db.execute(text("SELECT count(*), sum(input_tokens) FROM "
+                                    "run_metadata")).one()
+    assert tuple(restored_rows) == tuple(live_rows)
