@@ -175,11 +175,19 @@ def _replay_runs(engine: Engine, rows: list[dict[str, Any]]) -> int:
 
 
 def _replay_restriction(engine: Engine, body: dict[str, Any]) -> int:
+    from sqlalchemy import select
+
     from store.access import directory
     from store.access.roles import normalise_teams
     from store.db.engine import write_transaction
+    from store.db.models import Incident, table_of
 
+    incidents = table_of(Incident).c
+    incident_id = str(body["incident_id"])
     with write_transaction(engine) as connection:
-        directory.set_restriction(connection, str(body["incident_id"]),
+        if connection.execute(select(incidents.id).where(
+                incidents.incident_id == incident_id)).first() is None:
+            return 0  # its incident's lines did not open (forgotten since): nothing to restrict
+        directory.set_restriction(connection, incident_id,
                                   normalise_teams(list(body["teams"])), str(body["by"]))
     return 1

@@ -287,3 +287,15 @@ def test_usage_rows_replayed_over_a_snapshot_that_holds_them_are_not_doubled(
         live_rows = db.execute(text("SELECT count(*), sum(input_tokens) FROM "
                                     "run_metadata")).one()
     assert tuple(restored_rows) == tuple(live_rows)
+
+
+def test_a_journal_only_restore_skips_the_restriction_of_an_incident_forgotten_since(
+        store: Store, restores: list[Any]) -> None:
+    save(store, "RES-2")
+    store.restrict_incident("RES-2", "ir-team")
+    restricted = mark()
+    store.forget(["RES-2"])
+    # No snapshot: RES-2's sealed lines no longer open, so its restriction has no incident.
+    report = restore(store, restricted, restores)
+    assert rows_of(report.settings, "RES-2")["incidents"] == 0
+    assert _teams(report.settings, "RES-2") == []
