@@ -763,18 +763,21 @@ class Store:
 
         return tombstones_since(self.engine, since)
 
-    def erase_forgotten(self, marks: list[ForgetMark], *, index: bool) -> int:
+    def erase_forgotten(self, marks: list[ForgetMark], *, index: bool,
+                        hashes: dict[str, str] | None = None) -> int:
         """In a restored store: erase the rows of the incidents the journal's forget lines
         name (never their data keys: they are gone, and the key database is the live
         store's too); `index`: the store's index snapshot is its own, so it is rewritten
-        without their vectors. How many incidents were erased."""
+        without their vectors; `hashes`: the ids' keyed hashes, kept between calls. How many
+        incidents were erased."""
         from store.locations import index_directory
         from store.protection.purge import compact, erase_forgotten
         from store.vectors.index import SNAPSHOT_FILE
 
         if index and (index_directory(self.settings) / SNAPSHOT_FILE).exists():
             self.vectors.index()  # loaded while the rows still match the snapshot
-        erased, removed = erase_forgotten(self.engine, self.cipher.index.keyed_hash, marks)
+        erased, removed = erase_forgotten(self.engine, self.cipher.index.keyed_hash, marks,
+                                          hashes)
         if removed and index:
             self.remove_vectors(removed)
         if erased:

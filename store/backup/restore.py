@@ -178,12 +178,14 @@ def replay(store: Store, batches: list[JournalBatch], report: RestoreReport,
 
     chunk: list[Any] = []
     keyed_hash = store.cipher.index.keyed_hash if store.cipher.sealing else None
+    hashes: dict[str, str] = {}  # each incident id hashed once, however many forget runs
     for item in _timeline(batches, forgets or []):
         if isinstance(item, list):
             if chunk:
                 _write_chunk(store, chunk, report, write_batch)
                 chunk = []
-            _erase(store, item, report, index)
+            report.incidents_forgotten += store.erase_forgotten(item, index=index,
+                                                                hashes=hashes)
             continue
         for record in item.landed():
             try:
@@ -221,12 +223,6 @@ def _timeline(batches: list[JournalBatch], forgets: list[ForgetMark]
         yield batch
     if pending:
         yield pending
-
-
-def _erase(store: Store, marks: list[ForgetMark], report: RestoreReport, index: bool) -> None:
-    """Erase the rows of forgotten incidents from the restored store (and their vectors from
-    its own index snapshot)."""
-    report.incidents_forgotten += store.erase_forgotten(marks, index=index)
 
 
 def _write_chunk(store: Store, chunk: list[Any], report: RestoreReport,

@@ -184,11 +184,13 @@ def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: st
 
 
 def erase_forgotten(engine: Engine, keyed_hash: Callable[[str, str], str],
-                    marks: Sequence[ForgetMark]) -> tuple[int, list[int]]:
+                    marks: Sequence[ForgetMark], hashes: dict[str, str] | None = None
+                    ) -> tuple[int, list[int]]:
     """Replay of forget lines into a restored store: erase the rows of every incident whose
     id hashes to a mark (nothing else: its data keys are gone already, and a restored copy
     must not touch the key database it shares with the live store), write the tombstones it
-    lacks; how many incidents were erased, and the vector ids removed."""
+    lacks; how many incidents were erased, and the vector ids removed. `hashes` keeps each
+    id's keyed hash between calls of one restore (each id is hashed once)."""
     wanted = {mark.incident_hash: mark for mark in marks}
     incidents = table_of(Incident).c
     runs = table_of(RunMetadata).c
@@ -199,8 +201,11 @@ def erase_forgotten(engine: Engine, keyed_hash: Callable[[str, str], str],
         known = set(connection.execute(select(incidents.incident_id)).scalars())
         known |= set(connection.execute(select(runs.incident_id).distinct()
                                         .where(runs.incident_id.is_not(None))).scalars())
-        chosen = {incident_id: wanted[hashed] for incident_id in known
-                  if (hashed := keyed_hash("tombstone", incident_id)) in wanted}
+        hashes = {} if hashes is None else hashes
+        for incident_id in known - hashes.keys():
+            hashes[incident_id] = keyed_hash("tombstone", incident_id)
+        chosen = {incident_id: wanted[hashes[incident_id]] for incident_id in known
+                  if hashes[incident_id] in wanted}
         for incident_id, mark in sorted(chosen.items()):
             erased = erase_incident(connection, incident_id)
             removed.extend(erased.analysis_pks)
