@@ -221,9 +221,14 @@ class Settings(BaseSettings):
         default="postgres", description="The OS user that runs the temporary PostgreSQL of a "
         "WAL restore when incidex runs as root (PostgreSQL refuses to run as root)."
     )
-    backup_mirrors: tuple[Path, ...] = Field(
-        default=(), description="Further folders (other disks, mounts) that every snapshot and "
-        "journal day is copied to, as a JSON list of paths."
+    backup_mirrors: tuple[str, ...] = Field(
+        default=(), description="Further copies of every snapshot and journal day, as a JSON "
+        "list: folders (other disks, mounts) or S3-compatible buckets as s3://bucket/prefix "
+        "(keys from the usual AWS_* variables; needs the `incidex[s3]` extra)."
+    )
+    backup_s3_endpoint: str | None = Field(
+        default=None, description="The endpoint URL of the S3-compatible service of s3:// "
+        "mirrors (default: boto3's, AWS_ENDPOINT_URL or AWS itself)."
     )
 
     @classmethod

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from store.access.roles import Action, Actor
 from store.audit import Anchor, AuditEntry, AuditLog, ChainReport, Outcome
+from store.backup.entries import incident_body, restriction_body, runs_body
 from store.backup.mirrors import journal_of
 from store.backup.saving import save_journalled
 from store.db import queries
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from store.access import UserRow
     from store.analyze import AnalysisRunner
     from store.backup.codec import BodySealer
+    from store.backup.journal import ForgetMark
     from store.cache import Cache
     from store.crypto import StoreCipher
     from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
@@ -280,6 +282,7 @@ class Store:
                 self.actor.name, "restrict", incident_id, detail=f"restricted to {shown}"))
 
         run_write(self.engine, put)
+        self.journal_entries([restriction_body(incident_id, team_set, self.actor.name)])
 
     def audit_entries(self, *, actor: str | None = None, incident_id: str | None = None,
                       since: datetime | None = None, limit: int | None = None
@@ -403,7 +406,31 @@ class Store:
         from store.analyze import register_incidents
 
         self.require(Action.SAVE)
-        return register_incidents(self.engine, incidents)
+        now = utc_now()
+        added = register_incidents(self.engine, incidents, now=now)
+        self.journal_entries([incident_body(incident, now)
+                              for incident, new in zip(incidents, added, strict=True) if new])
+        return added
+
+    def record_calls(self, calls: Any, incident_id: str, analysis_id: str | None) -> None:
+        """Meter model calls not written with an analysis (failed, repaired, repeated): one
+        usage row each, journaled."""
+        from store.analyze.metering import record_calls
+
+        rows = record_calls(self.engine, calls, incident_id, analysis_id)
+        if rows:
+            self.journal_entries([runs_body(rows)])
+
+    def journal_entries(self, bodies: list[dict[str, Any]]) -> None:
+        """Journal committed writes other than analyses (store.backup.entries), as one
+        settled batch; a failure only warns (the next snapshot holds them)."""
+        if not bodies:
+            return
+        try:
+            self.journal.append_settled(bodies, utc_now())
+        except OSError as error:
+            log.warning("journal entry not written (%s); a restore to a time after it and "
+                        "before the next snapshot lacks it", error.strerror)
 
     def unanalysed_incident_ids(self, limit: int | None = None) -> list[str]:
         """Incidents that have no analysis yet, oldest first."""
@@ -715,10 +742,20 @@ class Store:
             self.vectors.index()  # loaded while the rows still match the snapshot
         after = last_tombstone(self.engine)
         report = forget_incidents(self.engine, self.cipher, self.backups, incident_ids,
-                                  reason=reason, remove_vectors=self._remove_vectors,
-                                  clear_caches=self._clear_text_caches)
+                                  reason=reason, remove_vectors=self.remove_vectors,
+                                  clear_caches=self._clear_text_caches,
+                                  journal_forgets=self._journal_forgets)
         self._audit_tombstones(incident_ids, after, reason)
         return report
+
+    def _journal_forgets(self, marks: list[Any]) -> None:
+        """Journal a purge's tombstones (a restore past it leaves the incidents out); a
+        failure only warns: the next backup settles the journal from the tombstones."""
+        try:
+            self.journal.forgotten(marks)
+        except OSError as error:
+            log.warning("journal forget lines not written (%s); the next backup writes them "
+                        "from the tombstones", error.strerror)
 
     def _audit_tombstones(self, incident_ids: list[str], after: int, reason: str) -> None:
         """One audit event per tombstone this purge wrote: its hashed id and counts only."""
@@ -730,7 +767,34 @@ class Store:
                 f"{stone.embeddings} vectors, {stone.backups} backups, "
                 f"{stone.run_metadata} usage rows unlinked")[:200])
 
-    def _remove_vectors(self, analysis_pks: list[int]) -> None:
+    def tombstones_since(self, since: datetime) -> list[ForgetMark]:
+        """The purges since a time, as the journal's forget lines carry them."""
+        from store.protection.tombstones import tombstones_since
+
+        return tombstones_since(self.engine, since)
+
+    def erase_forgotten(self, marks: list[ForgetMark], *, index: bool,
+                        hashes: dict[str, str] | None = None) -> int:
+        """In a restored store: erase the rows of the incidents the journal's forget lines
+        name (never their data keys: they are gone, and the key database is the live
+        store's too); `index`: the store's index snapshot is its own, so it is rewritten
+        without their vectors; `hashes`: the ids' keyed hashes, kept between calls. How many
+        incidents were erased."""
+        from store.locations import index_directory
+        from store.protection.purge import compact, erase_forgotten
+        from store.vectors.index import SNAPSHOT_FILE
+
+        if index and (index_directory(self.settings) / SNAPSHOT_FILE).exists():
+            self.vectors.index()  # loaded while the rows still match the snapshot
+        erased, removed = erase_forgotten(self.engine, self.cipher.index.keyed_hash, marks,
+                                          hashes)
+        if removed and index:
+            self.remove_vectors(removed)
+        if erased:
+            compact(self.engine)
+        return erased
+
+    def remove_vectors(self, analysis_pks: list[int]) -> None:
         """Take purged vectors out of the index and rewrite its snapshot without them."""
         import numpy as np
 

@@ -1,4 +1,4 @@
-"""`incidex backup now|list|restore|drill|run-due|schedule|export|fold`."""
+"""`incidex backup now|list|restore|drill|sync|run-due|schedule|export|fold`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ Examples:
                                            INCIDEX_BACKUP_PG_WAL_DIR is the server's archive)
   incidex --data-dir data/restores/<time> verify         look at what was restored
   incidex backup drill                     restore into scratch, check it, time it
+  incidex backup sync                      bring the mirrors (folders, s3:// buckets) up to date
+  incidex backup restore --from s3://bucket/incidex --to now     from a bucket mirror
   incidex backup run-due                   what is due today (for a timer or cron)
   incidex backup schedule --print          a systemd timer and a cron line
   incidex backup export --incident INC-1   one JSON file to attach to a ticket
@@ -76,11 +78,13 @@ def list_backups(settings: Settings, as_json: bool) -> None:
         status = backups.status()
         copies = {s.snapshot_id: [str(m) for m in backups.copies(s)]
                   for s in status.snapshots if s.good}
-        mirrors = [str(m) for m in backups.mirrors]
+        day_copies = {j.day.isoformat(): [str(m) for m in backups.journal_copies(j.path)]
+                      for j in status.journal}
+        mirrors = [str(m) for m in backups.mirrors] + [str(b) for b in backups.buckets]
         archive = backups.archive_summary(status.snapshots)
     if as_json:
-        say_json({**_status_json(status), "copies": copies, "mirrors": mirrors,
-                  "wal_archive": archive}, default=str)
+        say_json({**_status_json(status), "copies": copies, "journal_copies": day_copies,
+                  "mirrors": mirrors, "wal_archive": archive}, default=str)
         return
     for snapshot in status.snapshots:
         if snapshot.good:
@@ -93,7 +97,9 @@ def list_backups(settings: Settings, as_json: bool) -> None:
         else:
             say(f"snapshot {snapshot.snapshot_id}  NOT USABLE: {snapshot.problem}")
     for day in status.journal:
-        say(f"journal  {day.day.isoformat()}  {_size(day.size)}")
+        held = day_copies[day.day.isoformat()]
+        say(f"journal  {day.day.isoformat()}  {_size(day.size)}  "
+            f"copies: primary{''.join(', ' + m for m in held)}")
     if status.legacy_files:
         say(f"{status.legacy_files:,} per-analysis JSON files wait to be folded "
             "(`incidex backup fold`)")
@@ -157,13 +163,14 @@ def _parse_time(text: str) -> datetime:
 @click.option("--into", metavar="DIR",
               help="New directory (SQLite) or database name (PostgreSQL). "
                    "[default: DATA_DIR/restores/<time>, or <db>_restore_<time>]")
-@click.option("--from", "source", type=click.Path(path_type=Path, file_okay=False),
-              help="Restore from this backups folder (a mirror) instead of DATA_DIR/backups.")
+@click.option("--from", "source", metavar="MIRROR",
+              help="Restore from this backups folder or s3://bucket/prefix (a mirror) instead "
+                   "of DATA_DIR/backups.")
 @click.option("--in-place", is_flag=True,
               help="Replace the live store with the restored one (SQLite; asks first).")
 @click.option("--yes", is_flag=True, help="Do not ask before --in-place.")
 @click.pass_obj
-def restore(settings: Settings, to_text: str, into: str | None, source: Path | None,
+def restore(settings: Settings, to_text: str, into: str | None, source: str | None,
             in_place: bool, yes: bool) -> None:
     """Restore the store as of a time: the newest snapshot before it plus the journal."""
     to = _parse_time(to_text)
@@ -194,6 +201,12 @@ def restore(settings: Settings, to_text: str, into: str | None, source: Path | N
         if report.records_forgotten:
             say(f"{report.records_forgotten:,} journal records skipped: their incidents were "
                 "forgotten (their data keys are deleted)")
+        if report.entries_replayed:
+            say(f"{report.entries_replayed:,} other journaled writes replayed (incidents added "
+                "without an analysis, usage rows, restrictions)")
+        if report.incidents_forgotten:
+            say(f"{report.incidents_forgotten:,} incidents erased again: the journal says they "
+                "were forgotten before that time")
         if report.settings.database_url:
             say(f"open it with: INCIDEX_DATABASE_URL='{_masked(report.settings)}' incidex")
         else:
@@ -207,11 +220,11 @@ def _masked(settings: Settings) -> str:
 
 
 @backup.command()
-@click.option("--from", "source", type=click.Path(path_type=Path, file_okay=False),
-              help="Drill from this backups folder (a mirror).")
+@click.option("--from", "source", metavar="MIRROR",
+              help="Drill from this backups folder or s3://bucket/prefix (a mirror).")
 @click.option("--json", "as_json", is_flag=True, help="The drill's report as JSON.")
 @click.pass_obj
-def drill(settings: Settings, source: Path | None, as_json: bool) -> None:
+def drill(settings: Settings, source: str | None, as_json: bool) -> None:
     """Restore the latest backup into scratch and check it; exit 1 if any check fails."""
     with _open(settings) as store:
         report = _backups(store).drill(source)
@@ -224,6 +237,21 @@ def drill(settings: Settings, source: Path | None, as_json: bool) -> None:
         say(f"recovery time {report.recovery_seconds:.2f} s, recovery point "
             f"{'-' if point is None else f'{point:.1f} s'} old")
     if not report.ok:
+        sys.exit(int(ExitCode.RECORDS_FAILED))
+
+
+@backup.command()
+@click.pass_obj
+def sync(settings: Settings) -> None:
+    """Bring every mirror (folders, s3:// buckets) up to date, without a snapshot."""
+    with _open(settings) as store:
+        backups = _backups(store)
+        problems = backups.sync()
+        count = len(backups.mirrors) + len(backups.buckets)
+    for problem in problems:
+        say(f"incidex: {problem}", err=True)
+    say(f"{count - len(problems)} of {count} mirrors up to date")
+    if problems:
         sys.exit(int(ExitCode.RECORDS_FAILED))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -16,15 +17,17 @@ from store.ingest.records import utc_now
 from store.schemas import IncidentIn
 
 
-def register_incidents(engine: Engine, incidents: Sequence[IncidentIn]) -> list[bool]:
-    """Add incidents that have no analysis yet; True for each one that was new.
+def register_incidents(engine: Engine, incidents: Sequence[IncidentIn],
+                       now: datetime | None = None) -> list[bool]:
+    """Add incidents that have no analysis yet, dated `now` (the clock); True for each one
+    that was new.
 
     A known incident is left as it is: its text changes only with a saved analysis.
     """
     if not incidents:
         return []
     table = table_of(Incident)
-    now = utc_now()
+    now = now or utc_now()
     sealed = seal_incident_texts(engine, incidents)
     with write_transaction(engine) as connection:
         dialect = connection.dialect.name

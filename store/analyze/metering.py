@@ -51,9 +51,10 @@ def run_row(call: ChatCall, incident_id: str, analysis_id: str | None) -> dict[s
 
 
 def record_calls(engine: Engine, calls: Sequence[ChatCall], incident_id: str,
-                 analysis_id: str | None) -> None:
-    """Write one run row per call, all in one transaction."""
-    if calls:
+                 analysis_id: str | None) -> list[dict[str, Any]]:
+    """Write one run row per call, all in one transaction; the rows written."""
+    rows = [run_row(call, incident_id, analysis_id) for call in calls]
+    if rows:
         with write_transaction(engine) as connection:
-            connection.execute(table_of(RunMetadata).insert(),
-                               [run_row(call, incident_id, analysis_id) for call in calls])
+            connection.execute(table_of(RunMetadata).insert(), rows)
+    return rows

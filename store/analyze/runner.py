@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from store.analyze.client import AnalyzeError, ChatCall, ChatClient, RetryPolicy
-from store.analyze.metering import call_cost, calls_cost, record_calls
+from store.analyze.metering import call_cost, calls_cost
 from store.analyze.prompt import PROMPT_VERSION, Prompt, SimilarCase, build_prompt, repair_message
 from store.analyze.redact import Redaction
 from store.analyze.schema import SCHEMA_VERSION, first_problem, stored_form, validate_analysis
@@ -179,7 +179,7 @@ class AnalysisRunner:
             reply = self._ask(prepared.content_hash, prepared.prompt.similar_ids,
                               prepared.prompt.digest, prepared.prompt, cache_refresh=refresh)
         except AnalyzeError as error:
-            record_calls(self.store.engine, error.calls, prepared.incident_id, None)
+            self.store.record_calls(error.calls, prepared.incident_id, None)
             raise AnalyzeError(f"{label}: {error}", error.calls) from None
         fresh = bool(getattr(_fresh, "ran", False))
         calls = [ChatCall.from_json(data) for data in reply["calls"]]
@@ -202,13 +202,13 @@ class AnalysisRunner:
                             usage=usage)
         result = self.store.save_analysis(record, label="analysis")
         if result.status == "error" or result.analysis_id is None:
-            record_calls(self.store.engine, calls, prepared.incident_id, None)
+            self.store.record_calls(calls, prepared.incident_id, None)
             raise AnalyzeError(f"{label}: not saved: {result.error}", calls)
         # Calls the save did not write: earlier attempts, a reply without usage, and every
         # call when the same analysis was already saved (the model repeated itself).
         written_with_save = result.status == "saved" and usage is not None
         unwritten = calls[:-1] if written_with_save else calls
-        record_calls(self.store.engine, unwritten, prepared.incident_id, result.analysis_id)
+        self.store.record_calls(unwritten, prepared.incident_id, result.analysis_id)
         return AnalysisOutcome(
             incident_id=prepared.incident_id, model=self.model, status=result.status,
             analysis_id=result.analysis_id, analysis=analysis, from_cache=not calls,

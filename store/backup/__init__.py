@@ -8,6 +8,8 @@
   new directory or database; drill.py proves it on a scratch copy.
 - pg_wal.py: on PostgreSQL whose server archives WAL where incidex reads it, snapshots are
   pg_basebackups and a restore replays the archive to the time in a scratch server.
+- entries.py: what a journal line holds (an analysis, or another write) and its replay.
+- mirrors.py, s3.py: further copies in other folders and in S3-compatible buckets.
 - codec.py: the seam where encryption plugs in (journal bodies and snapshot frames).
 
 Invariants: nothing here writes to the live store's database; files and folders are

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from store.backup.codec import Codec
-from store.backup.journal import iso
+from store.backup.journal import ANALYSIS_ENTRY, iso
 from store.backup.restore import RestoreReport, drop_postgres_database, restore_to
 from store.errors import BackupFailed, BodyForgotten, StoreError
 from store.fileio import PRIVATE_FILE_MODE, private_directory
@@ -123,7 +123,9 @@ def _check_restored(live: Store, restored: RestoreReport, report: DrillReport) -
                  f"{restored.snapshot_id or '(none: journal only)'}, "
                  f"{restored.records_replayed} records replayed from the journal"
                  + (f", {restored.records_forgotten} skipped (their incidents were forgotten)"
-                    if restored.records_forgotten else ""))
+                    if restored.records_forgotten else "")
+                 + (f", {restored.incidents_forgotten} forgotten incidents erased"
+                    if restored.incidents_forgotten else ""))
     for warning in restored.warnings:
         report.check("restore warning", False, warning)
     _check_counts(restored, report)
@@ -201,7 +203,8 @@ def _verify_detail(verify: Any) -> str:
 def _check_journal_sample(copy: Store, restored: RestoreReport, report: DrillReport) -> None:
     from store.ingest.records import canonical_json
 
-    records = [r for batch in restored.replayed for r in batch.landed()]
+    records = [r for batch in restored.replayed for r in batch.landed()
+               if r.entry == ANALYSIS_ENTRY]
     sample = random.sample(records, min(JOURNAL_SAMPLE, len(records)))
     wrong, forgotten = [], 0
     for record in sample:
@@ -246,11 +249,14 @@ def _check_readable(copy: Store, report: DrillReport) -> None:
 
 
 def _check_similar(live: Store, copy: Store, report: DrillReport) -> None:
-    page = copy.incidents_page(limit=1)
-    if not page.rows:
-        report.check("similar", True, "the restored store is empty")
+    # The first listed incident with an analysis (one added without any has no vector).
+    page = copy.incidents_page(limit=JOURNAL_SAMPLE)
+    analysed = [row for row in page.rows if row.analysis_count]
+    if not analysed:
+        report.check("similar", True, "no restored incident has an analysis in the first "
+                     f"{JOURNAL_SAMPLE} listed")
         return
-    incident_id = page.rows[0].incident_id
+    incident_id = analysed[0].incident_id
     try:
         here = [row.incident_id for row in copy.similar(incident_id=incident_id, k=5).hits]
         there = [row.incident_id for row in live.similar(incident_id=incident_id, k=5).hits]

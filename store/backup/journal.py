@@ -1,5 +1,9 @@
 """The journal: the logical log of saved analyses, one JSON Lines file per UTC day.
 
+Besides analyses it holds other writes as record lines of their own (`entry`: see
+entries.py), and a forget line per purged incident (the keyed hash of its id as its tombstone
+has it, the purge's time and reason, nothing else): a restore replays them in time order.
+
 Order of a save (Store.save_batch): the batch's record lines are appended and fsynced
 *before* its database transaction; after the commit a commit line names the batch (and any
 record that did not land), written but not fsynced: the next batch's fsync, Store.close() or
@@ -56,6 +60,8 @@ _SUM_FIELD = b',"sum":"'
 FORMAT = 1
 log = logging.getLogger("incidex.store")
 _BATCH_FIELD = re.compile(rb'"batch":"([0-9]+-[0-9a-f]+)"')
+ANALYSIS_ENTRY = "analysis"
+SEALED_ENTRIES = frozenset({ANALYSIS_ENTRY, "incident"})
 
 
 class LineDamaged(ValueError):
@@ -116,22 +122,45 @@ def encode_body(body: dict[str, Any], codec: Codec) -> Any:
     return base64.b64encode(codec.encode(orjson.dumps(body))).decode("ascii")
 
 
+def entry_of(body: dict[str, Any]) -> str:
+    """What a record body stands for: an analysis (the default), or another write (see
+    entries.py: an incident added without an analysis, usage rows, a restriction)."""
+    return str(body.get("entry", ANALYSIS_ENTRY))
+
+
+def _sealable(body: dict[str, Any]) -> bool:
+    """Bodies holding incident text are sealed with their incident's key; the others (usage
+    numbers, restrictions) hold ids and numbers only, kept readable after a forget."""
+    return entry_of(body) in SEALED_ENTRIES
+
+
 def record_lines(bodies: list[dict[str, Any]], head: dict[str, Any], codec: Codec,
                  sealer: BodySealer | None) -> list[bytes]:
-    """The record lines of a batch: each body sealed with its incident's key when the sealer
-    seals, else passed through the codec; `head` holds the batch's fields."""
-    if sealer is None or not sealer.sealing:
-        return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
-                             "codec": codec.name, "body": encode_body(body, codec)})
-                for number, body in enumerate(bodies)]
-    incidents = [str(body["incident"]["incident_id"]) for body in bodies]
-    sealed = sealer.seal_bodies([(incident, body["analysis_id"], orjson.dumps(body))
-                                 for incident, body in zip(incidents, bodies, strict=True)])
-    return [encode_line({**head, "n": number, "analysis_id": body["analysis_id"],
-                         "incident_id": incident, "codec": SEALED_BODY, "key_id": key_id,
-                         "body": base64.b64encode(blob).decode("ascii")})
-            for number, (body, incident, (key_id, blob))
-            in enumerate(zip(bodies, incidents, sealed, strict=True))]
+    """The record lines of a batch: each body holding incident text sealed with its
+    incident's key when the sealer seals, else passed through the codec; `head` holds the
+    batch's fields. A body's `analysis_id` is its record id (`entry:<uuid>` for entries
+    other than analyses)."""
+    sealing = sealer is not None and sealer.sealing
+    chosen = [n for n, body in enumerate(bodies) if sealing and _sealable(body)]
+    sealed: dict[int, tuple[str, bytes]] = {}
+    if chosen and sealer is not None:
+        sealed = dict(zip(chosen, sealer.seal_bodies(
+            [(str(bodies[n]["incident"]["incident_id"]), bodies[n]["analysis_id"],
+              orjson.dumps(bodies[n])) for n in chosen]), strict=True))
+    lines = []
+    for number, body in enumerate(bodies):
+        fields: dict[str, Any] = {**head, "n": number, "analysis_id": body["analysis_id"]}
+        if entry_of(body) != ANALYSIS_ENTRY:
+            fields["entry"] = entry_of(body)
+        if number in sealed:
+            key_id, blob = sealed[number]
+            fields.update({"incident_id": str(body["incident"]["incident_id"]),
+                           "codec": SEALED_BODY, "key_id": key_id,
+                           "body": base64.b64encode(blob).decode("ascii")})
+        else:
+            fields.update({"codec": codec.name, "body": encode_body(body, codec)})
+        lines.append(encode_line(fields))
+    return lines
 
 
 def open_record_body(fields: dict[str, Any], codec: Codec, sealer: BodySealer | None
@@ -264,6 +293,19 @@ class Journal:
             self.mirror_faults.append(fault)
             log.warning("journal %s (it is caught up at the next backup)", fault)
 
+    def forgotten(self, marks: Iterable[ForgetMark]) -> None:
+        """Append a forget line per purged incident (its keyed hash, as its tombstone has it,
+        and the purge's time, nothing else) to the day file of its time; durable on return."""
+        by_path: dict[Path, list[bytes]] = {}
+        for mark in marks:
+            by_path.setdefault(day_path(self.directory, mark.at.date()), []).append(
+                encode_line({"kind": "forget", "incident_hash": mark.incident_hash,
+                             "reason": mark.reason, "at": iso(mark.at)}))
+        for path, lines in sorted(by_path.items()):
+            self._append(path, b"".join(lines), self._clock())
+            fsync_path(path)
+            self._sync_mirrors(path)
+
     def append_settled(self, bodies: list[dict[str, Any]], committed_at: datetime) -> None:
         """Append a batch known to be committed (folded legacy files), durable on return."""
         ticket = self.begin(bodies, at=committed_at)
@@ -338,6 +380,15 @@ class Damage:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetMark:
+    """A purged incident as the journal has it: the keyed hash of its id, when, and why."""
+
+    incident_hash: str
+    at: datetime
+    reason: str = "forget"
+
+
+@dataclass(frozen=True, slots=True)
 class JournalRecord:
     """One record line, readable; a sealed body is opened each time `body` is read."""
 
@@ -348,6 +399,7 @@ class JournalRecord:
     where: str
     sealed: bool = False
     sealer: BodySealer | None = None
+    entry: str = ANALYSIS_ENTRY
 
     @property
     def body(self) -> dict[str, Any]:
@@ -393,6 +445,8 @@ class JournalScan:
     notes: list[str] = field(default_factory=list)
     damaged_lines: dict[str, list[str]] = field(default_factory=dict)
     sealer: BodySealer | None = None
+    # Purged incidents (forget lines), in file order.
+    forgets: list[ForgetMark] = field(default_factory=list)
 
     def committed(self, after: datetime | None = None, until: datetime | None = None
                   ) -> list[JournalBatch]:
@@ -401,6 +455,12 @@ class JournalScan:
                   and (after is None or b.committed_at > after)
                   and (until is None or b.committed_at <= until)]
         return sorted(chosen, key=lambda b: (b.committed_at, b.batch_id))
+
+    def forgets_between(self, after: datetime | None, until: datetime | None
+                        ) -> list[ForgetMark]:
+        """Forget lines with after < time <= until, oldest first."""
+        return sorted((m for m in self.forgets if (after is None or m.at > after)
+                       and (until is None or m.at <= until)), key=lambda m: m.at)
 
     def unfinished(self) -> list[JournalBatch]:
         """Batches with record lines but neither a commit nor an abort line."""
@@ -473,6 +533,10 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
     at = parse_time(fields["at"])
     if kind == "open":
         return at
+    if kind == "forget":
+        result.forgets.append(ForgetMark(str(fields["incident_hash"]), at,
+                                         str(fields.get("reason", "forget"))))
+        return at
     batch = result.batches.get(fields["batch"])
     if batch is None:
         batch = result.batches[fields["batch"]] = JournalBatch(fields["batch"], at, path)
@@ -492,13 +556,15 @@ def _take_line(fields: dict[str, Any], path: Path, where: str, codec: Codec,
 def _record(fields: dict[str, Any], where: str, codec: Codec, sealer: BodySealer | None
             ) -> JournalRecord:
     number, analysis_id = int(fields["n"]), str(fields["analysis_id"])
+    entry = str(fields.get("entry", ANALYSIS_ENTRY))
     if fields["codec"] == SEALED_BODY:
         for name in ("incident_id", "key_id", "body"):
             if not isinstance(fields.get(name), str):
                 raise ValueError(f"a sealed body without its {name}")
-        return JournalRecord(number, analysis_id, fields, where, sealed=True, sealer=sealer)
+        return JournalRecord(number, analysis_id, fields, where, sealed=True, sealer=sealer,
+                             entry=entry)
     return JournalRecord(number, analysis_id, decode_body(fields["body"], fields["codec"], codec),
-                         where)
+                         where, entry=entry)
 
 
 def open_all(records: Iterable[JournalRecord]) -> tuple[int, list[str]]:
@@ -630,6 +696,35 @@ def _count_line(fields: dict[str, Any], wanted: set[str] | None,
         counts.sealed += 1
     else:
         counts.clear += 1
+
+
+def forget_marks(directory: Path, since: date | None = None) -> set[tuple[str, datetime]]:
+    """(keyed hash, time) of every readable forget line in the day files since `since`."""
+    found: set[tuple[str, datetime]] = set()
+    for day in journal_days(directory):
+        if since is not None and day < since:
+            continue
+        with open(day_path(directory, day), "rb") as handle:
+            for raw in handle:
+                if b'"kind":"forget"' not in raw:
+                    continue
+                try:
+                    fields = decode_line(raw)
+                    found.add((str(fields["incident_hash"]), parse_time(fields["at"])))
+                except (LineDamaged, KeyError, ValueError):
+                    continue
+    return found
+
+
+def resolve_forgets(journal: Journal, tombstones: Iterable[ForgetMark], since: date) -> int:
+    """Journal the tombstones (purged since `since`) that have no forget line: a purge whose
+    process died after its commit and before its lines; how many were written."""
+    present = forget_marks(journal.directory, since)
+    missing = [stone for stone in tombstones
+               if (stone.incident_hash, stone.at) not in present]
+    if missing:
+        journal.forgotten(missing)
+    return len(missing)
 
 
 def pruned_before(directory: Path) -> date | None:

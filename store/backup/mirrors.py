@@ -22,6 +22,7 @@ from store.backup.journal import (
     journal_directory,
     locked_day_file,
 )
+from store.backup.s3 import S3Mirror, is_s3, s3_mirrors
 from store.backup.snapshots import (
     INCOMING,
     MANIFEST,
@@ -37,10 +38,16 @@ if TYPE_CHECKING:
 
 
 def mirror_directories(settings: Settings) -> list[Path]:
-    """The mirrors' backups folders, absolute (never the primary itself)."""
+    """The mirrors' backups folders, absolute (never the primary itself; buckets aside)."""
     primary = backups_directory(settings)
-    mirrors = [Path(m).expanduser().resolve() for m in settings.backup_mirrors]
+    mirrors = [Path(m).expanduser().resolve() for m in settings.backup_mirrors
+               if not is_s3(m)]
     return [m for m in mirrors if m != primary]
+
+
+def bucket_mirrors(settings: Settings) -> list[S3Mirror]:
+    """The S3-compatible bucket mirrors (s3://bucket/prefix)."""
+    return s3_mirrors(settings.backup_mirrors, settings.backup_s3_endpoint)
 
 
 def journal_of(settings: Settings) -> Journal:

@@ -19,16 +19,18 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store.backup.codec import BodySealer, Codec, codec_named
-from store.backup.entries import prepared_from_body
+from store.backup.entries import prepared_from_body, replay_entry
 from store.backup.frames import unpack_frames
 from store.backup.journal import (
+    ANALYSIS_ENTRY,
+    ForgetMark,
     JournalBatch,
     JournalScan,
     iso,
@@ -77,6 +79,10 @@ class RestoreReport:
     records_present: int = 0
     # Journal records skipped because their incident was forgotten (its data key deleted).
     records_forgotten: int = 0
+    # Entries other than analyses replayed (incidents added, usage rows, restrictions).
+    entries_replayed: int = 0
+    # Incidents erased again because the journal says they were forgotten before the time.
+    incidents_forgotten: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     newest_point: datetime | None = None
@@ -107,11 +113,14 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
     if damage:
         raise BackupFailed(f"restore to {iso(to)}: " + "; ".join(str(d) for d in damage))
     batches = journal_scan.committed(after=replay_after, until=to)
+    forgets = journal_scan.forgets_between(replay_after, to)
     kind = "sqlite" if snapshot is None else snapshot.manifest["kind"]
     if snapshot is None:
         kind = "postgresql" if database_url(settings).startswith("postgres") else "sqlite"
     restorer = _SqliteTarget(settings, into, to) if kind == "sqlite" else _PostgresTarget(
         settings, into, to)
+    if isinstance(restorer, _PostgresTarget):
+        sweep_partial_databases(settings)
     report = RestoreReport(to, settings, restorer.final_name,
                            None if snapshot is None else snapshot.snapshot_id)
     report.warnings += _unfinished_warnings(journal_scan, to) + journal_scan.notes
@@ -125,7 +134,7 @@ def restore_to(settings: Settings, codec: Codec, to: datetime, into: str | Path 
                                f"{snapshot.snapshot_id if snapshot else '-'}: {error}") from None
         report.settings = restored_settings
         with open_store(restored_settings) as restored:
-            replay(restored, batches, report)
+            replay(restored, batches, report, forgets, index=kind == "sqlite")
         restorer.finish()
     except BaseException:
         restorer.discard()
@@ -160,17 +169,35 @@ def _unfinished_warnings(journal_scan: JournalScan, to: datetime) -> list[str]:
             "replayed" for b in journal_scan.unfinished() if b.intent_at <= to]
 
 
-def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> None:
-    """Write the batches' committed records in commit order, in chunks of whole batches."""
+def replay(store: Store, batches: list[JournalBatch], report: RestoreReport,
+           forgets: list[ForgetMark] | None = None, *, index: bool = False) -> None:
+    """Write the batches' committed records and apply the forgets, all in time order
+    (analyses in chunks of whole batches); `index`: the restored store's vector index
+    snapshot is its own (SQLite), so forgotten vectors are taken out of it too."""
     from store.db.writes import write_batch
 
     chunk: list[Any] = []
     keyed_hash = store.cipher.index.keyed_hash if store.cipher.sealing else None
-    for batch in batches:
-        for record in batch.landed():
+    hashes: dict[str, str] = {}  # each incident id hashed once, however many forget runs
+    for item in _timeline(batches, forgets or []):
+        if isinstance(item, list):
+            if chunk:
+                _write_chunk(store, chunk, report, write_batch)
+                chunk = []
+            report.incidents_forgotten += store.erase_forgotten(item, index=index,
+                                                                hashes=hashes)
+            continue
+        for record in item.landed():
             try:
-                chunk.append(prepared_from_body(record.body, f"journal {record.where}",
-                                                keyed_hash))
+                body = record.body
+                if record.entry != ANALYSIS_ENTRY:
+                    if chunk:
+                        _write_chunk(store, chunk, report, write_batch)
+                        chunk = []
+                    report.entries_replayed += replay_entry(
+                        store.engine, record.entry, body, f"journal {record.where}")
+                    continue
+                chunk.append(prepared_from_body(body, f"journal {record.where}", keyed_hash))
             except BodyForgotten:
                 report.records_forgotten += 1
             except (RecordError, ValueError) as error:
@@ -180,6 +207,22 @@ def replay(store: Store, batches: list[JournalBatch], report: RestoreReport) -> 
             chunk = []
     if chunk:
         _write_chunk(store, chunk, report, write_batch)
+
+
+def _timeline(batches: list[JournalBatch], forgets: list[ForgetMark]
+              ) -> Iterator[JournalBatch | list[ForgetMark]]:
+    """Batches and runs of consecutive forgets, merged by time (a batch committed at the
+    very instant of a forget goes first: it committed before the purge read its rows)."""
+    pending = list(forgets)
+    for batch in batches:
+        assert batch.committed_at is not None
+        due = [m for m in pending if m.at < batch.committed_at]
+        if due:
+            yield due
+            pending = pending[len(due):]
+        yield batch
+    if pending:
+        yield pending
 
 
 def _write_chunk(store: Store, chunk: list[Any], report: RestoreReport,
@@ -258,8 +301,21 @@ def _sqlite_counts(database: Path) -> dict[str, int]:
         connection.close()
 
 
+PARTIAL_COMMENT = "incidex partial restore of "
+PARTIAL_SUFFIX = "_partial"
+
+
+def _lock_key(work_name: str) -> str:
+    return f"incidex-restore:{work_name}"
+
+
 class _PostgresTarget:
-    """A restored PostgreSQL store in a new database on the same server."""
+    """A restored PostgreSQL store in a new database on the same server.
+
+    The work copy `<name>_partial` carries a comment naming the live database, and its
+    restore holds a session advisory lock named after it until it is renamed or dropped: a
+    restore killed with -9 loses its session and so its lock, and the next restore, drill or
+    run-due against the same database drops the copy (sweep_partial_databases)."""
 
     def __init__(self, settings: Settings, into: str | Path | None, to: datetime) -> None:
         from sqlalchemy.engine import make_url
@@ -271,8 +327,9 @@ class _PostgresTarget:
         base = (self.url.database or "incidex")[:30]
         self.name = str(into) if into else f"{base}_restore_{restore_stamp(to)}".lower()
         self.name = self.name.replace("-", "_")
-        self.work_name = f"{self.name}_partial"
+        self.work_name = f"{self.name}{PARTIAL_SUFFIX}"
         self.final_name = self.name
+        self._lock: Any = None
 
     def _admin(self) -> Any:
         from sqlalchemy import create_engine
@@ -289,14 +346,37 @@ class _PostgresTarget:
         finally:
             admin.dispose()
 
+    def _hold_lock(self) -> None:
+        """Hold this work copy's advisory lock for the whole restore (its own session)."""
+        from sqlalchemy import text
+
+        engine = self._admin()
+        connection = engine.connect()
+        connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"),
+                           {"key": _lock_key(self.work_name)})
+        self._lock = (engine, connection)
+
+    def _release_lock(self) -> None:
+        if self._lock is None:
+            return
+        engine, connection = self._lock
+        self._lock = None
+        try:
+            connection.close()
+        finally:
+            engine.dispose()
+
     def prepare(self, snapshot: Snapshot | None, codec: Codec, report: RestoreReport
                 ) -> Settings:
         from sqlalchemy import create_engine, text
 
+        self._hold_lock()
         # A restore killed earlier left its work copy (never renamed, so never taken for a
         # restored store): it is ours to replace.
         self._execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
         self._execute(f'CREATE DATABASE "{self.work_name}"')
+        live = (self.url.database or "").replace("'", "''")
+        self._execute(f"COMMENT ON DATABASE \"{self.work_name}\" IS '{PARTIAL_COMMENT}{live}'")
         engine = create_engine(self.url.set(database=self.work_name))
         try:
             if snapshot is None:
@@ -334,16 +414,59 @@ class _PostgresTarget:
         return self.settings.model_copy(update={"database_url": url, "redis_url": None})
 
     def finish(self) -> None:
-        self._execute(f'ALTER DATABASE "{self.work_name}" RENAME TO "{self.name}"')
+        try:
+            self._execute(f'ALTER DATABASE "{self.work_name}" RENAME TO "{self.name}"')
+            self._execute(f'COMMENT ON DATABASE "{self.name}" IS NULL')
+        finally:
+            self._release_lock()
 
     def discard(self) -> None:
         try:
             self._execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
         except Exception:  # noqa: BLE001 - cleanup after a failure must not hide it
-            return
+            pass
+        finally:
+            self._release_lock()
 
     def final_settings(self) -> Settings:
         return self._settings(self.name)
+
+
+def sweep_partial_databases(settings: Settings) -> list[str]:
+    """Drop the work copies of restores of this store's database whose restore is gone
+    (killed: its advisory lock went with its session); their names."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db.engine import normalise_url
+
+    url = make_url(normalise_url(database_url(settings)))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    dropped = []
+    try:
+        with admin.connect() as connection:
+            names = connection.execute(text(
+                "SELECT d.datname FROM pg_database d JOIN pg_shdescription c "
+                "ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass "
+                "WHERE c.description = :comment AND d.datname LIKE :suffix"),
+                {"comment": PARTIAL_COMMENT + (url.database or ""),
+                 "suffix": "%" + PARTIAL_SUFFIX}).scalars().all()
+            for name in names:
+                key = {"key": _lock_key(name)}
+                if not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"),
+                                          key).scalar_one():
+                    continue  # a restore is building it now
+                try:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    dropped.append(name)
+                except SQLAlchemyError:
+                    continue  # another role's copy: not ours to drop
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+    finally:
+        admin.dispose()
+    return dropped
 
 
 class _scratch_file:

@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,11 +23,12 @@ from store.backup.journal import (
     journal_directory,
     parse_time,
     pruned_before,
+    resolve_forgets,
     resolve_unfinished,
     scan,
 )
 from store.backup.legacy import FoldReport, fold_legacy_files, legacy_files
-from store.backup.mirrors import catch_up, has_copy, mirror_directories
+from store.backup.mirrors import bucket_mirrors, catch_up, has_copy, mirror_directories
 from store.backup.pg_wal import (
     WalRestoreReport,
     archive_summary,
@@ -35,7 +37,8 @@ from store.backup.pg_wal import (
     close_segment,
     restore_by_wal,
 )
-from store.backup.restore import RestoreReport, restore_to
+from store.backup.restore import RestoreReport, restore_to, sweep_partial_databases
+from store.backup.s3 import S3Mirror, is_s3
 from store.backup.snapshots import Snapshot, delete_snapshot, list_snapshots, take_snapshot
 from store.db.engine import sqlite_path
 from store.errors import BackupFailed
@@ -88,6 +91,7 @@ class Backups:
         self.codec: Codec = codec or PlainCodec()
         store.journal.codec = self.codec
         self.mirror_problems: list[str] = []
+        self._buckets: list[S3Mirror] | None = None
 
     @property
     def directory(self) -> Path:
@@ -95,9 +99,13 @@ class Backups:
         return self.store.backups
 
     def settle_journal(self) -> int:
-        """Settle batches a killed writer left without a commit line (from the database)."""
+        """Settle batches a killed writer left without a commit line (from the database), and
+        journal the recent tombstones a killed purge left without forget lines."""
         since = datetime.now(UTC).date() - timedelta(days=SETTLE_DAYS)
-        return resolve_unfinished(self.store.journal, self.store.stored_analysis_ids, since)
+        settled = resolve_unfinished(self.store.journal, self.store.stored_analysis_ids, since)
+        start = datetime.combine(since, datetime.min.time(), UTC)
+        resolve_forgets(self.store.journal, self.store.tombstones_since(start), since)
+        return settled
 
     def now(self) -> Snapshot:
         """Take a snapshot now (after settling the journal and folding legacy files), then
@@ -112,17 +120,68 @@ class Backups:
         self.settle_journal()
         snapshot = take_snapshot(self.store, self.codec,
                                  base_backup_method(self.store, self.codec))
-        self.mirror_problems = catch_up(self.directory, self.mirrors)
+        self.mirror_problems = self._copy_to_mirrors()
         return snapshot
+
+    def sync(self) -> list[str]:
+        """Bring every mirror (folders and buckets) up to date with the primary folder,
+        without a snapshot; a problem per mirror that could not be."""
+        self.store.require(Action.MAINTAIN)
+        self.settle_journal()
+        self.mirror_problems = self._copy_to_mirrors()
+        self.store.record_event("backup_sync", detail="mirrors brought up to date"
+                                + (f", {len(self.mirror_problems)} failed"
+                                   if self.mirror_problems else ""))
+        return self.mirror_problems
+
+    def _copy_to_mirrors(self) -> list[str]:
+        problems = catch_up(self.directory, self.mirrors)
+        for bucket in self.buckets:
+            try:
+                bucket.push(self.directory)
+            except (BackupFailed, OSError) as error:
+                problems.append(f"mirror {bucket}: {error}")
+            except Exception as error:  # noqa: BLE001 - boto3's errors: one line, not a trace
+                problems.append(f"mirror {bucket}: {type(error).__name__}: {error}")
+        return problems
 
     @property
     def mirrors(self) -> list[Path]:
         """The mirrors' backups folders (INCIDEX_BACKUP_MIRRORS)."""
         return mirror_directories(self.store.settings)
 
-    def copies(self, snapshot: Snapshot) -> list[Path]:
+    @property
+    def buckets(self) -> list[S3Mirror]:
+        """The S3-compatible bucket mirrors (s3:// in INCIDEX_BACKUP_MIRRORS)."""
+        if self._buckets is None:
+            self._buckets = bucket_mirrors(self.store.settings)
+        return self._buckets
+
+    def copies(self, snapshot: Snapshot) -> list[Path | S3Mirror]:
         """The mirrors that hold a whole copy of the snapshot."""
-        return [mirror for mirror in self.mirrors if has_copy(mirror, snapshot)]
+        held: list[Path | S3Mirror] = [m for m in self.mirrors if has_copy(m, snapshot)]
+        return held + [b for b in self.buckets if _safely(lambda b=b: b.has_snapshot(snapshot))]
+
+    def journal_copies(self, path: Path) -> list[Path | S3Mirror]:
+        """The mirrors that hold this journal day file as it is now (its size)."""
+        held: list[Path | S3Mirror] = [
+            m for m in self.mirrors if _same_size(journal_directory(m) / path.name, path)]
+        return held + [b for b in self.buckets if _safely(lambda b=b: b.has_journal_day(path))]
+
+    def _fetched(self, source: Path | str | None, to: datetime | None,
+                 scratch: Path) -> Path | None:
+        """A backups folder to read: the primary (None), a mirror folder, or a bucket's
+        objects fetched into scratch (checked against their checksums)."""
+        if source is None or not is_s3(source):
+            return None if source is None else Path(source)
+        bucket = S3Mirror.parse(str(source), self.store.settings.backup_s3_endpoint)
+        try:
+            return bucket.fetch(scratch / "backups", to)
+        except BackupFailed:
+            raise
+        except Exception as error:  # noqa: BLE001 - boto3's errors: one line, not a trace
+            raise BackupFailed(f"backup mirror {bucket}: {type(error).__name__}: "
+                               f"{error}") from None
 
     def fold_legacy(self) -> FoldReport:
         """Fold per-analysis JSON backups of earlier versions into the journal (resumable)."""
@@ -155,10 +214,12 @@ class Backups:
         return archive_summary(snapshots, Path(configured) if configured else None)
 
     def restore(self, to: datetime, into: str | Path | None = None,
-                source: Path | None = None) -> RestoreReport:
-        """Restore the store as of `to` into a new directory or database (never the live)."""
+                source: Path | str | None = None) -> RestoreReport:
+        """Restore the store as of `to` into a new directory or database (never the live);
+        `source`: a mirror folder or bucket instead of the primary folder."""
         self.store.require(Action.RESTORE)
-        report = self._restore(to, into, source)
+        with tempfile.TemporaryDirectory(prefix="incidex-fetch-") as scratch:
+            report = self._restore(to, into, self._fetched(source, to, Path(scratch)))
         self.store.record_event("backup_restore", detail=f"to {to.isoformat()}, snapshot "
                                 f"{report.snapshot_id or 'none'}, "
                                 f"{report.records_replayed} records replayed")
@@ -216,10 +277,12 @@ class Backups:
                                 f"{report.records_replayed} records replayed")
         return report, kept
 
-    def drill(self, source: Path | None = None) -> DrillReport:
-        """Restore the latest backup into scratch and check it (see drill.py)."""
+    def drill(self, source: Path | str | None = None) -> DrillReport:
+        """Restore the latest backup into scratch and check it (see drill.py); `source`: a
+        mirror folder or bucket."""
         self.store.require(Action.RESTORE)
-        report = self._drill(source)
+        with tempfile.TemporaryDirectory(prefix="incidex-fetch-") as scratch:
+            report = self._drill(self._fetched(source, None, Path(scratch)))
         self.store.record_event("backup_drill",
                                 detail=_drill_detail(report))
         return report
@@ -283,9 +346,18 @@ class Backups:
         if self._snapshot_due(now):
             snapshot = self._snapshot()
             done.append(f"snapshot {snapshot.snapshot_id} taken")
+        else:
+            self.settle_journal()
+            self.mirror_problems = self._copy_to_mirrors()
+        done += [f"{problem} (kept in the primary folder)" for problem in self.mirror_problems]
         removed = self.prune(keep_daily, keep_weekly)
         if removed:
             done.append(f"pruned {len(removed)} old snapshots: {', '.join(removed)}")
+        if self.store.engine.dialect.name == "postgresql":
+            swept = sweep_partial_databases(self.store.settings)
+            if swept:
+                done.append(f"dropped {len(swept)} work copies of killed restores: "
+                            + ", ".join(swept))
         if self._drill_due(now):
             done.append(self._due_drill())
         self.store.record_event("backup_run_due", detail="; ".join(done) or "nothing due")
@@ -344,6 +416,21 @@ class Backups:
         write_private_file(folder / PRUNED_MARKER, before.isoformat().encode())
         for day in doomed:
             day_path(folder, day).unlink(missing_ok=True)
+
+
+def _safely(check: Any) -> bool:
+    """A mirror's answer, False when it cannot be asked (a bucket that does not answer)."""
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - `backup list` shows what it can
+        return False
+
+
+def _same_size(copy: Path, original: Path) -> bool:
+    try:
+        return copy.stat().st_size == original.stat().st_size
+    except FileNotFoundError:
+        return False
 
 
 def _drill_detail(report: DrillReport) -> str:

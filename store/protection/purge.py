@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
 
-from store.backup.journal import IncidentLines, incident_lines, journal_directory
+from store.backup.journal import ForgetMark, IncidentLines, incident_lines, journal_directory
 from store.crypto import StoreCipher
 from store.db.engine import read_connection, write_transaction
 from store.db.models import Analysis, Embedding, Incident, PurgeTombstone, RunMetadata, table_of
@@ -81,17 +81,23 @@ def retention_candidates(engine: Engine, default_days: int | None,
 def forget_incidents(engine: Engine, cipher: StoreCipher, backups: Path,
                      incident_ids: Sequence[str], *, reason: str,
                      remove_vectors: Callable[[list[int]], None],
-                     clear_caches: Callable[[], str | None]) -> PurgeReport:
-    """Remove everything derived from these incidents (see the module docstring)."""
+                     clear_caches: Callable[[], str | None],
+                     journal_forgets: Callable[[list[ForgetMark]], None] | None = None
+                     ) -> PurgeReport:
+    """Remove everything derived from these incidents (see the module docstring); each
+    chunk's tombstones are handed to `journal_forgets` once committed, so a restore past the
+    purge leaves the incidents out."""
     report = PurgeReport()
     wanted = list(dict.fromkeys(incident_ids))
     actor = _actor()
     lines = incident_lines(journal_directory(backups), wanted)
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
-        pks = _purge_rows(engine, cipher, chunk, actor, reason, lines, report)
+        pks, marks = _purge_rows(engine, cipher, chunk, actor, reason, lines, report)
         if pks:
             remove_vectors(pks)
+        if marks and journal_forgets is not None:
+            journal_forgets(marks)
     if report.incidents:
         problem = clear_caches()
         if problem:
@@ -113,44 +119,106 @@ def _warn_clear_lines(lines: dict[str, IncidentLines], report: PurgeReport) -> N
             "store sealed: they stay readable until the journal days holding them are pruned")
 
 
-def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: str, reason: str,
-                lines: dict[str, IncidentLines], report: PurgeReport) -> list[int]:
-    """Delete one chunk's rows in one transaction; the vector ids."""
+@dataclass(frozen=True, slots=True)
+class ErasedRows:
+    """The rows one incident's erasure removed or unlinked."""
+
+    analysis_pks: list[int]
+    run_metadata: int
+    embeddings: int
+
+
+def erase_incident(connection: Connection, incident_id: str) -> ErasedRows:
+    """Delete an incident's row (its indicators and text-index entries follow by cascade and
+    trigger), its analyses and their vectors, and unlink its usage rows (their numbers
+    stay), in the caller's transaction."""
     incidents = table_of(Incident)
     analyses = table_of(Analysis)
     runs = table_of(RunMetadata)
     embeddings = table_of(Embedding)
+    found = connection.execute(
+        select(analyses.c.id, analyses.c.analysis_id)
+        .where(analyses.c.incident_id == incident_id)).all()
+    pks = [row.id for row in found]
+    analysis_ids = [row.analysis_id for row in found]
+    vectors = connection.execute(delete(embeddings).where(
+        embeddings.c.analysis_pk.in_(pks))).rowcount if pks else 0
+    unlinked = connection.execute(update(runs).where(or_(
+        runs.c.incident_id == incident_id, runs.c.analysis_id.in_(analysis_ids)))
+        .values(incident_id=None, analysis_id=None, request_id=None)).rowcount
+    connection.execute(delete(analyses).where(analyses.c.incident_id == incident_id))
+    connection.execute(delete(incidents).where(incidents.c.incident_id == incident_id))
+    return ErasedRows(pks, unlinked, vectors)
+
+
+def _purge_rows(engine: Engine, cipher: StoreCipher, chunk: list[str], actor: str, reason: str,
+                lines: dict[str, IncidentLines], report: PurgeReport
+                ) -> tuple[list[int], list[ForgetMark]]:
+    """Delete one chunk's rows in one transaction; the vector ids and the tombstones."""
     all_pks: list[int] = []
+    marks: list[ForgetMark] = []
+    purged_at = utc_now()
     with write_transaction(engine) as connection:
         secure_delete(connection)
-        present = set(connection.execute(select(incidents.c.incident_id)
-                                         .where(incidents.c.incident_id.in_(chunk))).scalars())
+        present = set(connection.execute(select(table_of(Incident).c.incident_id)
+                                         .where(table_of(Incident).c.incident_id.in_(chunk)))
+                      .scalars())
         report.not_found.extend(i for i in chunk if i not in present)
         for incident_id in (i for i in chunk if i in present):
-            found = connection.execute(
-                select(analyses.c.id, analyses.c.analysis_id, analyses.c.created_at)
-                .where(analyses.c.incident_id == incident_id)).all()
-            pks = [row.id for row in found]
-            analysis_ids = [row.analysis_id for row in found]
-            vectors = connection.execute(delete(embeddings).where(
-                embeddings.c.analysis_pk.in_(pks))).rowcount if pks else 0
-            unlinked = connection.execute(update(runs).where(or_(
-                runs.c.incident_id == incident_id, runs.c.analysis_id.in_(analysis_ids)))
-                .values(incident_id=None, analysis_id=None, request_id=None)).rowcount
-            connection.execute(delete(analyses).where(analyses.c.incident_id == incident_id))
-            connection.execute(delete(incidents).where(incidents.c.incident_id == incident_id))
+            erased = erase_incident(connection, incident_id)
             shredded = lines[incident_id].sealed
+            incident_hash = cipher.index.keyed_hash("tombstone", incident_id)
             connection.execute(insert(table_of(PurgeTombstone)).values(
-                incident_hash=cipher.index.keyed_hash("tombstone", incident_id),
-                purged_at=utc_now(), purged_by=actor, reason=reason, analyses=len(pks),
-                run_metadata=unlinked, embeddings=vectors, backups=shredded))
+                incident_hash=incident_hash, purged_at=purged_at, purged_by=actor,
+                reason=reason, analyses=len(erased.analysis_pks),
+                run_metadata=erased.run_metadata, embeddings=erased.embeddings,
+                backups=shredded))
+            marks.append(ForgetMark(incident_hash, purged_at, reason))
             report.incidents += 1
-            report.analyses += len(pks)
-            report.run_metadata += unlinked
-            report.embeddings += vectors
+            report.analyses += len(erased.analysis_pks)
+            report.run_metadata += erased.run_metadata
+            report.embeddings += erased.embeddings
             report.backups += shredded
-            all_pks.extend(pks)
-    return all_pks
+            all_pks.extend(erased.analysis_pks)
+    return all_pks, marks
+
+
+def erase_forgotten(engine: Engine, keyed_hash: Callable[[str, str], str],
+                    marks: Sequence[ForgetMark], hashes: dict[str, str] | None = None
+                    ) -> tuple[int, list[int]]:
+    """Replay of forget lines into a restored store: erase the rows of every incident whose
+    id hashes to a mark (nothing else: its data keys are gone already, and a restored copy
+    must not touch the key database it shares with the live store), write the tombstones it
+    lacks; how many incidents were erased, and the vector ids removed. `hashes` keeps each
+    id's keyed hash between calls of one restore (each id is hashed once)."""
+    wanted = {mark.incident_hash: mark for mark in marks}
+    incidents = table_of(Incident).c
+    runs = table_of(RunMetadata).c
+    stones = table_of(PurgeTombstone)
+    removed: list[int] = []
+    with write_transaction(engine) as connection:
+        secure_delete(connection)
+        known = set(connection.execute(select(incidents.incident_id)).scalars())
+        known |= set(connection.execute(select(runs.incident_id).distinct()
+                                        .where(runs.incident_id.is_not(None))).scalars())
+        hashes = {} if hashes is None else hashes
+        for incident_id in known - hashes.keys():
+            hashes[incident_id] = keyed_hash("tombstone", incident_id)
+        chosen = {incident_id: wanted[hashes[incident_id]] for incident_id in known
+                  if hashes[incident_id] in wanted}
+        for incident_id, mark in sorted(chosen.items()):
+            erased = erase_incident(connection, incident_id)
+            removed.extend(erased.analysis_pks)
+            stone = connection.execute(select(stones.c.id).where(
+                stones.c.incident_hash == mark.incident_hash,
+                stones.c.purged_at == mark.at)).first()
+            if stone is None:
+                connection.execute(insert(stones).values(
+                    incident_hash=mark.incident_hash, purged_at=mark.at,
+                    purged_by="(restored from the journal)", reason=mark.reason,
+                    analyses=len(erased.analysis_pks), run_metadata=erased.run_metadata,
+                    embeddings=erased.embeddings, backups=0))
+    return len(chosen), removed
 
 
 def secure_delete(connection: Connection) -> None:

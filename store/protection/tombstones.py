@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
+from store.backup.journal import ForgetMark
 from store.crypto import StoreCipher
 from store.db.engine import read_connection
 from store.db.models import PurgeTombstone, table_of
@@ -46,3 +48,12 @@ def tombstones_of(engine: Engine, cipher: StoreCipher, incident_ids: Iterable[st
                 .order_by(stones.id))
             found.extend(Tombstone(*row) for row in rows)
     return found
+
+
+def tombstones_since(engine: Engine, since: datetime) -> list[ForgetMark]:
+    """The tombstones written since a time, as the journal's forget lines carry them."""
+    stones = table_of(PurgeTombstone).c
+    with read_connection(engine) as connection:
+        rows = connection.execute(select(stones.incident_hash, stones.purged_at, stones.reason)
+                                  .where(stones.purged_at >= since).order_by(stones.id))
+        return [ForgetMark(row.incident_hash, row.purged_at, row.reason) for row in rows]

@@ -18,14 +18,6 @@ from store.store import Store
 from tests.conftest import make_record
 
 
-@pytest.fixture(autouse=True)
-def plain_journal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No encryption at rest: until the keyed analysis ids of the encryption work land, a
-    restore of an encrypted journal is refused ("analysis_id ... does not match its content")
-    and the drills here would fail for that reason. Drop this fixture when that lands."""
-    monkeypatch.setenv("INCIDEX_ENCRYPT_AT_REST", "0")
-
-
 def backup_events(store: Any) -> list[Any]:
     return [e for e in store.audit.entries() if e.action.startswith("backup_")]
 

@@ -153,16 +153,6 @@ def test_backup_now_killed_at_random_moments_never_lists_a_bad_snapshot(
     assert live_state(settings) == before and before[:2] == ("ok", 200)
 
 
-@pytest.fixture
-def plain_journal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No encryption at rest, in this process and its children: until the keyed analysis ids
-    of the encryption work land, a restore of an encrypted journal stops before it writes
-    ("analysis_id ... does not match its content"), so a kill inside the writing is never
-    reached. Drop this fixture when that lands."""
-    monkeypatch.setenv("INCIDEX_ENCRYPT_AT_REST", "0")
-
-
-@pytest.mark.usefixtures("plain_journal")
 def test_restore_killed_leaves_no_restored_store_and_the_live_one_untouched(
         isolated_directories: Path, tmp_path: Path) -> None:
     settings = filled_store(isolated_directories, 20)
@@ -191,7 +181,6 @@ Backups(Store.open(Settings())).restore(datetime.now(UTC), {into})
 """
 
 
-@pytest.mark.usefixtures("plain_journal")
 def test_a_postgres_restore_killed_leaves_no_restored_database_and_the_live_one_untouched(
         isolated_directories: Path, postgres_schema_url: str) -> None:
     settings = filled_store(isolated_directories, 20, url=postgres_schema_url)
@@ -216,6 +205,55 @@ def test_a_postgres_restore_killed_leaves_no_restored_database_and_the_live_one_
     finally:
         drop_database(settings, target)
         drop_database(settings, f"{target}_partial")
+
+
+def test_a_killed_postgres_restore_s_work_copy_is_dropped_by_the_next_drill(
+        isolated_directories: Path, postgres_schema_url: str) -> None:
+    settings = filled_store(isolated_directories, 5, url=postgres_schema_url)
+    with Store.open(settings) as store:
+        Backups(store).now()
+    target = f"restore_{uuid.uuid4().hex[:10]}"
+    try:
+        killed = run_python(KILLED_RESTORE.format(into=repr(target)), isolated_directories,
+                            postgres_schema_url)
+        assert killed.returncode == 9, killed.stderr
+        assert database_exists(settings, f"{target}_partial")
+        with Store.open(settings) as store:
+            drill = Backups(store).drill()
+        assert drill.ok, drill.checks
+        assert not database_exists(settings, f"{target}_partial")
+    finally:
+        drop_database(settings, f"{target}_partial")
+
+
+def test_the_sweep_leaves_a_work_copy_whose_restore_still_runs(
+        isolated_directories: Path, postgres_schema_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from store.backup.restore import PARTIAL_COMMENT, sweep_partial_databases
+
+    settings = filled_store(isolated_directories, 1, url=postgres_schema_url)
+    live = make_url(postgres_schema_url).database
+    running, killed = (f"restore_{uuid.uuid4().hex[:10]}_partial" for _ in range(2))
+    admin = create_engine(postgres_schema_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as holder, admin.connect() as connection:
+            for name in (running, killed):
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                connection.execute(text(
+                    f"COMMENT ON DATABASE \"{name}\" IS '{PARTIAL_COMMENT}{live}'"))
+            # What a running restore holds (its own session), as _PostgresTarget does.
+            holder.execute(text("SELECT pg_advisory_lock(hashtext(:key))"),
+                           {"key": f"incidex-restore:{running}"})
+            swept = sweep_partial_databases(settings)  # (others' killed copies may go too)
+            assert killed in swept and running not in swept
+            assert database_exists(settings, running)
+            assert not database_exists(settings, killed)
+    finally:
+        admin.dispose()
+        drop_database(settings, running)
+        drop_database(settings, killed)
 
 
 def test_a_full_disk_during_backup_now_is_one_clear_error_and_the_store_keeps_working(

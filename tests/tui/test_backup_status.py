@@ -16,11 +16,8 @@ from tests.tui.conftest import SIZE, make_app, settle
 
 
 @pytest.fixture
-def tui_settings(isolated_directories: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings of a SQLite store, without encryption at rest: on main a restore of an
-    encrypted journal is refused ("analysis_id ... does not match its content") until the
-    keyed analysis ids of the encryption work land; the drills here must pass."""
-    monkeypatch.setenv("INCIDEX_ENCRYPT_AT_REST", "0")
+def tui_settings(isolated_directories: Path) -> Settings:
+    """Settings of a SQLite store (encrypted at rest, the default)."""
     return Settings(data_dir=isolated_directories)
 
 
