@@ -744,7 +744,8 @@ class Store:
         report = forget_incidents(self.engine, self.cipher, self.backups, incident_ids,
                                   reason=reason, remove_vectors=self.remove_vectors,
                                   clear_caches=self._clear_text_caches,
-                                  journal_forgets=self._journal_forgets)
+                                  journal_forgets=self._journal_forgets,
+                                  actor=self.actor.name)
         self._audit_tombstones(incident_ids, after, reason)
         return report
 

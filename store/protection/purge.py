@@ -82,14 +82,14 @@ def forget_incidents(engine: Engine, cipher: StoreCipher, backups: Path,
                      incident_ids: Sequence[str], *, reason: str,
                      remove_vectors: Callable[[list[int]], None],
                      clear_caches: Callable[[], str | None],
-                     journal_forgets: Callable[[list[ForgetMark]], None] | None = None
-                     ) -> PurgeReport:
+                     journal_forgets: Callable[[list[ForgetMark]], None] | None = None,
+                     actor: str | None = None) -> PurgeReport:
     """Remove everything derived from these incidents (see the module docstring); each
     chunk's tombstones are handed to `journal_forgets` once committed, so a restore past the
-    purge leaves the incidents out."""
+    purge leaves the incidents out. The tombstones name `actor` (the Store's) as who purged."""
     report = PurgeReport()
     wanted = list(dict.fromkeys(incident_ids))
-    actor = _actor()
+    actor = (actor or _actor())[:256]
     lines = incident_lines(journal_directory(backups), wanted)
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
@@ -252,7 +252,7 @@ def compact(engine: Engine, rewrite_file: bool = False) -> None:
 
 
 def _actor() -> str:
-    """Who purges: INCIDEX_ACTOR when set (the roles issue sets it), else the OS user."""
+    """Who purges when no actor is passed: INCIDEX_ACTOR when set, else the OS user."""
     named = os.environ.get("INCIDEX_ACTOR")
     if named:
         return named[:256]

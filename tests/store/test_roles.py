@@ -220,6 +220,9 @@ def test_a_permitted_forget_audits_its_tombstone_and_no_incident_text(
     assert "1 analyses" in events[0].detail
     for text in ("INC-1", detail.title, detail.description, detail.initial_findings):
         assert text not in events[0].detail
+    with rita.engine.connect() as connection:  # the tombstone names the store's actor
+        assert connection.exec_driver_sql("SELECT purged_by FROM purge_tombstones").scalars(
+            ).all() == ["rita"]
 
 
 @pytest.mark.parametrize(("name", "role"), [("rita", "lead"), ("ana", "analyst")])
