@@ -98,6 +98,8 @@ class EmbedHelper:
         self._min_texts = min_texts
         self._min_cores = min_cores
         self._process: subprocess.Popen[bytes] | None = None
+        # One request and its reply at a time on the pipe (two batches may run in two threads).
+        self._pipe_lock = threading.Lock()
         self._failed = False
         self.helped_slices = 0  # how many slices the helper made (for tests and benches)
 
@@ -117,8 +119,9 @@ class EmbedHelper:
         while (item := batch.take(from_front=True)) is not None:
             position, part = item
             try:
-                _send(process.stdin, part)
-                vectors = _receive(process.stdout)
+                with self._pipe_lock:
+                    _send(process.stdin, part)
+                    vectors = _receive(process.stdout)
             except (OSError, EOFError, pickle.UnpicklingError) as error:
                 self._give_up(error)
                 return
@@ -151,6 +154,10 @@ class EmbedHelper:
                 return None
         return self._process
 
+    def serves(self, scrubber: PiiScrubber, embedder: Any) -> bool:
+        """Whether this helper makes vectors with this scrubber (its key) and embedder."""
+        return scrubber is self._scrubber and embedder is self._embedder
+
     @property
     def process_id(self) -> int | None:
         """The helper's process id while one runs."""
@@ -180,7 +187,7 @@ class HelpedBatch:
                  process: subprocess.Popen[bytes] | None) -> None:
         self.texts = texts
         self.blocks: dict[int, np.ndarray] = {}
-        self._helper = helper
+        self.helper = helper
         self._slices = deque(enumerate(texts[start : start + SLICE_TEXTS]
                                        for start in range(0, len(texts), SLICE_TEXTS)))
         self._lock = threading.Lock()
@@ -207,7 +214,7 @@ class HelpedBatch:
 
     def finish(self) -> np.ndarray:
         """Every text's vector, in order: the slices left are made here."""
-        helper = self._helper
+        helper = self.helper
         while (item := self.take(from_front=False)) is not None:
             self.blocks[item[0]] = clean_and_embed(helper._scrubber, helper._embedder, item[1])
         if self._feeder is not None:

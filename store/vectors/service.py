@@ -60,6 +60,7 @@ class VectorService:
         self._helper: EmbedHelper | None = None
         # The batch start_vectors() began: its records and their vectors in the making.
         self._early: tuple[list[AnalysisIn], HelpedBatch] | None = None
+        self._early_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -169,11 +170,13 @@ class VectorService:
         scrubber, embedder = self.scrubber, self.embedder
         if embedder.name != DEFAULT_EMBEDDER or getattr(embedder, "remote", True):
             return self.embed_texts([scrubber.scrub(_text_of(record)) for record in records])
-        early, self._early = self._early, None
+        with self._early_lock:
+            early, self._early = self._early, None
         if early is not None:
             started, batch = early
             rows = {id(record): row for row, record in enumerate(started)}
-            if all(id(record) in rows for record in records):
+            if batch.helper.serves(scrubber, embedder) and all(id(record) in rows
+                                                               for record in records):
                 vectors = batch.finish()[[rows[id(record)] for record in records]]
                 self._check_vectors(vectors)
                 return vectors, []
@@ -187,9 +190,10 @@ class VectorService:
         """Begin making the vectors of a batch that will be saved next, in the helper process
         (offline default embedder, large batches), while this process saves the batch before;
         the next attach_vectors() for these records takes them."""
-        if self._early is not None:
-            self._early[1].cancel()
-            self._early = None
+        with self._early_lock:
+            early, self._early = self._early, None
+        if early is not None:
+            early[1].cancel()
         if not self.settings.embed_on_save or self.settings.embedder != DEFAULT_EMBEDDER:
             return
         from store.vectors.helper import MIN_HELPED_TEXTS
@@ -203,9 +207,18 @@ class VectorService:
         if getattr(embedder, "remote", True):
             return
         helper = self._embed_helper(scrubber, embedder)
-        self._early = (list(records), helper.start([_text_of(r) for r in records]))
+        batch = helper.start([_text_of(r) for r in records])
+        with self._early_lock:
+            early, self._early = self._early, (list(records), batch)
+        if early is not None:
+            early[1].cancel()
 
     def _embed_helper(self, scrubber: PiiScrubber, embedder: Embedder) -> EmbedHelper:
+        """The helper for this scrubber and embedder (a new one after a reindex changed the
+        PII key)."""
+        if self._helper is not None and not self._helper.serves(scrubber, embedder):
+            self._helper.close()
+            self._helper = None
         if self._helper is None:
             from store.vectors.helper import EmbedHelper
 
@@ -214,9 +227,10 @@ class VectorService:
 
     def close(self) -> None:
         """Stop the embedding helper process, if a large batch started one."""
-        if self._early is not None:
-            self._early[1].cancel()
-            self._early = None
+        with self._early_lock:
+            early, self._early = self._early, None
+        if early is not None:
+            early[1].cancel()
         if self._helper is not None:
             self._helper.close()
             self._helper = None

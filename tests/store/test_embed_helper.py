@@ -117,3 +117,14 @@ def store_vectors(store: Any, pks: list[int]) -> list[bytes]:
         rows = dict(connection.execute(
             text("SELECT analysis_pk, vector FROM embeddings WHERE status = 'ready'")).all())
     return [bytes(rows[pk]) for pk in pks]
+
+
+def test_a_new_pii_key_gets_a_new_helper(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a reindex takes a new PII key, large batches are scrubbed with it, not the old."""
+    service = store.vectors
+    old = service._embed_helper(service.scrubber, service.embedder)
+    monkeypatch.setenv("INCIDEX_PII_KEY", "another-test-only-pii-key-of-40-characters")
+    service.begin_reindex()
+    new = service._embed_helper(service.scrubber, service.embedder)
+    assert new is not old and new.serves(service.scrubber, service.embedder)
+    assert not old.serves(service.scrubber, service.embedder)
