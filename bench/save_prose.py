@@ -15,7 +15,8 @@ rate = (N - 1) / (time of N records - time of one record).
 
 Four ways, interleaved, each on the same records under its own ids:
 - this tree, and the baseline tree (`git archive` of --baseline-ref, the seed's way: pure
-  Python Snowball, the word table built per process) run with the same interpreter and store;
+  Python Snowball, the word table built per process) run with the same interpreter, the
+  baseline on a store of its own (it cannot open this tree's newer schema; never filled);
 - with --no-helper-way, this tree with its backup step but without the helper process that
   scrubs and embeds part of each large batch (store/vectors/helper.py);
 - each with its backup step (the baseline's per-analysis JSON files, this tree's journal) and
@@ -97,8 +98,9 @@ class Way:
     """One way of saving: a code tree, with or without the backup step."""
 
     def __init__(self, name: str, tree: Path, backups: bool, env: dict[str, str],
-                 code: str | None = None) -> None:
+                 code: str | None = None, data_dir: Path | None = None) -> None:
         self.name, self.tree, self.backups, self.env = name, tree, backups, env
+        self.data_dir = data_dir  # None: the store of this tree's ways
         self.code = code or (WITH_BACKUPS if backups else NO_BACKUPS)
 
     def save(self, data_dir: Path, source: Path) -> tuple[float, float]:
@@ -215,8 +217,11 @@ def main() -> None:
         tree = baseline_tree(args.baseline_ref, root, args.repository)
         old = environment(root, tree,
                           None if args.baseline_pystemmer else root / "no-pystemmer")
-        ways += [Way(f"{args.baseline_ref}, backups", tree, True, old),
-                 Way(f"{args.baseline_ref}, no backups", tree, False, old)]
+        # Its own store: an older schema cannot open this tree's (it refuses the newer
+        # revision). That store is not filled: its size stays near 0.
+        own = root / "store-baseline"
+        ways += [Way(f"{args.baseline_ref}, backups", tree, True, old, data_dir=own),
+                 Way(f"{args.baseline_ref}, no backups", tree, False, old, data_dir=own)]
     count_file = data_dir / ".bench-analyses"
     have = int(count_file.read_text()) if count_file.exists() else 0
     one = root / "one.jsonl"
@@ -235,8 +240,8 @@ def main() -> None:
                 batch = write_records(root / "batch.jsonl", texts, 0, args.records,
                                       f"R{serial}")
                 write_records(one, texts, 0, 1, f"O{serial}")
-                single, single_cpu = way.save(data_dir, one)
-                whole, whole_cpu = way.save(data_dir, batch)
+                single, single_cpu = way.save(way.data_dir or data_dir, one)
+                whole, whole_cpu = way.save(way.data_dir or data_dir, batch)
                 rates[way.name].append((args.records - 1) / max(whole - single, 1e-9))
                 cpu_rates[way.name].append((args.records - 1) / max(whole_cpu - single_cpu,
                                                                      1e-9))
