@@ -1,7 +1,8 @@
 """`incidex --save` on real prose: records/s with vectors, start-up excluded, vs a baseline.
 
     python bench/save_prose.py [--records 10000] [--runs 3] [--sizes 0,1000000]
-                               [--baseline-ref 029e063] [--store-dir DIR]
+                               [--baseline-ref 029e063] [--baseline-pystemmer] [--no-helper-way]
+                               [--store-dir DIR]
 
 Records are built from the real VCDB summaries in ../shared/data/vcdb_dev.jsonl (read at run
 time, never copied): title = the summary's first 8 words, description = the summary, analysis
@@ -14,7 +15,10 @@ rate = (N - 1) / (time of N records - time of one record).
 
 Four ways, interleaved, each on the same records under its own ids:
 - this tree, and the baseline tree (`git archive` of --baseline-ref, the seed's way: pure
-  Python Snowball, the word table built per process) run with the same interpreter and store;
+  Python Snowball, the word table built per process) run with the same interpreter, the
+  baseline on a store of its own (it cannot open this tree's newer schema; never filled);
+- with --no-helper-way, this tree with its backup step but without the helper process that
+  scrubs and embeds part of each large batch (store/vectors/helper.py);
 - each with its backup step (the baseline's per-analysis JSON files, this tree's journal) and
   without it (a bench-local switch: the process replaces store.store.write_backups or
   store.store.save_journalled with a pass-through, to show what the backup step costs).
@@ -51,6 +55,8 @@ NO_BACKUPS = (  # the seed's per-analysis files (write_backups) or this tree's j
     "sys.argv[0] = 'incidex'; from tui.cli import main; main()"
 )
 WITH_BACKUPS = "import sys; sys.argv[0] = 'incidex'; from tui.cli import main; main()"
+# This tree without its embedding helper process (a bench-local switch: no batch is large enough).
+NO_HELPER = "import store.vectors.helper as h; h.MIN_HELPED_TEXTS = 10 ** 9; " + WITH_BACKUPS
 
 
 def summaries() -> list[str]:
@@ -91,12 +97,15 @@ def write_records(path: Path, texts: list[str], start: int, count: int, prefix: 
 class Way:
     """One way of saving: a code tree, with or without the backup step."""
 
-    def __init__(self, name: str, tree: Path, backups: bool, env: dict[str, str]) -> None:
+    def __init__(self, name: str, tree: Path, backups: bool, env: dict[str, str],
+                 code: str | None = None, data_dir: Path | None = None) -> None:
         self.name, self.tree, self.backups, self.env = name, tree, backups, env
+        self.data_dir = data_dir  # None: the store of this tree's ways
+        self.code = code or (WITH_BACKUPS if backups else NO_BACKUPS)
 
     def save(self, data_dir: Path, source: Path) -> tuple[float, float]:
         """Wall seconds and CPU seconds (user + system) of one `incidex --save` process."""
-        command = [sys.executable, "-c", WITH_BACKUPS if self.backups else NO_BACKUPS,
+        command = [sys.executable, "-c", self.code,
                    "--data-dir", str(data_dir), "--save", str(source)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
@@ -188,6 +197,11 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="029e063")
     parser.add_argument("--store-dir", type=Path, default=None)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--no-helper-way", action="store_true",
+                        help="also time this tree with its embedding helper process off")
+    parser.add_argument("--baseline-pystemmer", action="store_true",
+                        help="let the baseline use PyStemmer (to compare two commits of "
+                             "this tree rather than this tree with the seed)")
     parser.add_argument("--repository", type=Path, default=REPO_ROOT,
                         help="git repository holding --baseline-ref (default: this one)")
     args = parser.parse_args()
@@ -197,11 +211,17 @@ def main() -> None:
     here = environment(root, REPO_ROOT)
     ways = [Way("this tree, backups", REPO_ROOT, True, here),
             Way("this tree, no backups", REPO_ROOT, False, here)]
+    if args.no_helper_way:
+        ways.append(Way("this tree, backups, no helper", REPO_ROOT, True, here, NO_HELPER))
     if not args.skip_baseline:
         tree = baseline_tree(args.baseline_ref, root, args.repository)
-        old = environment(root, tree, root / "no-pystemmer")
-        ways += [Way(f"{args.baseline_ref}, backups", tree, True, old),
-                 Way(f"{args.baseline_ref}, no backups", tree, False, old)]
+        old = environment(root, tree,
+                          None if args.baseline_pystemmer else root / "no-pystemmer")
+        # Its own store: an older schema cannot open this tree's (it refuses the newer
+        # revision). That store is not filled: its size stays near 0.
+        own = root / "store-baseline"
+        ways += [Way(f"{args.baseline_ref}, backups", tree, True, old, data_dir=own),
+                 Way(f"{args.baseline_ref}, no backups", tree, False, old, data_dir=own)]
     count_file = data_dir / ".bench-analyses"
     have = int(count_file.read_text()) if count_file.exists() else 0
     one = root / "one.jsonl"
@@ -220,8 +240,8 @@ def main() -> None:
                 batch = write_records(root / "batch.jsonl", texts, 0, args.records,
                                       f"R{serial}")
                 write_records(one, texts, 0, 1, f"O{serial}")
-                single, single_cpu = way.save(data_dir, one)
-                whole, whole_cpu = way.save(data_dir, batch)
+                single, single_cpu = way.save(way.data_dir or data_dir, one)
+                whole, whole_cpu = way.save(way.data_dir or data_dir, batch)
                 rates[way.name].append((args.records - 1) / max(whole - single, 1e-9))
                 cpu_rates[way.name].append((args.records - 1) / max(whole_cpu - single_cpu,
                                                                      1e-9))

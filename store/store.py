@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +224,8 @@ class Store:
                 self._vectors.snapshot()
         except OSError as error:
             log.warning("index snapshot not written: %s", error.strerror)
+        if self._vectors is not None:
+            self._vectors.close()
         if self._cache is not None:
             self._cache.close()
         self.cipher.close()
@@ -322,14 +324,22 @@ class Store:
     def save_many(self, records: Iterable[tuple[str, AnalysisIn]]) -> list[SaveResult]:
         """Save records in batches; each is saved whole, reported a duplicate, or refused."""
         results: list[SaveResult] = []
-        for chunk in chunked(records, self.settings.save_batch_size):
-            results.extend(self.save_batch(chunk))
+        chunks = chunked(records, self.settings.save_batch_size)
+        chunk = next(chunks, None)
+        while chunk is not None:
+            following = next(chunks, None)
+            results.extend(self.save_batch(
+                chunk, following=[record for _label, record in following or ()]))
+            chunk = following
         return results
 
-    def save_batch(self, chunk: list[tuple[str, AnalysisIn]]) -> list[SaveResult]:
+    def save_batch(self, chunk: list[tuple[str, AnalysisIn]], *,
+                   following: Sequence[AnalysisIn] = ()) -> list[SaveResult]:
         """Save one batch of labelled records in one transaction (a failing batch falls back
         to one transaction per record); one result per record, in order. One audit event
-        per batch (not per record) keeps saving fast."""
+        per batch (not per record) keeps saving fast. `following` are the records the next
+        call will save: their vectors are begun in a helper process while this batch is
+        written."""
         self.require(Action.SAVE)
         now = utc_now()
         outcomes: list[SaveResult | PreparedSave] = []
@@ -344,6 +354,8 @@ class Store:
         if self.cipher.sealing and prepared:
             self.cipher.seal_batch(prepared)
         embed_runs = self.vectors.attach_vectors(prepared)
+        if following:
+            self.vectors.start_vectors(following)
         written = save_journalled(
             self.journal, prepared, now,
             write=lambda: write_batch(self.engine, prepared, embed_runs),

@@ -85,12 +85,18 @@ def save_raw_records(store: Store, records: Iterable[RawRecord], *, batch_size: 
     With pause_seconds, records are read by a thread and a chunk is also saved when the
     input pauses that long; with None, they are read in line (input that never pauses).
     """
-    if pause_seconds is None:
-        chunks = _chunks_in_line(records, batch_size, stop)
-    else:
-        chunks = _chunks(records, batch_size, pause_seconds, max_wait_seconds, stop)
-    for chunk in chunks:
-        yield _save_chunk(store, chunk)
+    if pause_seconds is not None:
+        for chunk in _chunks(records, batch_size, pause_seconds, max_wait_seconds, stop):
+            yield _save_chunk(store, _validated(store, chunk))
+        return
+    # Input that never pauses is read a chunk ahead: the next chunk's vectors are begun in a
+    # helper process while this one is written (input that may pause is never waited for).
+    chunks = (_validated(store, chunk) for chunk in _chunks_in_line(records, batch_size, stop))
+    current = next(chunks, None)
+    while current is not None:
+        following = next(chunks, None)
+        yield _save_chunk(store, current, following)
+        current = following
 
 
 def _may_pause(stream: IO[bytes]) -> bool:
@@ -220,21 +226,38 @@ def _drain(handoff: queue.Queue[RawRecord | _End], chunk: list[RawRecord], size:
         yield chunk
 
 
-def _save_chunk(store: Store, chunk: list[RawRecord]) -> list[SaveEvent]:
-    refused: dict[int, SaveEvent] = {}
-    valid: list[tuple[str, AnalysisIn]] = []
+class _Validated:
+    """A chunk of read records: those valid, and an event for each refused one by position."""
+
+    def __init__(self, chunk: list[RawRecord]) -> None:
+        self.chunk = chunk
+        self.refused: dict[int, SaveEvent] = {}
+        self.valid: list[tuple[str, AnalysisIn]] = []
+
+
+def _validated(store: Store, chunk: list[RawRecord]) -> _Validated:
+    checked = _Validated(chunk)
     default_model = store.settings.chat_model
     for position, raw in enumerate(chunk):
         try:
             if raw.error is not None:
                 raise raw.error
-            valid.append((raw.label, validate_record(raw.value, raw.label, default_model)))
+            checked.valid.append((raw.label, validate_record(raw.value, raw.label,
+                                                             default_model)))
         except RecordError as error:
-            refused[position] = SaveEvent(raw.label,
-                                          SaveResult.failed(_incident_id(raw.value), str(error)))
-    saved = iter(store.save_batch(valid))
-    return [refused[position] if position in refused else SaveEvent(raw.label, next(saved))
-            for position, raw in enumerate(chunk)]
+            checked.refused[position] = SaveEvent(
+                raw.label, SaveResult.failed(_incident_id(raw.value), str(error)))
+    return checked
+
+
+def _save_chunk(store: Store, checked: _Validated, following: _Validated | None = None
+                ) -> list[SaveEvent]:
+    saved = iter(store.save_batch(
+        checked.valid, following=[record for _label, record in following.valid]
+        if following is not None else ()))
+    return [checked.refused[position] if position in checked.refused
+            else SaveEvent(raw.label, next(saved))
+            for position, raw in enumerate(checked.chunk)]
 
 
 def _incident_id(value: Any) -> str | None:

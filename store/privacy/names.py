@@ -62,9 +62,8 @@ _NOT_LAST = _words(
 
 
 def _phones(masked: str) -> Iterator[_Candidate]:
-    """Phone numbers, looked for only around runs of seven or more digits (the matcher is slow)."""
-    import phonenumbers
-
+    """Phone numbers, looked for only around runs of seven or more digits (the matcher is slow,
+    and its import too: a text whose digit runs were all masked never loads it)."""
     windows: list[list[int]] = []
     for m in _rx(_PHONE_HINT).finditer(masked):
         start, end = max(0, m.start() - 6), m.end() + 12
@@ -72,6 +71,10 @@ def _phones(masked: str) -> Iterator[_Candidate]:
             windows[-1][1] = end
         else:
             windows.append([start, end])
+    if not windows:
+        return
+    import phonenumbers
+
     for start, end in windows:
         for match in phonenumbers.PhoneNumberMatcher(masked[start:end], PHONE_REGION):
             e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
@@ -242,15 +245,28 @@ def _surnames(text: str, people: list[_Candidate]) -> Iterator[_Candidate]:
             by_surname.setdefault(words[-1], person.value)
     if not by_surname:
         return
+    if all(text.count(surname) == 1 for surname in by_surname):
+        # Each surname occurs once, as the last word of its person (after a blank, so a word
+        # chain starts there): only the chains that start there need looking at.
+        for surname in by_surname:
+            chain = _rx(_WORD_CHAIN).match(text, text.index(surname))
+            if chain is not None:
+                yield from _surname_chain(chain, by_surname)
+        return
     # Words looked up in a dict, not one alternation of every surname: that costs a pass per
     # surname, so a text naming many people took quadratic time.
-    for m in _rx(_WORD_CHAIN).finditer(text):
-        word = m.group()
-        if word in by_surname:
-            yield _Candidate(_P_SURNAME, m.start(), m.end(), "PERSON", by_surname[word])
-        elif not word.isalnum():  # "Engel's", "Engel-led": the surname is one of the parts
-            for part in _rx(r"\w+").finditer(word):
-                if part.group() in by_surname:
-                    start = m.start() + part.start()
-                    yield _Candidate(_P_SURNAME, start, start + len(part.group()), "PERSON",
-                                     by_surname[part.group()])
+    for chain in _rx(_WORD_CHAIN).finditer(text):
+        yield from _surname_chain(chain, by_surname)
+
+
+def _surname_chain(chain: re.Match[str], by_surname: dict[str, str]) -> Iterator[_Candidate]:
+    """The surnames in one chain of words: the whole chain, or one of its parts."""
+    word = chain.group()
+    if word in by_surname:
+        yield _Candidate(_P_SURNAME, chain.start(), chain.end(), "PERSON", by_surname[word])
+    elif not word.isalnum():  # "Engel's", "Engel-led": the surname is one of the parts
+        for part in _rx(r"\w+").finditer(word):
+            if part.group() in by_surname:
+                start = chain.start() + part.start()
+                yield _Candidate(_P_SURNAME, start, start + len(part.group()), "PERSON",
+                                 by_surname[part.group()])
