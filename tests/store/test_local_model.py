@@ -84,6 +84,7 @@ def test_the_model_loads_with_the_hub_switched_off() -> None:
                                "HOME": str(empty)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == f"(1, {MODEL_DIMENSION})"
+    assert "Loading weights" not in done.stderr  # no progress bar on a script's stderr
 
 
 def test_make_embedder_names_the_model() -> None:
