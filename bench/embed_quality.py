@@ -13,6 +13,7 @@ before fusion).  The files are only read to measure: nothing here is fitted on t
 TF-IDF and BM25 baselines, which are fitted on the file by definition.
 
     .venv/bin/python bench/embed_quality.py             # both files side by side
+    .venv/bin/python bench/embed_quality.py --model all-minilm-l6-v2  # also a models-extra store
     .venv/bin/python bench/embed_quality.py --variants  # also the embedder variants on VCDB
     .venv/bin/python bench/embed_quality.py --ann 200000   # also IVF recall@10 vs exact
 """
@@ -175,9 +176,10 @@ def score_relevance(scores: np.ndarray, labels: list[str]) -> tuple[np.ndarray, 
     return flags[kept], counts
 
 
-def store_relevance(ids: list[str], texts: list[str], labels: list[str]
-                    ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Relevance flags of the product's own similar search, through a real store.
+def store_relevance(ids: list[str], texts: list[str], labels: list[str],
+                    embedder: str | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Relevance flags of the product's own similar search, through a real store (with the
+    default embedder, or the one named).
 
     Returns (flags of the first 10 results, reachable counts, saves/s, median query ms).
     """
@@ -190,7 +192,8 @@ def store_relevance(ids: list[str], texts: list[str], labels: list[str]
     sizes = Counter(labels)
     label_of = dict(zip(ids, labels, strict=True))
     with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(data_dir=Path(directory) / "data")
+        settings = Settings(data_dir=Path(directory) / "data",
+                            **({"embedder": embedder} if embedder else {}))
         with Store.open(settings) as store:
             records = [(identifier, AnalysisIn.model_validate({
                 "incident": {"incident_id": identifier, "title": "Incident",
@@ -337,8 +340,9 @@ def print_ann_recall(texts: list[str], count: int, queries: int = 500) -> None:
                   f"{per_query_ms:.2f} ms/query", flush=True)
 
 
-def side_by_side(files: list[Path]) -> None:
-    """The product's similar search and the baselines on each file, one column pair a file."""
+def side_by_side(files: list[Path], model: tuple[str, ...] = ()) -> None:
+    """The product's similar search and the baselines on each file, one column pair a file;
+    also a real store with each embedder named in model (the `models` extra's)."""
     rows: dict[str, list[str]] = {}
     notes = []
     for path in files:
@@ -347,6 +351,11 @@ def side_by_side(files: list[Path]) -> None:
         measured = {"incidex similar (default, real store)": quality_of(flags, counts)}
         notes.append(f"{path.name}: {len(texts)} records saved at {save_rate:.0f}/s, "
                      f"similar median {query_ms:.1f} ms a query")
+        for name in model:
+            flags, counts, save_rate, query_ms = store_relevance(ids, texts, labels, name)
+            measured[f"incidex similar ({name})"] = quality_of(flags, counts)
+            notes.append(f"{path.name} with {name}: saved (embedding on save) at "
+                         f"{save_rate:.1f}/s, similar median {query_ms:.1f} ms a query")
         vectors, _cold, _warm = measure(lambda: offline(), texts)
         measured["  vector only (hashed-concepts-v1)"] = evaluate(vectors, labels)
         measured["TF-IDF fitted on the file"] = evaluate(tfidf_fitted(texts)(texts), labels)
@@ -392,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ann", type=int, default=0, metavar="N",
                         help="also measure IVF recall@10 vs exact on N synthetic texts")
+    parser.add_argument("--model", action="append", default=[], metavar="EMBEDDER",
+                        help="also a real store with this embedder, e.g. all-minilm-l6-v2 or "
+                        "hashed-concepts-v1+all-minilm-l6-v2 (the models extra; slow)")
     parser.add_argument("--variants", action="store_true",
                         help="also compare the embedder variants on VCDB")
     args = parser.parse_args(argv)
@@ -401,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.path.insert(0, str(REPO_ROOT))
     print("machine shared with other engineers: timings are noisy, compare within one run")
-    side_by_side(files)
+    side_by_side(files, model=tuple(args.model))
     print_indicator_cost(files)
     if not VCDB_FILE.is_file():
         return 0

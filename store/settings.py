@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
     embedder: str = Field(
         default="hashed-concepts-v1",
-        description="Embedder for similar-incident search: an offline name or 'openai:<model>'.",
+        description="Embedder for similar-incident search: 'hashed-concepts-v1' (offline default), "
+        "'all-minilm-l6-v2' (local model, the models extra) or 'openai:<model>'.",
     )
     embed_on_save: bool = Field(
         default=True,

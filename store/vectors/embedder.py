@@ -15,6 +15,10 @@ import numpy as np
 from store.errors import StoreError
 
 DEFAULT_EMBEDDER = "hashed-concepts-v1"
+# The local sentence model of the `models` extra (store/vectors/local_model.py).
+MODEL_EMBEDDER = "all-minilm-l6-v2"
+# Both side by side, weighted alike (store/vectors/local_model.py).
+COMBINED_EMBEDDER = "hashed-concepts-v1+all-minilm-l6-v2"
 OFFLINE_BATCH_SIZE = 1024
 
 

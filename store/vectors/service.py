@@ -23,7 +23,13 @@ from store.ingest.pricing import price_call
 from store.ingest.records import PreparedSave
 from store.locations import index_directory
 from store.settings import Settings
-from store.vectors.embedder import DEFAULT_EMBEDDER, EmbedCall, Embedder
+from store.vectors.embedder import (
+    COMBINED_EMBEDDER,
+    DEFAULT_EMBEDDER,
+    MODEL_EMBEDDER,
+    EmbedCall,
+    Embedder,
+)
 from store.vectors.index import HNSW_SEARCH_BREADTHS, VectorIndex
 from store.vectors.text import embedding_text
 
@@ -647,12 +653,21 @@ def _embed_cost(calls: list[EmbedCall], tokens: int) -> Any:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    """The embedder settings.embedder names: the offline default or 'openai:<model>'."""
+    """The embedder settings.embedder names: the offline default, the local model of the
+    models extra, or 'openai:<model>'."""
     name = settings.embedder
     if name == DEFAULT_EMBEDDER:
         from store.vectors.offline import HashedConceptEmbedder
 
         return HashedConceptEmbedder()
+    if name == MODEL_EMBEDDER:
+        from store.vectors.local_model import SentenceModelEmbedder
+
+        return SentenceModelEmbedder()
+    if name == COMBINED_EMBEDDER:
+        from store.vectors.local_model import CombinedEmbedder
+
+        return CombinedEmbedder()
     if name.startswith("openai:") and name.removeprefix("openai:").strip():
         from store.vectors.remote import OpenAIEmbedder
 
@@ -662,7 +677,8 @@ def make_embedder(settings: Settings) -> Embedder:
             api_key=settings.openai_api_key,
             timeout_seconds=settings.openai_timeout_seconds,
         )
-    raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r} or 'openai:<model>'")
+    raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r}, {MODEL_EMBEDDER!r}, "
+                     f"{COMBINED_EMBEDDER!r} or 'openai:<model>'")
 
 
 def _text_of(record: AnalysisIn) -> str:
