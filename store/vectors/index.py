@@ -665,8 +665,9 @@ def _new_graph(kind: str, vectors: np.ndarray, seed: int) -> Any:
     dimension = vectors.shape[1]
     if kind == "hnsw":
         return faiss.IndexHNSWFlat(dimension, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
-    graph = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_LINKS,
-                              faiss.METRIC_INNER_PRODUCT)
+    # faiss's bundled stub types the quantizer kind as a ScalarQuantizer; it is the enum int.
+    graph = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit,  # type: ignore[arg-type]
+                              HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
     count = len(vectors)
     if count == 0:  # no vectors to learn from: the range a unit vector's components span
         sample = np.vstack([np.full(dimension, -1.0), np.full(dimension, 1.0)]).astype(np.float32)
