@@ -43,6 +43,7 @@ SQ_TRAINING_SAMPLE = 100_000  # vectors the 8-bit codes' per-dimension ranges ar
 # scores differ by less than a step (0.94 recall@10 on clustered test vectors, 1.0 re-ranked).
 RERANK_FACTOR = 4
 RERANK_MIN = 40
+POSITION_SCAN = 4096  # nodes added since the labels were last sorted, scanned for one vector
 FLOAT_KINDS = ("hnsw-sq8",)  # kinds whose snapshot carries the float vectors after the index
 # What `auto` builds from INDEX_APPROXIMATE_FROM vectors (and serves only if its recall holds):
 # on 1,000,000 prose-like vectors (bench/prose_scale.py) the float graph's 2 GB snapshot took
@@ -181,8 +182,10 @@ class VectorIndex:
         self.recall_check = recall_check
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
-        # The float vectors an 8-bit graph re-ranks its candidates by (None for other kinds).
+        # The float vectors an 8-bit graph re-ranks its candidates by (None for other kinds),
+        # and its labels sorted, with their node positions, for finding one vector's row.
         self._floats: FloatRows | None = None
+        self._by_label = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         if kind in FLOAT_KINDS:
             if floats is None or len(floats) != self._index.ntotal:
                 raise ValueError(f"an {kind!r} index needs the float vector of each node")
@@ -346,8 +349,28 @@ class VectorIndex:
                 return None
             if self._floats is None:
                 return held
-            position = np.flatnonzero(self._labels() == analysis_pk)
-            return self._floats.take(position[-1:])[0]  # the exact vector, not its codes
+            position = self._position(analysis_pk)
+            if position is None:
+                return None
+            return self._floats.take(np.array([position]))[0]  # exact, not its codes
+
+    def _position(self, analysis_pk: int) -> int | None:
+        """The graph node holding this analysis's live vector (a search of the labels sorted
+        once, then a scan of the nodes added since; a retired node is labelled -1)."""
+        labels = self._labels()
+        sorted_labels, order = self._by_label
+        if len(labels) - len(order) > POSITION_SCAN:
+            order = np.argsort(labels, kind="stable")
+            sorted_labels = labels[order]
+            self._by_label = (sorted_labels, order)
+        newer = np.flatnonzero(labels[len(order):] == analysis_pk)
+        if len(newer):
+            return len(order) + int(newer[-1])
+        at = int(np.searchsorted(sorted_labels, analysis_pk))
+        if at < len(order) and sorted_labels[at] == analysis_pk:
+            position = int(order[at])
+            return position if labels[position] == analysis_pk else None
+        return None
 
     def convert(self, kind: str, breadth: int, min_recall: float = 0.0,
                 exact_if_short: bool = False) -> RecallCheck | None:
@@ -373,6 +396,7 @@ class VectorIndex:
                 self._retired = 0
                 if kind in FLOAT_KINDS:
                     self._floats = FloatRows(vectors)
+                    self._by_label = (np.zeros(0, np.int64), np.zeros(0, np.int64))
                 check = tune_breadth(self, ids, vectors, breadth, min_recall)
                 self.recall_check = check
                 if exact_if_short and check.recall < min_recall:

@@ -104,12 +104,14 @@ def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
     assert set(first[0][5:].tolist()) <= set(rest[0].tolist())
 
 
-def test_a_graph_replaces_and_removes_vectors_it_cannot_delete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8"])
+def test_a_graph_replaces_and_removes_vectors_it_cannot_delete(kind: str, tmp_path: Path
+                                                               ) -> None:
     vectors = unit_vectors(2000)
     ids = np.arange(1, 2001, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors, high_water_mark=2000)
-    index.convert("hnsw", 64)
+    index.convert(kind, 64)
     replacement = unit_vectors(1, seed=5)
     index.add(ids[:1], replacement)
     assert index.remove(ids[1:3]) == 2 and index.remove(ids[1:3]) == 0
@@ -347,3 +349,20 @@ def test_verify_reads_the_float_rows_a_load_only_maps(settings: Settings) -> Non
         loaded, reason = VectorIndex.open_snapshot(index_directory(settings), embedder.name,
                                                    embedder.dimension)
         assert loaded is None and reason is not None and "bytes, its header says" in reason
+
+
+def test_an_8_bit_graph_gives_back_each_exact_vector_after_adds_and_replacements() -> None:
+    vectors = unit_vectors(9000)
+    ids = np.arange(1, 9001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids[:5000], vectors[:5000])
+    index.convert("hnsw-sq8", 32)
+    index.add(ids[5000:], vectors[5000:])  # past the nodes scanned unsorted: sorted again
+    replacement = unit_vectors(1, seed=4)
+    index.add(ids[10:11], replacement)
+    index.remove(ids[20:21])
+    for pk in (1, 11, 4999, 5001, 9000):
+        expected = replacement[0] if pk == 11 else vectors[pk - 1]
+        held = index.vector(pk)
+        assert held is not None and np.array_equal(held, expected)
+    assert index.vector(21) is None and index.vector(9001) is None
