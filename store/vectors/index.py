@@ -186,6 +186,8 @@ class VectorIndex:
         # and its labels sorted, with their node positions, for finding one vector's row.
         self._floats: FloatRows | None = None
         self._by_label = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        # The snapshot bytes a loaded 8-bit graph reads in place (None once it owns a copy).
+        self._mapped: np.ndarray | None = None
         if kind in FLOAT_KINDS:
             if floats is None or len(floats) != self._index.ntotal:
                 raise ValueError(f"an {kind!r} index needs the float vector of each node")
@@ -209,6 +211,7 @@ class VectorIndex:
             raise EmbedderMismatch(
                 f"vectors of dimension {vectors.shape[1]} given to an index of {self.dimension}")
         with self._lock:
+            self._own()
             self._remove(ids)
             if self.kind in GRAPH_KINDS and len(ids) > 1000:
                 with _all_cores():  # a catch-up's thousands of graph inserts
@@ -220,6 +223,16 @@ class VectorIndex:
             if high_water_mark is not None:
                 self.high_water_mark = max(self.high_water_mark, high_water_mark)
             self.unsaved += len(ids)
+
+    def _own(self) -> None:
+        """Copy an index read in place from its snapshot into memory before it grows: FAISS
+        cannot resize the mapped codes and links (it aborts). Once per process, on the first
+        add after a load; the id map, relabels included, goes with it."""
+        import faiss
+
+        if self._mapped is not None:
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove vectors by analysis id; returns how many were there."""
@@ -385,6 +398,7 @@ class VectorIndex:
         with self._lock:
             ids, vectors = self._all_vectors()
             self._index = None  # its memory goes before the new index takes as much
+            self._mapped = None
             with _all_cores():
                 if kind == "flat":
                     self.recall_check = None
@@ -551,24 +565,34 @@ class VectorIndex:
                 if (meta.embedder, meta.dimension) != (embedder, dimension):
                     return None, (f"made by embedder {meta.embedder!r} "
                                   f"(dimension {meta.dimension})")
-                digest = hashlib.sha256()
+                mapped = None
+                if meta.kind in FLOAT_KINDS:
+                    mapped = _mapped_index_bytes(path, index_start, meta)
+                    if not hmac.compare_digest(hashlib.sha256(mapped).hexdigest(),
+                                               meta.checksum):
+                        return None, "its index bytes do not match their checksum"
+                    faiss_index = _read_in_place(mapped)
+                    handle.seek(meta.index_bytes, os.SEEK_CUR)
+                else:
+                    digest = hashlib.sha256()
 
-                def read(size: int) -> bytes:
-                    chunk = handle.read(size)
-                    digest.update(chunk)
-                    return chunk
+                    def read(size: int) -> bytes:
+                        chunk = handle.read(size)
+                        digest.update(chunk)
+                        return chunk
 
-                # One pass over one open file: FAISS reads the bytes the checksum covers.
-                # (faiss's bundled stub omits PyCallbackIOReader, which the module exports.)
-                reader = faiss.PyCallbackIOReader(read, READ_CHUNK)  # type: ignore[attr-defined]
-                faiss_index = faiss.read_index(reader)
+                    # One pass over one open file: FAISS reads the bytes the checksum covers.
+                    # (faiss's bundled stub omits PyCallbackIOReader, which the module has.)
+                    reader = faiss.PyCallbackIOReader(  # type: ignore[attr-defined]
+                        read, READ_CHUNK)
+                    faiss_index = faiss.read_index(reader)
+                    if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
+                        return None, "its index bytes do not match their checksum"
                 floats = _mapped_floats(path, handle.tell(), handle.tell() - index_start, meta)
         except (OSError, ValueError, TypeError, KeyError, struct.error) as error:
             return None, f"unreadable ({error})"
         except RuntimeError as error:
             return None, f"unreadable index ({str(error).strip().splitlines()[0]})"
-        if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
-            return None, "its index bytes do not match their checksum"
         if faiss_index.d != dimension:
             return None, (f"it holds vectors of dimension {faiss_index.d}, its header says "
                           f"{meta.dimension}")
@@ -577,9 +601,30 @@ class VectorIndex:
                           f"for {faiss_index.ntotal:,} graph nodes")
         index = cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark,
                     meta.store_id, meta.revision, meta.skipped, meta.recall_check, floats)
+        index._mapped = mapped
         if len(index) != meta.count:
             return None, f"it holds {len(index)} vectors, its header says {meta.count}"
         return index, None
+
+
+def _mapped_index_bytes(path: Path, start: int, meta: IndexMeta) -> np.ndarray:
+    """A snapshot's index bytes, memory-mapped read-only."""
+    if start + meta.index_bytes > path.stat().st_size:
+        raise ValueError(f"the file is shorter than its header's {meta.index_bytes:,} index "
+                         "bytes")
+    return np.memmap(path, np.uint8, "r", offset=start, shape=(meta.index_bytes,))
+
+
+def _read_in_place(mapped: np.ndarray) -> Any:
+    """The index whose codes and graph links are these mapped bytes themselves (no copy: the
+    load reads only what the checksum reads); its id map is copied. It must never grow in
+    place (FAISS aborts the process): VectorIndex._own() copies it first."""
+    import faiss
+
+    # faiss's bundled stub omits ZeroCopyIOReader, which the module exports.
+    reader = faiss.ZeroCopyIOReader(  # type: ignore[attr-defined]
+        faiss.swig_ptr(mapped), mapped.size)
+    return faiss.read_index(reader, faiss.IO_FLAG_MMAP_IFC)
 
 
 def _mapped_floats(path: Path, index_end: int, index_bytes: int, meta: IndexMeta

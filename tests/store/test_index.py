@@ -366,3 +366,42 @@ def test_an_8_bit_graph_gives_back_each_exact_vector_after_adds_and_replacements
         held = index.vector(pk)
         assert held is not None and np.array_equal(held, expected)
     assert index.vector(21) is None and index.vector(9001) is None
+
+
+def test_a_loaded_8_bit_graph_reads_its_snapshot_in_place_and_copies_it_to_grow(
+        tmp_path: Path) -> None:
+    vectors = clustered_vectors(3000)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids, vectors, high_water_mark=3000)
+    index.convert("hnsw-sq8", 32, min_recall=0.95)
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and loaded._mapped is not None  # codes and links not copied
+    assert loaded.remove(ids[:1]) == 1  # a relabel: the id map is the process's own
+    _, found = loaded.search(vectors[1:4], 1)
+    assert found[:, 0].tolist() == [2, 3, 4]
+    late = unit_vectors(2, seed=8)
+    loaded.add(np.array([7001, 7002]), late, high_water_mark=7002)  # copies, then grows
+    assert loaded._mapped is None and len(loaded) == 3001
+    _, found = loaded.search(np.vstack([late, vectors[:1]]), 1)
+    assert found[:2, 0].tolist() == [7001, 7002] and found[2, 0] != 1
+    loaded.save_snapshot(tmp_path)  # over the file it was mapped from
+    again = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert again is not None and len(again) == 3001 and 1 not in again.ids()
+    held = again.vector(7002)
+    assert held is not None and np.array_equal(held, late[1])
+
+
+def test_an_8_bit_graph_whose_index_bytes_were_changed_is_not_read(tmp_path: Path) -> None:
+    index = VectorIndex("test", 32)
+    index.add(np.arange(1, 3001), clustered_vectors(3000), high_water_mark=3000)
+    meta = index.convert("hnsw-sq8", 32) and index.save_snapshot(tmp_path)
+    assert meta
+    path = tmp_path / "vectors.snapshot"
+    data = bytearray(path.read_bytes())
+    index_start = len(data) - meta.index_bytes - 3000 * 32 * 4
+    data[index_start + 100] ^= 0xFF  # checked before FAISS parses a byte of it
+    path.write_bytes(bytes(data))
+    assert VectorIndex.open_snapshot(tmp_path, "test", 32) == (
+        None, "its index bytes do not match their checksum")
