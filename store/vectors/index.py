@@ -568,7 +568,7 @@ class VectorIndex:
                 mapped = None
                 if meta.kind in FLOAT_KINDS:
                     mapped = _mapped_index_bytes(path, index_start, meta)
-                    if not hmac.compare_digest(hashlib.sha256(mapped).hexdigest(),
+                    if not hmac.compare_digest(hashlib.sha256(mapped.data).hexdigest(),
                                                meta.checksum):
                         return None, "its index bytes do not match their checksum"
                     faiss_index = _read_in_place(mapped)
