@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.prose_vectors import prose_vectors  # noqa: E402
 from bench.similar_scale import rss_mb  # noqa: E402
+from store.vectors import index as index_module  # noqa: E402
 from store.vectors.index import (  # noqa: E402
     FLOAT_KINDS,
     GRAPH_KINDS,
+    HNSW_BUILD_BREADTH,
     HNSW_SEARCH_BREADTHS,
     VectorIndex,
     _all_cores,
@@ -50,6 +52,7 @@ QUERIES = 1000
 EXACT_QUERIES = 50
 ADDED = 1000
 MIN_RECALL = 0.95
+QUICK = False  # --quick: only the chosen breadth
 
 
 def exact_truth(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
@@ -122,7 +125,7 @@ def run_kind(kind: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarra
     index.recall_check = check
     print(f"  {kind}: built in {build_seconds:.0f} s; recall check in "
           f"{time.perf_counter() - started:.1f} s: {check.describe()}", flush=True)
-    for width in breadths(index, check.breadth):
+    for width in [check.breadth] if QUICK else breadths(index, check.breadth):
         index.set_breadth(width)
         found, times = timed_search(index, queries, 10)
         _, wide_times = timed_search(index, queries[:200], 64)
@@ -200,12 +203,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200_000)
     parser.add_argument("--kinds", default="hnsw")
+    parser.add_argument("--build-breadth", type=int, default=0,
+                        help="efConstruction other than the store's: a cheaper graph of the "
+                        "same bytes, to measure its snapshot's size and load at a size whose "
+                        "full build does not fit the time (its recall is then not the store's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="measure only the breadth the recall check chose")
     parser.add_argument("--flat-snapshot", action="store_true",
                         help="only the load time of an exact snapshot of --size vectors")
     args = parser.parse_args()
     if args.flat_snapshot:
         flat_snapshot_load(args.size)
         return
+    if args.build_breadth:
+        index_module.HNSW_BUILD_BREADTH = args.build_breadth
+        print(f"efConstruction {args.build_breadth} (the store builds with "
+              f"{HNSW_BUILD_BREADTH})", flush=True)
+    global QUICK
+    QUICK = args.quick
     ids, vectors = prose_vectors(args.size)
     built = args.size - ADDED
     rng = np.random.default_rng(0)
