@@ -487,15 +487,13 @@ class VectorIndex:
                 self.recall_check and self.recall_check.kind == self.kind) else 0
             self._index.nprobe = max(nprobe, chosen)
 
-    def meta(self, checksum: str = "", index_bytes: int = 0, float_checksum: str = ""
-             ) -> IndexMeta:
+    def meta(self, checksum: str = "") -> IndexMeta:
         """A description of what the index holds now."""
         return IndexMeta(self.embedder, self.dimension, self.kind, len(self),
                          self.high_water_mark, self.store_id, self.revision,
                          tuple(sorted(self.skipped)), checksum,
-                         recall_check=self.recall_check, index_bytes=index_bytes,
-                         float_rows=len(self._floats) if self._floats is not None else 0,
-                         float_checksum=float_checksum)
+                         recall_check=self.recall_check,
+                         float_rows=len(self._floats) if self._floats is not None else 0)
 
     def search_excluding(self, vector: np.ndarray, k: int, excluded: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -522,13 +520,14 @@ class VectorIndex:
             serialized = faiss.serialize_index(self._index)
             # Rows up to here never change: the copy is written outside the lock.
             floats = self._floats.view() if self._floats is not None else None
+            meta = self.meta()  # what was serialized, whatever is added while it is written
             self.unsaved = 0
         float_digest = hashlib.sha256()
         for chunk in floats.chunks() if floats is not None else ():
             float_digest.update(chunk.data)
-        meta = self.meta(hashlib.sha256(serialized.data).hexdigest(), len(serialized),
-                         float_digest.hexdigest() if floats is not None else "")
-        meta = replace(meta, float_rows=len(floats) if floats is not None else 0)
+        meta = replace(meta, checksum=hashlib.sha256(serialized.data).hexdigest(),
+                       index_bytes=len(serialized),
+                       float_checksum=float_digest.hexdigest() if floats is not None else "")
         header = json.dumps(asdict(meta)).encode()
         temp = directory / f".{SNAPSHOT_FILE}.tmp-{os.getpid()}-{threading.get_ident()}"
         try:
