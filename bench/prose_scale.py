@@ -2,6 +2,11 @@
 
     python bench/prose_scale.py --size 200000 --kinds hnsw,ivf-sq8
     python bench/prose_scale.py --size 1000000 --kinds hnsw-sq8
+    python bench/prose_scale.py --size 1000000 --kinds hnsw-sq8 --build-breadth 16 --quick
+
+(The last builds a cheaper graph of the same bytes, for the snapshot's size and load time
+at a size whose efConstruction-80 build does not fit the time; its recall is not the
+store's. --quick measures only the breadth the recall check chose.)
 
 The vectors are bench/prose_vectors.py's (2-4 real VCDB and ATT&CK sentences per text,
 the default offline embedder), built once and cached outside the repo. For each kind it
@@ -10,8 +15,10 @@ measured on 200 of the index's own vectors, search widened until 0.95), then on 
 other queries drawn from the set it prints recall@10 against exact search and
 single-query p50/p99 at each breadth, for k=10 and for the k=64 that a similar search
 asks first; single adds on the saving path; and the load time and memory of its
-snapshot in a fresh process. Exact search over the same matrix is the baseline of the
-run (the machine is shared and noisy: compare figures within one run).
+snapshot in a fresh process (for "hnsw-sq8": the bytes read at load, the float rows after
+them being mapped, and the loaded index's first searches). Exact search over the same
+matrix is the baseline of the run (the machine is shared and noisy: compare figures within
+one run).
 
 Memory: the matrix (N x 512 float32) plus one index at a time; the last ADDED vectors
 are held out of the build and added one by one afterwards.
