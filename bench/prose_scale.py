@@ -1,7 +1,12 @@
 """Approximate search on prose-like vectors: recall@10 against exact, latency, adds, load.
 
     python bench/prose_scale.py --size 200000 --kinds hnsw,ivf-sq8
-    python bench/prose_scale.py --size 1000000 --kinds hnsw
+    python bench/prose_scale.py --size 1000000 --kinds hnsw-sq8
+    python bench/prose_scale.py --size 1000000 --kinds hnsw-sq8 --build-breadth 16 --quick
+
+(The last builds a cheaper graph of the same bytes, for the snapshot's size and load time
+at a size whose efConstruction-80 build does not fit the time; its recall is not the
+store's. --quick measures only the breadth the recall check chose.)
 
 The vectors are bench/prose_vectors.py's (2-4 real VCDB and ATT&CK sentences per text,
 the default offline embedder), built once and cached outside the repo. For each kind it
@@ -10,8 +15,10 @@ measured on 200 of the index's own vectors, search widened until 0.95), then on 
 other queries drawn from the set it prints recall@10 against exact search and
 single-query p50/p99 at each breadth, for k=10 and for the k=64 that a similar search
 asks first; single adds on the saving path; and the load time and memory of its
-snapshot in a fresh process. Exact search over the same matrix is the baseline of the
-run (the machine is shared and noisy: compare figures within one run).
+snapshot in a fresh process (for "hnsw-sq8": the bytes read at load, the float rows after
+them being mapped, and the loaded index's first searches). Exact search over the same
+matrix is the baseline of the run (the machine is shared and noisy: compare figures within
+one run).
 
 Memory: the matrix (N x 512 float32) plus one index at a time; the last ADDED vectors
 are held out of the build and added one by one afterwards.
@@ -35,9 +42,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.prose_vectors import prose_vectors  # noqa: E402
 from bench.similar_scale import rss_mb  # noqa: E402
+from store.vectors import index as index_module  # noqa: E402
 from store.vectors.index import (  # noqa: E402
+    FLOAT_KINDS,
+    GRAPH_KINDS,
+    HNSW_BUILD_BREADTH,
     HNSW_SEARCH_BREADTHS,
     VectorIndex,
+    _all_cores,
+    _read_header,
     build_approximate,
     tune_breadth,
 )
@@ -46,6 +59,7 @@ QUERIES = 1000
 EXACT_QUERIES = 50
 ADDED = 1000
 MIN_RECALL = 0.95
+QUICK = False  # --quick: only the chosen breadth
 
 
 def exact_truth(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int
@@ -97,7 +111,7 @@ def line(label: str, times: list[float], recall: float | None = None) -> str:
 
 def breadths(index: VectorIndex, chosen: int) -> list[int]:
     """The chosen breadth and its neighbours on the ladder, to show the trade."""
-    ladder = list(HNSW_SEARCH_BREADTHS) if index.kind == "hnsw" else [
+    ladder = list(HNSW_SEARCH_BREADTHS) if index.kind in GRAPH_KINDS else [
         chosen // 2, chosen, chosen * 2]
     return sorted({width for width in ladder if width > 0} | {chosen})
 
@@ -107,16 +121,18 @@ def run_kind(kind: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarra
     """Build one kind on all but the last ADDED vectors, measure it, add those, load it."""
     built = len(ids) - ADDED
     started = time.perf_counter()
-    start_breadth = HNSW_SEARCH_BREADTHS[0] if kind == "hnsw" else 32
-    index = VectorIndex("bench", vectors.shape[1], kind,
-                        build_approximate(kind, ids[:built], vectors[:built], start_breadth))
+    start_breadth = HNSW_SEARCH_BREADTHS[0] if kind in GRAPH_KINDS else 32
+    with _all_cores():  # as the store's convert() builds: on every core
+        built_index = build_approximate(kind, ids[:built], vectors[:built], start_breadth)
+    index = VectorIndex("bench", vectors.shape[1], kind, built_index,
+                        floats=vectors[:built] if kind in FLOAT_KINDS else None)
     build_seconds = time.perf_counter() - started
     started = time.perf_counter()
     check = tune_breadth(index, ids[:built], vectors[:built], start_breadth, MIN_RECALL)
     index.recall_check = check
     print(f"  {kind}: built in {build_seconds:.0f} s; recall check in "
           f"{time.perf_counter() - started:.1f} s: {check.describe()}", flush=True)
-    for width in breadths(index, check.breadth):
+    for width in [check.breadth] if QUICK else breadths(index, check.breadth):
         index.set_breadth(width)
         found, times = timed_search(index, queries, 10)
         _, wide_times = timed_search(index, queries[:200], 64)
@@ -137,8 +153,11 @@ def run_kind(kind: str, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarra
         del index  # the fresh process's memory is then its own, not added to ours
         gc.collect()
         size = (Path(scratch) / "vectors.snapshot").stat().st_size / 1e6
+        with open(Path(scratch) / "vectors.snapshot", "rb") as handle:
+            read = _read_header(handle).index_bytes / 1e6
         seconds, resident = snapshot_load(Path(scratch), vectors.shape[1])
-        print(f"  {kind} snapshot: written in {saved:.1f} s, {size:,.0f} MB; loaded in a fresh "
+        print(f"  {kind} snapshot: written in {saved:.1f} s, {size:,.0f} MB of which "
+              f"{read:,.0f} MB read at load (the rest, float vectors, mapped); loaded in a fresh "
               f"process in {seconds:.2f} s, +{resident:,.0f} MB resident (our RSS "
               f"{rss_mb():,.0f} MB)", flush=True)
 
@@ -152,14 +171,20 @@ def snapshot_load(directory: Path, dimension: int) -> tuple[float, float]:
         "cpu = time.process_time()\n"
         "index = VectorIndex.load_snapshot(Path(sys.argv[1]), 'bench', int(sys.argv[3]))\n"
         "assert index is not None\n"
-        "print(f'{time.perf_counter() - started:.3f} {rss_mb() - before:.0f} '\n"
-        "      f'{time.process_time() - cpu:.3f}')\n"
+        "loaded = time.perf_counter() - started; loaded_cpu = time.process_time() - cpu\n"
+        "import numpy as np; rng = np.random.default_rng(1); times = []\n"
+        "for pk in rng.choice(index.ids(), 200, replace=False).tolist():\n"
+        "    query = index.vector(pk); t = time.perf_counter(); index.search(query, 10)\n"
+        "    times.append((time.perf_counter() - t) * 1000)\n"
+        "print(f'{loaded:.3f} {rss_mb() - before:.0f} {loaded_cpu:.3f} '\n"
+        "      f'{np.percentile(times, 50):.2f} {np.percentile(times, 99):.2f}')\n"
     )
     output = subprocess.run([sys.executable, "-c", probe, str(directory), str(ROOT),
                              str(dimension)], capture_output=True, text=True,
                             check=True).stdout.split()
     print(f"  (the load's own CPU time: {float(output[2]):.2f} s; the rest of its wall time "
-          "is waiting for a core on this shared machine)", flush=True)
+          "is waiting for a core on this shared machine); the loaded index's first 200 "
+          f"searches: p50 {float(output[3]):.2f} ms, p99 {float(output[4]):.2f} ms", flush=True)
     return float(output[0]), float(output[1])
 
 
@@ -185,12 +210,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200_000)
     parser.add_argument("--kinds", default="hnsw")
+    parser.add_argument("--build-breadth", type=int, default=0,
+                        help="efConstruction other than the store's: a cheaper graph of the "
+                        "same bytes, to measure its snapshot's size and load at a size whose "
+                        "full build does not fit the time (its recall is then not the store's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="measure only the breadth the recall check chose")
     parser.add_argument("--flat-snapshot", action="store_true",
                         help="only the load time of an exact snapshot of --size vectors")
     args = parser.parse_args()
     if args.flat_snapshot:
         flat_snapshot_load(args.size)
         return
+    if args.build_breadth:
+        index_module.HNSW_BUILD_BREADTH = args.build_breadth
+        print(f"efConstruction {args.build_breadth} (the store builds with "
+              f"{HNSW_BUILD_BREADTH})", flush=True)
+    global QUICK
+    QUICK = args.quick
     ids, vectors = prose_vectors(args.size)
     built = args.size - ADDED
     rng = np.random.default_rng(0)

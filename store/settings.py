@@ -166,14 +166,15 @@ class Settings(BaseSettings):
         default=False,
         description="Also pseudonymise internal host names and private IP ranges before embedding.",
     )
-    index_kind: Literal["auto", "flat", "hnsw", "ivf", "ivf-sq8"] = Field(
+    index_kind: Literal["auto", "flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8"] = Field(
         default="auto",
-        description="Vector index: exact 'flat', approximate 'hnsw' (a graph), 'ivf' or "
-        "'ivf-sq8' (8-bit codes), or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, "
-        "'hnsw' above if its recall@10 measured on the store's vectors reaches 0.95.",
+        description="Vector index: exact 'flat', approximate 'hnsw' (a graph over the float "
+        "vectors), 'hnsw-sq8' (a graph over 8-bit codes), 'ivf' or 'ivf-sq8' (8-bit codes), "
+        "or 'auto': exact below INDEX_APPROXIMATE_FROM vectors, 'hnsw-sq8' above if its "
+        "recall@10 measured on the store's vectors reaches 0.95.",
     )
     index_approximate_from: int = Field(
-        default=200_000, description="Vector count from which 'auto' tries 'hnsw'."
+        default=200_000, description="Vector count from which 'auto' tries 'hnsw-sq8'."
     )
     index_nprobe: int = Field(
         default=32, description="Inverted lists an approximate search visits."

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import mmap
 import os
 import struct
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,7 +23,9 @@ from store.fileio import PRIVATE_FILE_MODE, fsync_path, private_directory
 
 SNAPSHOT_FILE = "vectors.snapshot"
 LEGACY_SNAPSHOT_FILES = ("vectors.faiss", "vectors.json")
-SNAPSHOT_FORMAT = 3  # 3: the header carries the approximate index's measured recall
+# 3: the header carries the approximate index's measured recall; 4: the FAISS bytes' length,
+# then (for "hnsw-sq8") the float vectors in graph order after them, mapped, not read, at load
+SNAPSHOT_FORMAT = 4
 SNAPSHOT_MAGIC = b"INCIDEX-VECTORS\n"
 _HEADER_LENGTH = struct.Struct("<I")
 READ_CHUNK = 1 << 24
@@ -32,6 +35,22 @@ RECALL_K = 10
 # error is about 0.007, and 1,000 other queries must still find min_recall.
 RECALL_MARGIN = 0.015
 HNSW_LINKS = 32  # graph neighbours per vector (M): 256 bytes of links per vector at 1M
+# The graph kinds: "hnsw" keeps the float vectors (2 KB each at 512 dimensions), "hnsw-sq8"
+# one byte per dimension (scalar codes, a quarter of the memory and of the snapshot).
+GRAPH_KINDS = ("hnsw", "hnsw-sq8")
+SQ_TRAINING_SAMPLE = 100_000  # vectors the 8-bit codes' per-dimension ranges are learnt from
+# "hnsw-sq8" walks its graph by 8-bit codes, then re-ranks this many times k candidates (at
+# least RERANK_MIN) by their exact float scores: the codes alone lose neighbours whose
+# scores differ by less than a step (0.94 recall@10 on clustered test vectors, 1.0 re-ranked).
+# On 200,000 prose-like vectors twice k found as many as four times k (bench/prose_scale.py).
+RERANK_FACTOR = 2
+RERANK_MIN = 40
+POSITION_SCAN = 4096  # nodes added since the labels were last sorted, scanned for one vector
+FLOAT_KINDS = ("hnsw-sq8",)  # kinds whose snapshot carries the float vectors after the index
+# What `auto` builds from INDEX_APPROXIMATE_FROM vectors (and serves only if its recall holds):
+# on 1,000,000 prose-like vectors (bench/prose_scale.py) the float graph's 2 GB snapshot took
+# 13.6 s to load; the 8-bit graph reads a third of that and maps the floats it re-ranks by.
+AUTO_APPROXIMATE_KIND = "hnsw-sq8"
 HNSW_BUILD_BREADTH = 80  # efConstruction: at 40, 200k prose vectors needed efSearch 256 for 0.95
 HNSW_SEARCH_BREADTHS = (32, 64, 128, 256, 512)  # efSearch tried, narrowest first
 IVF_PROBE_STEPS = 4  # an IVF index doubles its nprobe at most this many times
@@ -55,7 +74,7 @@ class RecallCheck:
 
     def describe(self) -> str:
         """One line for people: what was measured, on what."""
-        breadth = "efSearch" if self.kind == "hnsw" else "nprobe"
+        breadth = "efSearch" if self.kind in GRAPH_KINDS else "nprobe"
         return (f"{self.kind} recall@{RECALL_K} {self.recall:.3f} against exact, measured on "
                 f"{self.queries} of its own {self.count:,} vectors ({breadth} {self.breadth})")
 
@@ -79,6 +98,63 @@ class IndexMeta:
     checksum: str = ""
     format: int = SNAPSHOT_FORMAT
     recall_check: RecallCheck | None = None
+    index_bytes: int = 0  # length of the FAISS bytes; the float rows (if any) follow them
+    float_rows: int = 0  # float vectors after the index bytes, one per graph node
+    float_checksum: str = ""  # sha256 of those rows (checked by verify, not at every load)
+
+
+class FloatRows:
+    """The float vectors of an 8-bit graph, one row per graph node in node order: the rows
+    of the snapshot file, memory-mapped (read only as searches touch them), then the rows
+    added since in memory."""
+
+    def __init__(self, base: np.ndarray) -> None:
+        self.base = base
+        self._tail = np.zeros((0, base.shape[1]), np.float32)
+        self._tail_rows = 0
+
+    def __len__(self) -> int:
+        return len(self.base) + self._tail_rows
+
+    def append(self, rows: np.ndarray) -> None:
+        """Add rows after the last (room doubles, so adds cost no copy of what is held)."""
+        needed = self._tail_rows + len(rows)
+        if needed > len(self._tail):
+            grown = np.empty((max(needed, 2 * len(self._tail), 64), self._tail.shape[1]),
+                             np.float32)
+            grown[: self._tail_rows] = self._tail[: self._tail_rows]
+            self._tail = grown
+        self._tail[self._tail_rows : needed] = rows
+        self._tail_rows = needed
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The rows at these node positions."""
+        split = len(self.base)
+        if self._tail_rows == 0 or (positions < split).all():
+            return np.asarray(self.base[positions])
+        rows = np.empty((len(positions), self.base.shape[1]), np.float32)
+        low = positions < split
+        rows[low] = self.base[positions[low]]
+        rows[~low] = self._tail[positions[~low] - split]
+        return rows
+
+    def view(self) -> FloatRows:
+        """The rows held now, unchanged by later appends."""
+        frozen = FloatRows(self.base)
+        frozen._tail = self._tail[: self._tail_rows]
+        frozen._tail_rows = self._tail_rows
+        return frozen
+
+    def chunks(self, size: int = 1 << 16) -> Iterator[np.ndarray]:
+        """Every row in order, a bounded block at a time (for writing a snapshot)."""
+        for start in range(0, len(self.base), size):
+            yield np.ascontiguousarray(self.base[start : start + size])
+        if self._tail_rows:
+            yield self._tail[: self._tail_rows]
+
+    def all(self) -> np.ndarray:
+        """Every row, in memory."""
+        return np.concatenate(list(self.chunks())) if len(self) else self.base[:0].copy()
 
 
 class VectorIndex:
@@ -92,7 +168,8 @@ class VectorIndex:
     def __init__(self, embedder: str, dimension: int, kind: str = "flat",
                  faiss_index: Any | None = None, high_water_mark: int = 0,
                  store_id: str = "", revision: str = "",
-                 skipped: Iterable[int] = (), recall_check: RecallCheck | None = None) -> None:
+                 skipped: Iterable[int] = (), recall_check: RecallCheck | None = None,
+                 floats: np.ndarray | None = None) -> None:
         _single_threaded_search()
         self.embedder = embedder
         self.dimension = dimension
@@ -107,7 +184,17 @@ class VectorIndex:
         self.recall_check = recall_check
         self._lock = threading.RLock()
         self._index = faiss_index if faiss_index is not None else new_faiss_index(kind, dimension)
-        self._retired = int((self._labels() < 0).sum()) if kind == "hnsw" else 0
+        # The float vectors an 8-bit graph re-ranks its candidates by (None for other kinds),
+        # and its labels sorted, with their node positions, for finding one vector's row.
+        self._floats: FloatRows | None = None
+        self._by_label = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        # The snapshot bytes a loaded 8-bit graph reads in place (None once it owns a copy).
+        self._mapped: np.ndarray | None = None
+        if kind in FLOAT_KINDS:
+            if floats is None or len(floats) != self._index.ntotal:
+                raise ValueError(f"an {kind!r} index needs the float vector of each node")
+            self._floats = FloatRows(floats)
+        self._retired = int((self._labels() < 0).sum()) if kind in GRAPH_KINDS else 0
         self.unsaved = 0  # vectors changed since the last snapshot
         self.replaces_snapshot = False  # the snapshot on disk was set aside: rewrite it soon
 
@@ -126,15 +213,28 @@ class VectorIndex:
             raise EmbedderMismatch(
                 f"vectors of dimension {vectors.shape[1]} given to an index of {self.dimension}")
         with self._lock:
+            self._own()
             self._remove(ids)
-            if self.kind == "hnsw" and len(ids) > 1000:
+            if self.kind in GRAPH_KINDS and len(ids) > 1000:
                 with _all_cores():  # a catch-up's thousands of graph inserts
                     self._index.add_with_ids(vectors, ids)
             else:
                 self._index.add_with_ids(vectors, ids)
+            if self._floats is not None:
+                self._floats.append(vectors)
             if high_water_mark is not None:
                 self.high_water_mark = max(self.high_water_mark, high_water_mark)
             self.unsaved += len(ids)
+
+    def _own(self) -> None:
+        """Copy an index read in place from its snapshot into memory before it grows: FAISS
+        cannot resize the mapped codes and links (it aborts). Once per process, on the first
+        add after a load; the id map, relabels included, goes with it."""
+        import faiss
+
+        if self._mapped is not None:
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove vectors by analysis id; returns how many were there."""
@@ -145,7 +245,7 @@ class VectorIndex:
 
     def _remove(self, ids: np.ndarray) -> int:
         """Take these ids out of search (a graph relabels their nodes); how many were held."""
-        if self.kind != "hnsw":
+        if self.kind not in GRAPH_KINDS:
             return int(self._index.remove_ids(ids))
         labels = self._labels()
         held = np.isin(labels, ids)
@@ -172,26 +272,61 @@ class VectorIndex:
             if len(self) == 0:
                 empty = np.full((len(queries), k), -1, dtype=np.int64)
                 return np.zeros((len(queries), k), dtype=np.float32), empty
-            params, _alive = self._search_parameters(None)
-            scores, ids = self._index.search(queries, min(k, len(self)), params=params)
+            return self._search(queries, min(k, len(self)), None)
+
+    def _search(self, queries: np.ndarray, k: int, selector: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of each query among the ids the selector (None: all) lets through."""
+        if self._floats is None:
+            params, _alive = self._search_parameters(selector)
+            return self._index.search(queries, k, params=params)  # type: ignore[no-any-return]
+        return self._reranked(queries, k, selector)
+
+    def _reranked(self, queries: np.ndarray, k: int, selector: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the graph of 8-bit codes, ordered by their exact float scores.
+
+        The graph is searched for node positions (not ids), which index the float rows; the
+        id selector is translated to positions the way the id map itself does it.
+        """
+        import faiss
+
+        wide = min(max(k * RERANK_FACTOR, RERANK_MIN), len(self))
+        params, alive = self._search_parameters(selector, force=True)
+        params.efSearch = max(self.breadth, wide)
+        if params.sel is not None:
+            translated = faiss.IDSelectorTranslated(self._index.id_map, params.sel)
+            alive.append(translated)
+            params.sel = translated
+        inner = faiss.downcast_index(self._index.index)
+        _, positions = inner.search(queries, wide, params=params)
+        labels = self._labels()
+        assert self._floats is not None
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        for row, (query, found) in enumerate(zip(queries, positions, strict=True)):
+            found = found[found >= 0]
+            exact = self._floats.take(found) @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[row, : len(best)] = exact[best]
+            ids[row, : len(best)] = labels[found[best]]
         return scores, ids
 
-    def _search_parameters(self, selector: Any) -> tuple[Any, list[Any]]:
+    def _search_parameters(self, selector: Any, force: bool = False) -> tuple[Any, list[Any]]:
         """FAISS search parameters of this kind, with the selector (and the live-id one a graph
         with retired nodes needs); also the selectors, which the caller keeps referenced
         while it searches, since SWIG does not keep inner selectors alive."""
         import faiss
 
         alive = [selector]
-        if self.kind == "hnsw" and self._retired:
+        if self.kind in GRAPH_KINDS and self._retired:
             live = faiss.IDSelectorRange(*_LIVE_IDS)
             alive.append(live)
             selector = live if selector is None else faiss.IDSelectorAnd(live, selector)
             alive.append(selector)
-        if selector is None:
+        if selector is None and not force:
             return None, alive  # the index's own breadth, no filter
         params: Any
-        if self.kind == "hnsw":
+        if self.kind in GRAPH_KINDS:
             # faiss's bundled stub omits SearchParametersHNSW, which the module exports.
             params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = self.breadth
@@ -224,9 +359,33 @@ class VectorIndex:
             return None
         with self._lock:
             try:
-                return np.asarray(self._index.reconstruct(int(analysis_pk)), dtype=np.float32)
+                held = np.asarray(self._index.reconstruct(int(analysis_pk)), dtype=np.float32)
             except RuntimeError:
                 return None
+            if self._floats is None:
+                return held
+            position = self._position(analysis_pk)
+            if position is None:
+                return None
+            return self._floats.take(np.array([position]))[0]  # exact, not its codes
+
+    def _position(self, analysis_pk: int) -> int | None:
+        """The graph node holding this analysis's live vector (a search of the labels sorted
+        once, then a scan of the nodes added since; a retired node is labelled -1)."""
+        labels = self._labels()
+        sorted_labels, order = self._by_label
+        if len(labels) - len(order) > POSITION_SCAN:
+            order = np.argsort(labels, kind="stable")
+            sorted_labels = labels[order]
+            self._by_label = (sorted_labels, order)
+        newer = np.flatnonzero(labels[len(order):] == analysis_pk)
+        if len(newer):
+            return len(order) + int(newer[-1])
+        at = int(np.searchsorted(sorted_labels, analysis_pk))
+        if at < len(order) and sorted_labels[at] == analysis_pk:
+            position = int(order[at])
+            return position if labels[position] == analysis_pk else None
+        return None
 
     def convert(self, kind: str, breadth: int, min_recall: float = 0.0,
                 exact_if_short: bool = False) -> RecallCheck | None:
@@ -241,14 +400,19 @@ class VectorIndex:
         with self._lock:
             ids, vectors = self._all_vectors()
             self._index = None  # its memory goes before the new index takes as much
+            self._mapped = None
             with _all_cores():
                 if kind == "flat":
                     self.recall_check = None
                     self._become_exact(ids, vectors)
                     return None
+                self._floats = None
                 self._index = build_approximate(kind, ids, vectors, breadth)
                 self.kind = kind
                 self._retired = 0
+                if kind in FLOAT_KINDS:
+                    self._floats = FloatRows(vectors)
+                    self._by_label = (np.zeros(0, np.int64), np.zeros(0, np.int64))
                 check = tune_breadth(self, ids, vectors, breadth, min_recall)
                 self.recall_check = check
                 if exact_if_short and check.recall < min_recall:
@@ -260,6 +424,7 @@ class VectorIndex:
     def _become_exact(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Hold these vectors in an exact index."""
         self._index = new_faiss_index("flat", self.dimension)
+        self._floats = None
         if len(ids):
             self._index.add_with_ids(vectors, ids)
         self.kind = "flat"
@@ -273,8 +438,12 @@ class VectorIndex:
         if hasattr(self._index, "id_map"):
             labels = self._labels().copy()
             inner = faiss.downcast_index(self._index.index)
-            vectors = inner.reconstruct_n(0, inner.ntotal) if len(labels) else np.zeros(
-                (0, self.dimension), np.float32)
+            if self._floats is not None:
+                vectors = self._floats.all()  # the exact vectors, not their 8-bit codes
+            elif len(labels):
+                vectors = inner.reconstruct_n(0, inner.ntotal)
+            else:
+                vectors = np.zeros((0, self.dimension), np.float32)
             live = labels >= 0
             return labels[live], (vectors if live.all() else vectors[live])
         ids = self.ids()
@@ -285,12 +454,12 @@ class VectorIndex:
     @property
     def breadth(self) -> int:
         """How widely an approximate search looks: efSearch of a graph, nprobe of lists."""
-        if self.kind == "hnsw":
+        if self.kind in GRAPH_KINDS:
             return int(self._graph().efSearch)
         return int(getattr(self._index, "nprobe", 0))
 
     def _graph(self) -> Any:
-        """The HNSW structure inside an "hnsw" index (its search and build parameters)."""
+        """The HNSW structure inside a graph index (its search and build parameters)."""
         import faiss
 
         inner: Any = faiss.downcast_index(self._index.index)
@@ -298,14 +467,14 @@ class VectorIndex:
 
     def breadths_from(self, breadth: int) -> list[int]:
         """The search breadths a recall check tries, narrowest first, from this one."""
-        if self.kind == "hnsw":
+        if self.kind in GRAPH_KINDS:
             return [width for width in HNSW_SEARCH_BREADTHS if width >= breadth] or [breadth]
         nlist = int(getattr(self._index, "nlist", breadth))
         return sorted({min(breadth << step, nlist) for step in range(IVF_PROBE_STEPS + 1)})
 
     def set_breadth(self, breadth: int) -> None:
         """Set efSearch (graph) or nprobe (lists): wider is slower and finds more."""
-        if self.kind == "hnsw":
+        if self.kind in GRAPH_KINDS:
             self._graph().efSearch = breadth
         elif hasattr(self._index, "nprobe"):
             self._index.nprobe = breadth
@@ -323,7 +492,8 @@ class VectorIndex:
         return IndexMeta(self.embedder, self.dimension, self.kind, len(self),
                          self.high_water_mark, self.store_id, self.revision,
                          tuple(sorted(self.skipped)), checksum,
-                         recall_check=self.recall_check)
+                         recall_check=self.recall_check,
+                         float_rows=len(self._floats) if self._floats is not None else 0)
 
     def search_excluding(self, vector: np.ndarray, k: int, excluded: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -339,9 +509,7 @@ class VectorIndex:
         with self._lock:
             if len(self) == 0:
                 return np.zeros((1, k), np.float32), np.full((1, k), -1, np.int64)
-            params, _alive = self._search_parameters(selector)
-            scores, ids = self._index.search(query, min(k, len(self)), params=params)
-        return scores, ids
+            return self._search(query, min(k, len(self)), selector)
 
     def save_snapshot(self, directory: Path) -> IndexMeta:
         """Write the snapshot as one file, atomically (temp file, fsync, rename)."""
@@ -350,13 +518,22 @@ class VectorIndex:
         private_directory(directory)
         with self._lock:
             serialized = faiss.serialize_index(self._index)
-            meta = self.meta(hashlib.sha256(serialized.data).hexdigest())
+            # Rows up to here never change: the copy is written outside the lock.
+            floats = self._floats.view() if self._floats is not None else None
+            meta = self.meta()  # what was serialized, whatever is added while it is written
             self.unsaved = 0
+        float_digest = hashlib.sha256()
+        for chunk in floats.chunks() if floats is not None else ():
+            float_digest.update(chunk.data)
+        meta = replace(meta, checksum=hashlib.sha256(serialized.data).hexdigest(),
+                       index_bytes=len(serialized),
+                       float_checksum=float_digest.hexdigest() if floats is not None else "")
         header = json.dumps(asdict(meta)).encode()
         temp = directory / f".{SNAPSHOT_FILE}.tmp-{os.getpid()}-{threading.get_ident()}"
         try:
             _write_synced(temp, SNAPSHOT_MAGIC, _HEADER_LENGTH.pack(len(header)), header,
-                          serialized.data)
+                          serialized.data,
+                          *(chunk.data for chunk in (floats.chunks() if floats else ())))
             os.replace(temp, directory / SNAPSHOT_FILE)
         except BaseException:
             temp.unlink(missing_ok=True)  # a full disk leaves no half-written temp behind
@@ -383,36 +560,112 @@ class VectorIndex:
         try:
             with open(path, "rb") as handle:
                 meta = _read_header(handle)
+                index_start = handle.tell()
                 if meta.format != SNAPSHOT_FORMAT:
                     return None, f"format {meta.format}, not {SNAPSHOT_FORMAT}"
                 if (meta.embedder, meta.dimension) != (embedder, dimension):
                     return None, (f"made by embedder {meta.embedder!r} "
                                   f"(dimension {meta.dimension})")
-                digest = hashlib.sha256()
+                mapped = None
+                if meta.kind in FLOAT_KINDS:
+                    mapped = _mapped_index_bytes(path, index_start, meta)
+                    if not hmac.compare_digest(hashlib.sha256(mapped.data).hexdigest(),
+                                               meta.checksum):
+                        return None, "its index bytes do not match their checksum"
+                    faiss_index = _read_in_place(mapped)
+                    handle.seek(meta.index_bytes, os.SEEK_CUR)
+                else:
+                    digest = hashlib.sha256()
 
-                def read(size: int) -> bytes:
-                    chunk = handle.read(size)
-                    digest.update(chunk)
-                    return chunk
+                    def read(size: int) -> bytes:
+                        chunk = handle.read(size)
+                        digest.update(chunk)
+                        return chunk
 
-                # One pass over one open file: FAISS reads the bytes the checksum covers.
-                # (faiss's bundled stub omits PyCallbackIOReader, which the module exports.)
-                reader = faiss.PyCallbackIOReader(read, READ_CHUNK)  # type: ignore[attr-defined]
-                faiss_index = faiss.read_index(reader)
+                    # One pass over one open file: FAISS reads the bytes the checksum covers.
+                    # (faiss's bundled stub omits PyCallbackIOReader, which the module has.)
+                    reader = faiss.PyCallbackIOReader(  # type: ignore[attr-defined]
+                        read, READ_CHUNK)
+                    faiss_index = faiss.read_index(reader)
+                    if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
+                        return None, "its index bytes do not match their checksum"
+                floats = _mapped_floats(path, handle.tell(), handle.tell() - index_start, meta)
         except (OSError, ValueError, TypeError, KeyError, struct.error) as error:
             return None, f"unreadable ({error})"
         except RuntimeError as error:
             return None, f"unreadable index ({str(error).strip().splitlines()[0]})"
-        if not hmac.compare_digest(digest.hexdigest(), meta.checksum):
-            return None, "its index bytes do not match their checksum"
         if faiss_index.d != dimension:
             return None, (f"it holds vectors of dimension {faiss_index.d}, its header says "
                           f"{meta.dimension}")
+        if meta.kind in FLOAT_KINDS and (floats is None or len(floats) != faiss_index.ntotal):
+            return None, (f"it holds {0 if floats is None else len(floats):,} float vectors "
+                          f"for {faiss_index.ntotal:,} graph nodes")
         index = cls(embedder, dimension, meta.kind, faiss_index, meta.high_water_mark,
-                    meta.store_id, meta.revision, meta.skipped, meta.recall_check)
+                    meta.store_id, meta.revision, meta.skipped, meta.recall_check, floats)
+        index._mapped = mapped
         if len(index) != meta.count:
             return None, f"it holds {len(index)} vectors, its header says {meta.count}"
         return index, None
+
+
+def _mapped_index_bytes(path: Path, start: int, meta: IndexMeta) -> np.ndarray:
+    """A snapshot's index bytes, memory-mapped read-only."""
+    if start + meta.index_bytes > path.stat().st_size:
+        raise ValueError(f"the file is shorter than its header's {meta.index_bytes:,} index "
+                         "bytes")
+    return np.memmap(path, np.uint8, "r", offset=start, shape=(meta.index_bytes,))
+
+
+def _read_in_place(mapped: np.ndarray) -> Any:
+    """The index whose codes and graph links are these mapped bytes themselves (no copy: the
+    load reads only what the checksum reads); its id map is copied. It must never grow in
+    place (FAISS aborts the process): VectorIndex._own() copies it first."""
+    import faiss
+
+    # faiss's bundled stub omits ZeroCopyIOReader, which the module exports.
+    reader = faiss.ZeroCopyIOReader(  # type: ignore[attr-defined]
+        faiss.swig_ptr(mapped), mapped.size)
+    return faiss.read_index(reader, faiss.IO_FLAG_MMAP_IFC)
+
+
+def _mapped_floats(path: Path, index_end: int, index_bytes: int, meta: IndexMeta
+                   ) -> np.ndarray | None:
+    """The float rows after a snapshot's index bytes, memory-mapped read-only (None if the
+    snapshot has none); ValueError if the file is not exactly as long as the header says."""
+    if index_bytes != meta.index_bytes:
+        raise ValueError(f"its index is {index_bytes:,} bytes, its header says "
+                         f"{meta.index_bytes:,}")
+    start = index_end
+    expected = start + meta.float_rows * meta.dimension * 4
+    size = path.stat().st_size
+    if size != expected:
+        raise ValueError(f"the file is {size:,} bytes, its header says {expected:,}")
+    if not meta.float_rows:
+        return None
+    rows = np.memmap(path, np.float32, "r", offset=start, shape=(meta.float_rows, meta.dimension))
+    # A search touches a few dozen scattered rows: read those pages, not the ones around them.
+    rows._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    return rows
+
+
+def floats_problem(directory: Path) -> str | None:
+    """Why the float rows of an "hnsw-sq8" snapshot differ from their checksum, or None:
+    a read of every row, which a load skips (`incidex verify` makes it)."""
+    path = directory / SNAPSHOT_FILE
+    try:
+        with open(path, "rb") as handle:
+            meta = _read_header(handle)
+            if meta.format != SNAPSHOT_FORMAT or not meta.float_rows:
+                return None
+            handle.seek(meta.index_bytes, os.SEEK_CUR)
+            digest = hashlib.sha256()
+            while chunk := handle.read(READ_CHUNK):
+                digest.update(chunk)
+    except (OSError, ValueError, KeyError, struct.error) as error:
+        return f"unreadable ({error})"
+    if not hmac.compare_digest(digest.hexdigest(), meta.float_checksum):
+        return "its float vectors do not match their checksum"
+    return None
 
 
 def _read_header(handle: BinaryIO) -> IndexMeta:
@@ -467,14 +720,35 @@ def build_approximate(kind: str, ids: np.ndarray, vectors: np.ndarray, breadth: 
     """
     import faiss
 
-    if kind == "hnsw":
-        graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    if kind in GRAPH_KINDS:
+        graph = _new_graph(kind, vectors, seed)
         graph.hnsw.efConstruction = HNSW_BUILD_BREADTH
         graph.hnsw.efSearch = breadth
         index = faiss.IndexIDMap2(graph)
         index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids, np.int64))
         return index
     return _build_inverted_file(kind, ids, vectors, breadth, seed)
+
+
+def _new_graph(kind: str, vectors: np.ndarray, seed: int) -> Any:
+    """An empty HNSW graph of this kind, its 8-bit codes (if any) trained on the vectors."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    if kind == "hnsw":
+        return faiss.IndexHNSWFlat(dimension, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    # faiss's bundled stub types the quantizer kind as a ScalarQuantizer; it is the enum int.
+    graph = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit,  # type: ignore[arg-type]
+                              HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    count = len(vectors)
+    if count == 0:  # no vectors to learn from: the range a unit vector's components span
+        sample = np.vstack([np.full(dimension, -1.0), np.full(dimension, 1.0)]).astype(np.float32)
+    else:
+        rows = np.random.default_rng(seed).choice(count, min(count, SQ_TRAINING_SAMPLE),
+                                                  replace=False)
+        sample = np.ascontiguousarray(vectors[np.sort(rows)])
+    graph.train(sample)
+    return graph
 
 
 def _build_inverted_file(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe: int,

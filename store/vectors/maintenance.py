@@ -18,7 +18,7 @@ from store.db.writes import insert_embedding_rows, vector_problem
 from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
-from store.vectors.index import VectorIndex
+from store.vectors.index import SNAPSHOT_FILE, VectorIndex, floats_problem
 from store.vectors.service import embedding_run_row, same_vector
 
 if TYPE_CHECKING:
@@ -99,6 +99,18 @@ class VerifyReport:
         return {name: getattr(self, name) for name in self.__slots__} | {"in_step": self.in_step}
 
 
+def _check_floats(service: VectorService) -> str | None:
+    """Why the float rows of an "hnsw-sq8" snapshot cannot be trusted, or None. A load maps
+    them without reading them; here every row is read against its checksum, and a snapshot
+    that fails is removed, so the next open rebuilds the index from the database."""
+    directory = index_directory(service.settings)
+    problem = floats_problem(directory)
+    if problem is not None:
+        (directory / SNAPSHOT_FILE).unlink(missing_ok=True)
+        service.forget_index()
+    return problem
+
+
 def verify(service: VectorService, sample: int = 200) -> VerifyReport:
     """Compare the index this process would search with the database, id by id."""
     embedder = service.embedder
@@ -106,6 +118,8 @@ def verify(service: VectorService, sample: int = 200) -> VerifyReport:
                                                     embedder.name, embedder.dimension)
     if as_found is not None:
         set_aside = service.snapshot_problem(as_found)
+        if set_aside is None:
+            set_aside = _check_floats(service)
     # A snapshot set aside is compared as it was found, so the report shows what was wrong.
     index = as_found if as_found is not None else service.rebuild_index()
     try:

@@ -30,7 +30,12 @@ from store.vectors.embedder import (
     EmbedCall,
     Embedder,
 )
-from store.vectors.index import HNSW_SEARCH_BREADTHS, VectorIndex
+from store.vectors.index import (
+    AUTO_APPROXIMATE_KIND,
+    GRAPH_KINDS,
+    HNSW_SEARCH_BREADTHS,
+    VectorIndex,
+)
 from store.vectors.text import embedding_text
 
 if TYPE_CHECKING:
@@ -428,9 +433,10 @@ class VectorService:
         if kind != "auto":
             return kind
         # On prose-like vectors (bench/prose_scale.py) inverted files lose a quarter of the
-        # true top ten at nprobe 32; the graph keeps recall@10 above 0.95 at about a
+        # true top ten at nprobe 32; a graph keeps recall@10 above 0.95 at about a
         # millisecond. Whether it does on this store is measured when it is built.
-        return "hnsw" if count >= self.settings.index_approximate_from else "flat"
+        return (AUTO_APPROXIMATE_KIND if count >= self.settings.index_approximate_from
+                else "flat")
 
     def _fit_kind(self, index: VectorIndex) -> None:
         """Switch exact and approximate as the settings and the size ask, once, at load.
@@ -452,7 +458,7 @@ class VectorService:
 
     def _first_breadth(self, kind: str) -> int:
         """The narrowest search a recall check starts from."""
-        return HNSW_SEARCH_BREADTHS[0] if kind == "hnsw" else self.settings.index_nprobe
+        return HNSW_SEARCH_BREADTHS[0] if kind in GRAPH_KINDS else self.settings.index_nprobe
 
     @property
     def index_loaded(self) -> bool:
@@ -593,11 +599,11 @@ def _refused_lately(index: VectorIndex, wanted: str) -> bool:
 
 
 def same_vector(held: np.ndarray, blob: bytes, kind: str) -> bool:
-    """Whether an index vector is the stored one (approximate kinds keep 8-bit codes)."""
+    """Whether an index vector is the stored one ("ivf-sq8" keeps only 8-bit codes)."""
     stored = np.frombuffer(blob, dtype=np.float32)
     if stored.shape != held.shape:
         return False
-    if kind in ("flat", "ivf", "hnsw"):
+    if kind in ("flat", "ivf", "hnsw", "hnsw-sq8"):  # "hnsw-sq8" keeps the floats it re-ranks by
         return bool(np.allclose(held, stored, atol=1e-6))
     norms = float(np.linalg.norm(held) * np.linalg.norm(stored))
     return norms == 0.0 or float(held @ stored) / norms >= 0.98

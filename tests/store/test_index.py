@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from store.ingest.records import validate_record
+from store.locations import index_directory
 from store.settings import Settings
 from store.store import Store
 from store.vectors.index import RecallCheck, VectorIndex
@@ -20,7 +21,7 @@ def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8"])
 def test_kinds_find_each_vector_and_survive_a_snapshot(kind: str, tmp_path: Path) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(10, 3010, dtype=np.int64)
@@ -89,7 +90,7 @@ def test_a_snapshot_of_the_two_file_format_is_ignored_and_replaced(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.snapshot"]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8"])
 def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
     vectors = unit_vectors(3000)
     ids = np.arange(1, 3001, dtype=np.int64)
@@ -103,12 +104,14 @@ def test_search_excluding_leaves_out_the_given_ids(kind: str) -> None:
     assert set(first[0][5:].tolist()) <= set(rest[0].tolist())
 
 
-def test_a_graph_replaces_and_removes_vectors_it_cannot_delete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8"])
+def test_a_graph_replaces_and_removes_vectors_it_cannot_delete(kind: str, tmp_path: Path
+                                                               ) -> None:
     vectors = unit_vectors(2000)
     ids = np.arange(1, 2001, dtype=np.int64)
     index = VectorIndex("test", 32)
     index.add(ids, vectors, high_water_mark=2000)
-    index.convert("hnsw", 64)
+    index.convert(kind, 64)
     replacement = unit_vectors(1, seed=5)
     index.add(ids[:1], replacement)
     assert index.remove(ids[1:3]) == 2 and index.remove(ids[1:3]) == 0
@@ -136,7 +139,7 @@ def clustered_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndar
     return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8", "ivf-sq8"])
 def test_an_approximate_build_measures_its_recall_and_keeps_it_in_the_snapshot(
         kind: str, tmp_path: Path) -> None:
     index = VectorIndex("test", 32)
@@ -191,7 +194,7 @@ def test_a_snapshot_of_an_older_format_is_set_aside(tmp_path: Path) -> None:
     old = json.dumps(header).encode()
     path.write_bytes(data[:start] + struct.pack("<I", len(old)) + old
                      + data[start + 4 + length :])
-    assert VectorIndex.open_snapshot(tmp_path, "one", 8) == (None, "format 2, not 3")
+    assert VectorIndex.open_snapshot(tmp_path, "one", 8) == (None, "format 2, not 4")
 
 
 def test_auto_serves_a_graph_whose_recall_it_measured_on_the_store(
@@ -200,21 +203,23 @@ def test_auto_serves_a_graph_whose_recall_it_measured_on_the_store(
     with Store.open(settings) as store:
         fill(store, per_family=8)
         index = store.vectors.index()
-        assert index.kind == "hnsw" and index.recall_check is not None
+        assert index.kind == "hnsw-sq8" and index.recall_check is not None
         assert index.recall_check.recall >= 0.95 and index.recall_check.count == len(index)
         store.vectors.snapshot(force=True)
     with Store.open(settings) as store:
         report = store.verify_vectors()
-        assert report.in_step and report.index_kind == "hnsw"
+        assert report.in_step and report.index_kind == "hnsw-sq8"
         assert report.recall_check is not None and "recall@10" in report.recall_check
-        assert any(line.startswith("index hnsw: hnsw recall@10") for line in report.lines())
+        assert any(line.startswith("index hnsw-sq8: hnsw-sq8 recall@10")
+                   for line in report.lines())
         assert store.similar(incident_id="PHISH-1", k=3).hits
 
 
 def test_auto_stays_exact_where_the_graph_measured_too_inexact(settings: Settings) -> None:
     path = filled_snapshot(settings, per_family=8)
     count = 24
-    refused = {"kind": "hnsw", "recall": 0.9, "breadth": 512, "count": count, "queries": 24}
+    refused = {"kind": "hnsw-sq8", "recall": 0.9, "breadth": 512, "count": count,
+               "queries": 24}
     rewrite_header(path, recall_check=refused)
     settings = settings.model_copy(update={"index_approximate_from": 10})
     with Store.open(settings) as store:
@@ -224,7 +229,7 @@ def test_auto_stays_exact_where_the_graph_measured_too_inexact(settings: Setting
         assert any("too inexact: the exact index is kept" in line for line in lines)
     rewrite_header(path, recall_check=refused | {"count": count // 2})
     with Store.open(settings) as store:  # the store has doubled since: measured again
-        assert store.vectors.index().kind == "hnsw"
+        assert store.vectors.index().kind == "hnsw-sq8"
 
 
 def test_verify_compares_8_bit_codes_as_codes(settings: Settings) -> None:
@@ -237,3 +242,166 @@ def test_verify_compares_8_bit_codes_as_codes(settings: Settings) -> None:
         store.vectors.snapshot(force=True)
         report = store.verify_vectors()
         assert report.in_step and not report.changed_vectors, report.lines()
+
+
+def test_an_8_bit_graph_reads_a_fraction_of_the_bytes_at_load(tmp_path: Path) -> None:
+    vectors = clustered_vectors(3000, dimension=64)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    read = {}
+    for kind in ("hnsw", "hnsw-sq8"):
+        index = VectorIndex("test", 64)
+        index.add(ids, vectors, high_water_mark=3000)
+        check = index.convert(kind, 32, min_recall=0.95)
+        assert check is not None and check.recall >= 0.95 and index.kind == kind
+        meta = index.save_snapshot(tmp_path / kind)
+        read[kind] = meta.index_bytes
+        size = (tmp_path / kind / "vectors.snapshot").stat().st_size
+        assert size - meta.index_bytes - 3000 * 64 * 4 * (kind == "hnsw-sq8") < 4096  # header
+    # 64 links of 4 bytes per vector stay; the 256 bytes of floats become 64 of codes, and
+    # the floats the 8-bit graph re-ranks by follow its index bytes, mapped, not read.
+    assert read["hnsw-sq8"] < read["hnsw"] - 3000 * 150
+    loaded = VectorIndex.load_snapshot(tmp_path / "hnsw-sq8", "test", 64)
+    assert loaded is not None and loaded.kind == "hnsw-sq8"
+    held = loaded.vector(7)
+    assert held is not None and float(held @ vectors[6]) > 0.99  # decoded from its codes
+
+
+def test_a_vector_outside_the_codes_range_is_still_found(tmp_path: Path) -> None:
+    index = VectorIndex("test", 32)
+    index.add(np.arange(1, 2001), clustered_vectors(2000), high_water_mark=2000)
+    index.convert("hnsw-sq8", 32, min_recall=0.95)
+    outlier = np.zeros((1, 32), np.float32)
+    outlier[0, 3] = 1.0  # a component past the range the codes learnt: clipped, still nearest
+    index.add(np.array([5000]), outlier, high_water_mark=5000)
+    _, found = index.search(outlier, 1)
+    assert found[0, 0] == 5000
+
+
+def test_8_bit_codes_that_cannot_tell_the_vectors_apart_are_refused(tmp_path: Path) -> None:
+    """A few vectors spanning the whole range of each dimension leave the others, which
+    differ by less than one 8-bit step, the same codes: the graph's recall is poor."""
+    rng = np.random.default_rng(3)
+    base = np.full(64, 1 / 8, np.float32)
+    crowd = base + 1e-3 * rng.normal(size=(3000, 64)).astype(np.float32)
+    spread = rng.choice([-1.0, 1.0], size=(10, 64)).astype(np.float32)
+    vectors = np.vstack([spread, crowd])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex("test", 64)
+    index.add(np.arange(1, 3011), vectors, high_water_mark=3010)
+    check = index.convert("hnsw-sq8", 32, min_recall=0.95, exact_if_short=True)
+    assert check is not None and check.kind == "hnsw-sq8" and check.recall < 0.95
+    assert check.breadth == 512  # every breadth tried before giving up
+    assert index.kind == "flat" and index.recall_check == check and len(index) == 3010
+    _, found = index.search(vectors[20:30], 1)
+    assert (found[:, 0] == np.arange(21, 31)).all()
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 64)
+    assert loaded is not None and loaded.kind == "flat" and loaded.recall_check == check
+    assert "hnsw-sq8 recall@10" in check.describe() and "efSearch 512" in check.describe()
+
+
+def test_an_8_bit_graph_adds_saved_records_without_rewriting_its_snapshot(
+        settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_kind": "hnsw-sq8"})
+    with Store.open(settings) as store:
+        fill(store, per_family=8)
+        index = store.vectors.index()
+        assert index.kind == "hnsw-sq8" and index.recall_check is not None
+        assert store.vectors.snapshot(force=True)
+        path = index_directory(settings) / "vectors.snapshot"
+        written = path.read_bytes()
+        before = len(index)
+        family = next(iter(FAMILIES))
+        store.save_many([("late", validate_record(family_record(family, 99, day=20), "late"))])
+        index = store.vectors.index()
+        assert len(index) == before + 1 and index.kind == "hnsw-sq8"
+        assert not store.vectors.snapshot()  # one add: the snapshot stays as it was
+        assert path.read_bytes() == written
+    with Store.open(settings) as store:
+        index = store.vectors.index()  # the snapshot, caught up with the late record
+        assert index.kind == "hnsw-sq8" and len(index) == before + 1
+        assert path.read_bytes() == written
+        report = store.verify_vectors()
+        assert report.in_step and not report.changed_vectors, report.lines()
+        assert any(line.startswith("index hnsw-sq8: hnsw-sq8 recall@10")
+                   for line in report.lines())
+        assert store.similar(incident_id=f"{family.upper()}-99", k=3).hits
+
+
+def test_verify_reads_the_float_rows_a_load_only_maps(settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_kind": "hnsw-sq8"})
+    path = filled_snapshot(settings, per_family=8)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # one bit of the last float vector
+    path.write_bytes(bytes(data))
+    with Store.open(settings) as store:
+        report = store.verify_vectors()
+        assert not report.in_step
+        assert report.snapshot_set_aside == "its float vectors do not match their checksum"
+        assert not path.exists()  # the next open rebuilds it from the database
+        assert store.vectors.index().kind == "hnsw-sq8"
+        assert store.verify_vectors().in_step
+    data = bytearray(filled_snapshot(settings, per_family=8).read_bytes())
+    path.write_bytes(bytes(data[:-4]))  # one float short: not loaded at all
+    assert VectorIndex.open_snapshot(index_directory(settings), "x", 1)[0] is None
+    with Store.open(settings) as store:
+        embedder = store.vectors.embedder
+        loaded, reason = VectorIndex.open_snapshot(index_directory(settings), embedder.name,
+                                                   embedder.dimension)
+        assert loaded is None and reason is not None and "bytes, its header says" in reason
+
+
+def test_an_8_bit_graph_gives_back_each_exact_vector_after_adds_and_replacements() -> None:
+    vectors = unit_vectors(9000)
+    ids = np.arange(1, 9001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids[:5000], vectors[:5000])
+    index.convert("hnsw-sq8", 32)
+    index.add(ids[5000:], vectors[5000:])  # past the nodes scanned unsorted: sorted again
+    replacement = unit_vectors(1, seed=4)
+    index.add(ids[10:11], replacement)
+    index.remove(ids[20:21])
+    for pk in (1, 11, 4999, 5001, 9000):
+        expected = replacement[0] if pk == 11 else vectors[pk - 1]
+        held = index.vector(pk)
+        assert held is not None and np.array_equal(held, expected)
+    assert index.vector(21) is None and index.vector(9001) is None
+
+
+def test_a_loaded_8_bit_graph_reads_its_snapshot_in_place_and_copies_it_to_grow(
+        tmp_path: Path) -> None:
+    vectors = clustered_vectors(3000)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    index = VectorIndex("test", 32)
+    index.add(ids, vectors, high_water_mark=3000)
+    index.convert("hnsw-sq8", 32, min_recall=0.95)
+    index.save_snapshot(tmp_path)
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and loaded._mapped is not None  # codes and links not copied
+    assert loaded.remove(ids[:1]) == 1  # a relabel: the id map is the process's own
+    _, found = loaded.search(vectors[1:4], 1)
+    assert found[:, 0].tolist() == [2, 3, 4]
+    late = unit_vectors(2, seed=8)
+    loaded.add(np.array([7001, 7002]), late, high_water_mark=7002)  # copies, then grows
+    assert loaded._mapped is None and len(loaded) == 3001
+    _, found = loaded.search(np.vstack([late, vectors[:1]]), 1)
+    assert found[:2, 0].tolist() == [7001, 7002] and found[2, 0] != 1
+    loaded.save_snapshot(tmp_path)  # over the file it was mapped from
+    again = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert again is not None and len(again) == 3001 and 1 not in again.ids()
+    held = again.vector(7002)
+    assert held is not None and np.array_equal(held, late[1])
+
+
+def test_an_8_bit_graph_whose_index_bytes_were_changed_is_not_read(tmp_path: Path) -> None:
+    index = VectorIndex("test", 32)
+    index.add(np.arange(1, 3001), clustered_vectors(3000), high_water_mark=3000)
+    meta = index.convert("hnsw-sq8", 32) and index.save_snapshot(tmp_path)
+    assert meta
+    path = tmp_path / "vectors.snapshot"
+    data = bytearray(path.read_bytes())
+    index_start = len(data) - meta.index_bytes - 3000 * 32 * 4
+    data[index_start + 100] ^= 0xFF  # checked before FAISS parses a byte of it
+    path.write_bytes(bytes(data))
+    assert VectorIndex.open_snapshot(tmp_path, "test", 32) == (
+        None, "its index bytes do not match their checksum")
