@@ -208,7 +208,8 @@ def restore(settings: Settings, to_text: str, into: str | None, source: str | No
             say(f"{report.incidents_forgotten:,} incidents erased again: the journal says they "
                 "were forgotten before that time")
         if report.settings.database_url:
-            say(f"open it with: INCIDEX_DATABASE_URL='{_masked(report.settings)}' incidex")
+            say(f"open it with: INCIDEX_DATABASE_URL='{_masked(report.settings)}' incidex "
+                f"--data-dir {report.settings.data_dir}")
         else:
             say(f"open it with: incidex --data-dir {report.target}")
 

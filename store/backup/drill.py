@@ -27,6 +27,7 @@ from store.errors import BackupFailed, BodyForgotten, StoreError
 from store.fileio import PRIVATE_FILE_MODE, private_directory
 
 if TYPE_CHECKING:
+    from store.settings import Settings
     from store.store import Store
 
 DRILL_LOG = "drills.jsonl"
@@ -91,10 +92,20 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None,
     finally:
         if restored is not None and restored.settings.database_url:
             drop_postgres_database(restored.settings)
+            _remove_restore_folder(live, restored.settings)
         shutil.rmtree(scratch, ignore_errors=True)
     _check_whole_journal(source or live.backups, codec, live, report)
     record_drill(live.backups, report)
     return report
+
+
+def _remove_restore_folder(live: Store, settings: Settings) -> None:
+    """The data folder a scratch PostgreSQL copy kept its index in (data/restores/<db>)."""
+    from store.locations import data_directory
+
+    folder = data_directory(settings)
+    if folder != data_directory(live.settings) and folder.parent.name == "restores":
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_whole_journal(backups: Path, codec: Codec, live: Store, report: DrillReport

@@ -410,8 +410,17 @@ class _PostgresTarget:
             engine.dispose()
 
     def _settings(self, name: str) -> Settings:
+        """The restored database's settings, with a data folder of its own: its vector index,
+        caches and backups must never be the live store's (a rebuild there would overwrite
+        the live index snapshot with the restored one, vectors of forgotten incidents and all)."""
         url = self.url.set(database=name).render_as_string(hide_password=False)
-        return self.settings.model_copy(update={"database_url": url, "redis_url": None})
+        folder = self.data_folder()
+        return self.settings.model_copy(update={"database_url": url, "redis_url": None,
+                                                "data_dir": folder})
+
+    def data_folder(self) -> Path:
+        """`data/restores/<database>`: where the restored store keeps its files."""
+        return data_directory(self.settings) / "restores" / self.name
 
     def finish(self) -> None:
         try:

@@ -101,6 +101,29 @@ def test_a_restore_never_touches_the_live_store_and_refuses_a_used_folder(
     assert analysis_ids(report.settings) == {a.analysis_id for a in store.analyses("L-1")}
 
 
+def test_a_restored_store_keeps_its_index_apart_from_the_live_one(
+        store: Store, restores: list[Any]) -> None:
+    # Searching a restored copy builds its own index; it must never land on (and overwrite)
+    # the live store's snapshot, which a PostgreSQL copy on the same server would otherwise
+    # share through the live data folder.
+    from store.locations import data_directory, index_directory
+
+    backups = Backups(store)
+    mark = save(store, "X-1", "X-2")
+    backups.now()
+    save(store, "X-3")
+    store.similar(text="phishing invoice")
+    store.vectors.snapshot(force=True)
+    live_index = sorted((p.name, p.read_bytes()) for p in index_directory(store.settings).iterdir())
+    report = restore(backups, mark, restores)
+    assert data_directory(report.settings) != data_directory(store.settings)
+    with Store.open(report.settings, create=False) as restored:
+        assert restored.similar(text="phishing invoice").hits
+        restored.vectors.snapshot(force=True)
+    assert sorted((p.name, p.read_bytes())
+                  for p in index_directory(store.settings).iterdir()) == live_index
+
+
 def test_the_drill_passes_and_reports_recovery_time_and_point(store: Store) -> None:
     backups = Backups(store)
     save(store, "D-1", "D-2")
