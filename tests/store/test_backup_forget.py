@@ -4,7 +4,6 @@ add`, a metered failed call or a restriction has it; on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,25 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from store.backup.journal import day_path, journal_days, journal_directory, scan
-from store.backup.restore import drop_postgres_database
 from store.backup.service import Backups
 from store.schemas import AnalysisIn, IncidentIn
 from store.store import Store
 from tests.conftest import make_record
-
-
-def save(store: Store, *incident_ids: str, **overrides: Any) -> datetime:
-    """Save one batch; the time just after it returned."""
-    results = store.save_batch([(f"line {n}", AnalysisIn.model_validate(
-        make_record(i, **overrides))) for n, i in enumerate(incident_ids)])
-    assert {r.status for r in results} == {"saved"}, results
-    return mark()
-
-
-def mark() -> datetime:
-    moment = datetime.now(UTC)
-    time.sleep(0.002)
-    return moment
+from tests.support.backups import drop_restored, mark, save
 
 
 @pytest.fixture
@@ -39,9 +24,7 @@ def restores(store: Store) -> Iterator[list[Any]]:
     """Restored stores made by a test (PostgreSQL databases dropped after it)."""
     made: list[Any] = []
     yield made
-    for report in made:
-        if report.settings.database_url:
-            drop_postgres_database(report.settings)
+    drop_restored(made)
 
 
 def restore(store: Store, to: datetime, restores: list[Any]) -> Any:

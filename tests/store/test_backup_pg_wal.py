@@ -22,10 +22,10 @@ from store.backup.restore import drop_postgres_database
 from store.backup.service import Backups
 from store.backup.snapshots import list_snapshots
 from store.errors import BackupFailed
-from store.schemas import AnalysisIn
 from store.settings import Settings
 from store.store import Store
-from tests.conftest import REPO_ROOT, make_record
+from tests.conftest import REPO_ROOT
+from tests.support.backups import analysis_ids, drop_restored, save
 from tests.support.pg_cluster import PostgresCluster, require_server_bin
 
 
@@ -53,25 +53,7 @@ def wal_store(cluster: PostgresCluster, isolated_directories: Path) -> Iterator[
 def restores() -> Iterator[list[Any]]:
     made: list[Any] = []
     yield made
-    for report in made:
-        if report.settings.database_url:
-            drop_postgres_database(report.settings)
-
-
-def save(store: Store, *incident_ids: str) -> datetime:
-    """Save one batch and return the time just after it committed."""
-    results = store.save_batch([(f"line {n}", AnalysisIn.model_validate(make_record(i)))
-                                for n, i in enumerate(incident_ids)])
-    assert {r.status for r in results} == {"saved"}, results
-    moment = datetime.now(UTC)
-    time.sleep(0.01)
-    return moment
-
-
-def analysis_ids(settings: Any) -> set[str]:
-    with Store.open(settings, create=False) as opened:
-        rows = opened.incidents_page(limit=1000).rows
-        return {a.analysis_id for r in rows for a in opened.analyses(r.incident_id)}
+    drop_restored(made)
 
 
 def test_backup_now_takes_a_base_backup_with_its_manifest(wal_store: Store) -> None:

@@ -14,32 +14,13 @@ from typing import Any
 import pytest
 
 from store.backup.journal import day_path, journal_days, journal_directory, scan
-from store.backup.restore import drop_postgres_database
 from store.backup.service import Backups
 from store.backup.snapshots import SQLITE_FILE, list_snapshots
 from store.errors import BackupFailed
 from store.schemas import AnalysisIn
 from store.store import Store
 from tests.conftest import make_record
-
-
-def save(store: Store, *incident_ids: str) -> datetime:
-    """Save one batch, and return the time just after it returned."""
-    results = store.save_batch([(f"line {n}", AnalysisIn.model_validate(make_record(i)))
-                                for n, i in enumerate(incident_ids)])
-    assert {r.status for r in results} == {"saved"}, results
-    moment = datetime.now(UTC)
-    time.sleep(0.002)
-    return moment
-
-
-def analysis_ids(settings: Any) -> set[str]:
-    with Store.open(settings, create=False) as restored:
-        return {a.analysis_id for i in _incident_ids(restored) for a in restored.analyses(i)}
-
-
-def _incident_ids(store: Store) -> list[str]:
-    return [row.incident_id for row in store.incidents_page(limit=1000).rows]
+from tests.support.backups import analysis_ids, drop_restored, incident_ids, save
 
 
 @pytest.fixture
@@ -47,9 +28,7 @@ def restores(store: Store) -> Iterator[list[Any]]:
     """Restored stores made by a test, removed after it (PostgreSQL databases dropped)."""
     made: list[Any] = []
     yield made
-    for report in made:
-        if report.settings.database_url:
-            drop_postgres_database(report.settings)
+    drop_restored(made)
 
 
 def restore(backups: Backups, to: datetime, restores: list[Any], **options: Any) -> Any:
@@ -69,7 +48,7 @@ def test_restoring_to_each_save_gives_exactly_the_rows_committed_before_it(
     marks.append(save(store, "D-1", "D-2", "D-3"))
     expected: list[set[str]] = []
     with Store.open(store.settings, create=False) as live:
-        everything = {a.analysis_id: a.created_at for i in _incident_ids(live)
+        everything = {a.analysis_id: a.created_at for i in incident_ids(live)
                       for a in live.analyses(i)}
     assert len(everything) == 8
     scanned = scan(journal_directory(store.backups))
