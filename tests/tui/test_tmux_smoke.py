@@ -40,15 +40,18 @@ class Tmux:
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", "smoke", *keys)
 
-    def wait_for(self, *texts: str, timeout: float = WAIT_SECONDS) -> str:
-        """Poll the pane until every text shows (tmux has no event to await)."""
+    def wait_for(self, *texts: str, absent: tuple[str, ...] = (),
+                 timeout: float = WAIT_SECONDS) -> str:
+        """Poll the pane until every text shows and none of `absent` does (tmux has no event
+        to await)."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if all(text in screen for text in texts):
+            if all(text in screen for text in texts) and not any(a in screen for a in absent):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{texts!r} never all appeared; the screen was:\n{screen}")
+                raise AssertionError(f"{texts!r} never all appeared (without {absent!r}); the "
+                                     f"screen was:\n{screen}")
             time.sleep(0.1)
 
 
@@ -118,7 +121,9 @@ def test_incidex_in_a_real_terminal(tmux: Tmux, tui_settings: Any, tmp_path: Pat
     tmux.wait_for("similar to INC-0002", "s Severity")
     for _ in range(4):
         tmux.keys("s")
-    screen = tmux.wait_for("severity ≥ critical · ")
+    # The status names the filter at once, while the search runs: wait for its answer.
+    screen = tmux.wait_for("severity ≥ critical · ", "similar to INC-0002",
+                           absent=("Searching",))
     hit_rows = [line for line in screen.splitlines() if "INC-00" in line and "why:" not in line
                 and "similar to" not in line]
     assert hit_rows and all("critical" in line for line in hit_rows), screen
