@@ -28,7 +28,7 @@ from store.db.engine import (
 from store.db.migrate import upgrade
 from store.db.writes import write_batch
 from store.errors import AccessDenied, RecordError, StoreError, StoreUnavailable
-from store.ingest.reader import chunked
+from store.ingest.reader import chunked, with_next
 from store.ingest.records import Limits, PreparedSave, prepare, utc_now
 from store.locations import backups_directory, database_url
 from store.redact import redact_url, safe_reason, secrets_of_url
@@ -324,13 +324,9 @@ class Store:
     def save_many(self, records: Iterable[tuple[str, AnalysisIn]]) -> list[SaveResult]:
         """Save records in batches; each is saved whole, reported a duplicate, or refused."""
         results: list[SaveResult] = []
-        chunks = chunked(records, self.settings.save_batch_size)
-        chunk = next(chunks, None)
-        while chunk is not None:
-            following = next(chunks, None)
+        for chunk, following in with_next(chunked(records, self.settings.save_batch_size)):
             results.extend(self.save_batch(
                 chunk, following=[record for _label, record in following or ()]))
-            chunk = following
         return results
 
     def save_batch(self, chunk: list[tuple[str, AnalysisIn]], *,
@@ -436,13 +432,10 @@ class Store:
     def journal_entries(self, bodies: list[dict[str, Any]]) -> None:
         """Journal committed writes other than analyses (store.backup.entries), as one
         settled batch; a failure only warns (the next snapshot holds them)."""
-        if not bodies:
-            return
-        try:
-            self.journal.append_settled(bodies, utc_now())
-        except OSError as error:
-            log.warning("journal entry not written (%s); a restore to a time after it and "
-                        "before the next snapshot lacks it", error.strerror)
+        if bodies:
+            self._journal_or_warn(lambda: self.journal.append_settled(bodies, utc_now()),
+                                  "journal entry not written (%s); a restore to a time after "
+                                  "it and before the next snapshot lacks it")
 
     def unanalysed_incident_ids(self, limit: int | None = None) -> list[str]:
         """Incidents that have no analysis yet, oldest first."""
@@ -764,11 +757,18 @@ class Store:
     def _journal_forgets(self, marks: list[Any]) -> None:
         """Journal a purge's tombstones (a restore past it leaves the incidents out); a
         failure only warns: the next backup settles the journal from the tombstones."""
+        self._journal_or_warn(lambda: self.journal.forgotten(marks),
+                              "journal forget lines not written (%s); the next backup writes "
+                              "them from the tombstones")
+
+    @staticmethod
+    def _journal_or_warn(append: Callable[[], object], warning: str) -> None:
+        """Journal what is already committed; a disk error only warns (`warning` with %s for
+        its reason): the write stands, and backups make up for the line."""
         try:
-            self.journal.forgotten(marks)
+            append()
         except OSError as error:
-            log.warning("journal forget lines not written (%s); the next backup writes them "
-                        "from the tombstones", error.strerror)
+            log.warning(warning, error.strerror)
 
     def _audit_tombstones(self, incident_ids: list[str], after: int, reason: str) -> None:
         """One audit event per tombstone this purge wrote: its hashed id and counts only."""

@@ -666,17 +666,26 @@ def incident_lines(directory: Path, incident_ids: Iterable[str] | None
     sealed and clear (read without opening any body: sealed lines name their incident)."""
     wanted = None if incident_ids is None else set(incident_ids)
     found = {incident_id: IncidentLines() for incident_id in wanted or ()}
+    for fields in _lines_of_kind(directory, b'"kind":"record"'):
+        _count_line(fields, wanted, found)
+    return found
+
+
+def _lines_of_kind(directory: Path, marker: bytes, since: date | None = None
+                   ) -> Iterator[dict[str, Any]]:
+    """The decoded lines holding `marker` (their kind) in the day files since `since`;
+    damaged ones are left out (the checks that report damage read the journal themselves)."""
     for day in journal_days(directory):
+        if since is not None and day < since:
+            continue
         with open(day_path(directory, day), "rb") as handle:
             for raw in handle:
-                if b'"kind":"record"' not in raw:
+                if marker not in raw:
                     continue
                 try:
-                    fields = decode_line(raw)
+                    yield decode_line(raw)
                 except LineDamaged:
                     continue
-                _count_line(fields, wanted, found)
-    return found
 
 
 def _count_line(fields: dict[str, Any], wanted: set[str] | None,
@@ -701,18 +710,11 @@ def _count_line(fields: dict[str, Any], wanted: set[str] | None,
 def forget_marks(directory: Path, since: date | None = None) -> set[tuple[str, datetime]]:
     """(keyed hash, time) of every readable forget line in the day files since `since`."""
     found: set[tuple[str, datetime]] = set()
-    for day in journal_days(directory):
-        if since is not None and day < since:
+    for fields in _lines_of_kind(directory, b'"kind":"forget"', since):
+        try:
+            found.add((str(fields["incident_hash"]), parse_time(fields["at"])))
+        except (KeyError, ValueError):
             continue
-        with open(day_path(directory, day), "rb") as handle:
-            for raw in handle:
-                if b'"kind":"forget"' not in raw:
-                    continue
-                try:
-                    fields = decode_line(raw)
-                    found.add((str(fields["incident_hash"]), parse_time(fields["at"])))
-                except (LineDamaged, KeyError, ValueError):
-                    continue
     return found
 
 

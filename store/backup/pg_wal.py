@@ -20,7 +20,6 @@ here writes to the live store's database except that marker transaction.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -51,6 +50,8 @@ from store.backup.snapshots import (
     url_schema,
     verify_snapshot,
 )
+from store.backup.snapshots import pg_environment as _environment
+from store.backup.snapshots import run_pg_program as _run
 from store.errors import BackupFailed
 
 if TYPE_CHECKING:
@@ -126,39 +127,6 @@ def base_backup_method(store: Store, codec: Codec) -> Callable[[Path], Any]:
         return base_backup(store, archive, work, codec)
 
     return take
-
-
-def _die_with_parent() -> None:
-    """In a child: be killed when the process that started it dies (kill -9 included)."""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _environment(url: Any, host: str | None = None, port: int | None = None,
-                 database: str | None = None) -> dict[str, str]:
-    environment = {**os.environ, "PGHOST": host or url.host or "localhost",
-                   "PGPORT": str(port or url.port or 5432), "PGUSER": url.username or "",
-                   "PGDATABASE": database or url.database or "", "PGCONNECT_TIMEOUT": "10"}
-    if url.password and host is None:
-        environment["PGPASSWORD"] = str(url.password)
-    return environment
-
-
-def _run(program: str, arguments: list[str], environment: dict[str, str] | None = None,
-         user: str | None = None, what: str | None = None) -> str:
-    """Run a PostgreSQL program (as `user` when we are root); BackupFailed with its first
-    error line when it fails. Its output."""
-    command = [pg_tool(program) if "/" not in program else program, *arguments]
-    if user is not None and os.geteuid() == 0:
-        command = ["runuser", "-u", user, "--", *command]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
-                               check=False, preexec_fn=_die_with_parent)  # noqa: PLW1509
-    if completed.returncode != 0:
-        lines = [line for line in (completed.stderr + completed.stdout).splitlines()
-                 if line.strip()]
-        raise BackupFailed(f"{what or program} failed: "
-                           f"{lines[0] if lines else completed.returncode}")
-    return completed.stdout
 
 
 def base_backup(store: Store, archive: WalArchive, work: Path, codec: Codec

@@ -16,16 +16,18 @@ checksums cover the stored bytes and the plain bytes of every file.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,21 +286,47 @@ def pg_tool(name: str) -> str:
     return str(candidates[-1])
 
 
+def pg_environment(url: Any, host: str | None = None, port: int | None = None,
+                   database: str | None = None) -> dict[str, str]:
+    """The environment a PostgreSQL program reaches the URL's server with (or another host
+    and port: a scratch server's socket, which takes no password)."""
+    environment = {**os.environ, "PGHOST": host or url.host or "localhost",
+                   "PGPORT": str(port or url.port or 5432), "PGUSER": url.username or "",
+                   "PGDATABASE": database or url.database or "", "PGCONNECT_TIMEOUT": "10"}
+    if url.password and host is None:
+        environment["PGPASSWORD"] = str(url.password)
+    return environment
+
+
+def _die_with_parent() -> None:
+    """In a child: be killed when the process that started it dies (kill -9 included)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_pg_program(program: str, arguments: list[str],
+                   environment: dict[str, str] | None = None, user: str | None = None,
+                   what: str | None = None) -> str:
+    """Run a PostgreSQL program (a name, or a path; as `user` when we are root), killed with
+    this process; BackupFailed with its first error line when it fails. Its output."""
+    command = [pg_tool(program) if "/" not in program else program, *arguments]
+    if user is not None and os.geteuid() == 0:
+        command = ["runuser", "-u", user, "--", *command]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
+                               check=False, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    if completed.returncode != 0:
+        lines = [line for line in (completed.stderr + completed.stdout).splitlines()
+                 if line.strip()]
+        raise BackupFailed(f"{what or program} failed: "
+                           f"{lines[0] if lines else completed.returncode}")
+    return completed.stdout
+
+
 def run_pg_tool(name: str, engine: Engine, arguments: list[str], database: str | None = None
                 ) -> None:
     """Run a PostgreSQL client program against the engine's server; BackupFailed with its
     first error line when it fails."""
-    url = engine.url
-    environment = {**os.environ, "PGHOST": url.host or "localhost",
-                   "PGPORT": str(url.port or 5432), "PGUSER": url.username or "",
-                   "PGDATABASE": database or url.database or ""}
-    if url.password:
-        environment["PGPASSWORD"] = str(url.password)
-    completed = subprocess.run([pg_tool(name), *arguments], env=environment,
-                               capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        raise BackupFailed(f"{name} failed: {lines[0] if lines else completed.returncode}")
+    run_pg_program(name, arguments, pg_environment(engine.url, database=database))
 
 
 def _index_file(store: Store, work: Path, codec: Codec) -> dict[str, Any] | None:

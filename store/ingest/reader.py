@@ -39,6 +39,16 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def with_next(items: Iterable[T]) -> Iterator[tuple[T, T | None]]:
+    """Each item with the one after it (None after the last), reading one item ahead."""
+    iterator = iter(items)
+    current = next(iterator, None)
+    while current is not None:
+        following = next(iterator, None)
+        yield current, following
+        current = following
+
+
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """One parsed record, or the error that stopped it being parsed, with its label."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from store.errors import RecordError
-from store.ingest.reader import RawRecord, read_records
+from store.ingest.reader import RawRecord, read_records, with_next
 from store.ingest.records import validate_record
 from store.schemas import AnalysisIn, SaveResult
 
@@ -92,11 +92,8 @@ def save_raw_records(store: Store, records: Iterable[RawRecord], *, batch_size: 
     # Input that never pauses is read a chunk ahead: the next chunk's vectors are begun in a
     # helper process while this one is written (input that may pause is never waited for).
     chunks = (_validated(store, chunk) for chunk in _chunks_in_line(records, batch_size, stop))
-    current = next(chunks, None)
-    while current is not None:
-        following = next(chunks, None)
+    for current, following in with_next(chunks):
         yield _save_chunk(store, current, following)
-        current = following
 
 
 def _may_pause(stream: IO[bytes]) -> bool:
