@@ -179,10 +179,9 @@ class VectorService:
         help of a second process for a large batch (the same vectors, made faster)."""
         records = [p.record for p in prepared]
         scrubber, embedder = self.scrubber, self.embedder
-        if embedder.name != DEFAULT_EMBEDDER or getattr(embedder, "remote", True):
+        if not _helped(embedder):
             return self.embed_texts([scrubber.scrub(_text_of(record)) for record in records])
-        with self._early_lock:
-            early, self._early = self._early, None
+        early = self._take_early()
         if early is not None:
             started, batch = early
             rows = {id(record): row for row, record in enumerate(started)}
@@ -201,10 +200,7 @@ class VectorService:
         """Begin making the vectors of a batch that will be saved next, in the helper process
         (offline default embedder, large batches), while this process saves the batch before;
         the next attach_vectors() for these records takes them."""
-        with self._early_lock:
-            early, self._early = self._early, None
-        if early is not None:
-            early[1].cancel()
+        self._cancel(self._take_early())
         if not self.settings.embed_on_save or self.settings.embedder != DEFAULT_EMBEDDER:
             return
         from store.vectors.helper import MIN_HELPED_TEXTS
@@ -215,12 +211,21 @@ class VectorService:
             scrubber, embedder = self.scrubber, self.embedder
         except (PiiKeyMismatch, StoreError):
             return  # attach_vectors reports it
-        if getattr(embedder, "remote", True):
+        if not _helped(embedder):
             return
-        helper = self._embed_helper(scrubber, embedder)
-        batch = helper.start([_text_of(r) for r in records])
+        batch = self._embed_helper(scrubber, embedder).start([_text_of(r) for r in records])
         with self._early_lock:
             early, self._early = self._early, (list(records), batch)
+        self._cancel(early)
+
+    def _take_early(self) -> tuple[list[AnalysisIn], HelpedBatch] | None:
+        """The batch start_vectors() began, now no longer waiting for its save."""
+        with self._early_lock:
+            early, self._early = self._early, None
+        return early
+
+    @staticmethod
+    def _cancel(early: tuple[list[AnalysisIn], HelpedBatch] | None) -> None:
         if early is not None:
             early[1].cancel()
 
@@ -238,10 +243,7 @@ class VectorService:
 
     def close(self) -> None:
         """Stop the embedding helper process, if a large batch started one."""
-        with self._early_lock:
-            early, self._early = self._early, None
-        if early is not None:
-            early[1].cancel()
+        self._cancel(self._take_early())
         if self._helper is not None:
             self._helper.close()
             self._helper = None
@@ -685,6 +687,11 @@ def make_embedder(settings: Settings) -> Embedder:
         )
     raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r}, {MODEL_EMBEDDER!r}, "
                      f"{COMBINED_EMBEDDER!r} or 'openai:<model>'")
+
+
+def _helped(embedder: Embedder) -> bool:
+    """Whether a helper process can make this embedder's vectors (the offline default)."""
+    return embedder.name == DEFAULT_EMBEDDER and not getattr(embedder, "remote", True)
 
 
 def _text_of(record: AnalysisIn) -> str:
