@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,13 @@ import orjson
 
 from store.backup.codec import Codec
 from store.backup.journal import ANALYSIS_ENTRY, iso
-from store.backup.restore import RestoreReport, drop_postgres_database, restore_to
+from store.backup.restore import (
+    DRILL_PREFIX,
+    RestoreReport,
+    drill_lock,
+    drop_postgres_database,
+    restore_to,
+)
 from store.errors import BackupFailed, BodyForgotten, StoreError
 from store.fileio import PRIVATE_FILE_MODE, private_directory
 
@@ -72,14 +79,27 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None,
     report = DrillReport(datetime.now(UTC), source=str(source or live.backups))
     began = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="incidex-drill-"))
+    target = _scratch_target(live, scratch)
+    with ExitStack() as held:
+        if isinstance(target, str):  # a PostgreSQL copy: marked as ours until dropped
+            held.enter_context(drill_lock(live.settings, target))
+        _drill_into(live, codec, source, restore, target, scratch, report, began)
+    _check_whole_journal(source or live.backups, codec, live, report)
+    record_drill(live.backups, report)
+    return report
+
+
+def _drill_into(live: Store, codec: Codec, source: Path | None,
+                restore: Callable[[datetime, str | Path], RestoreReport] | None,
+                target: str | Path, scratch: Path, report: DrillReport, began: float) -> None:
+    """Restore into `target`, check the copy, and remove it whatever happened."""
     restored: RestoreReport | None = None
     try:
         if restore is not None:
-            restored = restore(report.started_at, _scratch_target(live, scratch))
+            restored = restore(report.started_at, target)
         else:
-            restored = restore_to(live.settings, codec, report.started_at,
-                                  _scratch_target(live, scratch), type(live).open,
-                                  source=source, sealer=live.journal.sealer)
+            restored = restore_to(live.settings, codec, report.started_at, target,
+                                  type(live).open, source=source, sealer=live.journal.sealer)
         report.recovery_seconds = time.monotonic() - began
         report.snapshot_id = restored.snapshot_id
         if restored.newest_point is not None:
@@ -94,9 +114,6 @@ def run_drill(live: Store, codec: Codec, source: Path | None = None,
             drop_postgres_database(restored.settings)
             _remove_restore_folder(live, restored.settings)
         shutil.rmtree(scratch, ignore_errors=True)
-    _check_whole_journal(source or live.backups, codec, live, report)
-    record_drill(live.backups, report)
-    return report
 
 
 def _remove_restore_folder(live: Store, settings: Settings) -> None:
@@ -125,7 +142,7 @@ def _check_whole_journal(backups: Path, codec: Codec, live: Store, report: Drill
 
 def _scratch_target(live: Store, scratch: Path) -> str | Path:
     if live.engine.dialect.name == "postgresql":
-        return f"incidex_drill_{int(time.time())}_{random.randrange(1 << 16):04x}"
+        return f"{DRILL_PREFIX}{int(time.time())}_{random.randrange(1 << 16):04x}"
     return scratch / "store"
 
 

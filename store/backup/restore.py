@@ -20,6 +20,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -303,10 +304,17 @@ def _sqlite_counts(database: Path) -> dict[str, int]:
 
 PARTIAL_COMMENT = "incidex partial restore of "
 PARTIAL_SUFFIX = "_partial"
+DRILL_PREFIX = "incidex_drill_"
+DRILL_COMMENT = "incidex drill copy of "
 
 
 def _lock_key(work_name: str) -> str:
     return f"incidex-restore:{work_name}"
+
+
+def drill_lock_key(name: str) -> str:
+    """The advisory lock a drill holds on its scratch database for as long as it runs."""
+    return f"incidex-drill:{name}"
 
 
 class _PostgresTarget:
@@ -424,8 +432,17 @@ class _PostgresTarget:
 
     def finish(self) -> None:
         try:
-            self._execute(f'ALTER DATABASE "{self.work_name}" RENAME TO "{self.name}"')
-            self._execute(f'COMMENT ON DATABASE "{self.name}" IS NULL')
+            if self.name.startswith(DRILL_PREFIX):
+                # A drill's copy keeps a comment for as long as it lives (set before the
+                # rename, so no moment leaves it unmarked): a drill killed before it drops
+                # the copy leaves it for sweep_partial_databases, not for ever.
+                live = (self.url.database or "").replace("'", "''")
+                self._execute(f"COMMENT ON DATABASE \"{self.work_name}\" "
+                              f"IS '{DRILL_COMMENT}{live}'")
+                self._execute(f'ALTER DATABASE "{self.work_name}" RENAME TO "{self.name}"')
+            else:
+                self._execute(f'ALTER DATABASE "{self.work_name}" RENAME TO "{self.name}"')
+                self._execute(f'COMMENT ON DATABASE "{self.name}" IS NULL')
         finally:
             self._release_lock()
 
@@ -442,11 +459,12 @@ class _PostgresTarget:
 
 
 def sweep_partial_databases(settings: Settings) -> list[str]:
-    """Drop the work copies of restores of this store's database whose restore is gone
-    (killed: its advisory lock went with its session); their names."""
+    """Drop what killed restores and drills of this store's database left on its server: the
+    work copies of restores (`<name>_partial`) and the scratch copies of drills
+    (`incidex_drill_…`) whose process is gone (its advisory lock went with its session);
+    their names. A copy whose restore or drill still runs holds its lock and is left."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
 
     from store.db.engine import normalise_url
 
@@ -455,27 +473,48 @@ def sweep_partial_databases(settings: Settings) -> list[str]:
     dropped = []
     try:
         with admin.connect() as connection:
-            names = connection.execute(text(
-                "SELECT d.datname FROM pg_database d JOIN pg_shdescription c "
+            rows = connection.execute(text(
+                "SELECT d.datname, c.description FROM pg_database d JOIN pg_shdescription c "
                 "ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass "
-                "WHERE c.description = :comment AND d.datname LIKE :suffix"),
-                {"comment": PARTIAL_COMMENT + (url.database or ""),
-                 "suffix": "%" + PARTIAL_SUFFIX}).scalars().all()
-            for name in names:
-                key = {"key": _lock_key(name)}
-                if not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"),
-                                          key).scalar_one():
-                    continue  # a restore is building it now
-                try:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                "WHERE (c.description = :partial AND d.datname LIKE :suffix) "
+                "OR c.description = :drill"),
+                {"partial": PARTIAL_COMMENT + (url.database or ""),
+                 "drill": DRILL_COMMENT + (url.database or ""),
+                 "suffix": "%" + PARTIAL_SUFFIX}).all()
+            for name, comment in rows:
+                keys = [_lock_key(name)]
+                if comment.startswith(DRILL_COMMENT):
+                    base = name.removesuffix(PARTIAL_SUFFIX)
+                    keys = [drill_lock_key(base), _lock_key(base + PARTIAL_SUFFIX)]
+                if _drop_unless_locked(connection, name, keys):
                     dropped.append(name)
-                except SQLAlchemyError:
-                    continue  # another role's copy: not ours to drop
-                finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                    if comment.startswith(DRILL_COMMENT):  # and the folder of its index
+                        shutil.rmtree(data_directory(settings) / "restores"
+                                      / name.removesuffix(PARTIAL_SUFFIX), ignore_errors=True)
     finally:
         admin.dispose()
     return dropped
+
+
+def _drop_unless_locked(connection: Any, name: str, keys: list[str]) -> bool:
+    """Drop database `name` if none of the advisory locks `keys` is held elsewhere."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    taken: list[str] = []
+    try:
+        for key in keys:
+            if not connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"),
+                                      {"key": key}).scalar_one():
+                return False  # a restore or drill is using it now
+            taken.append(key)
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return True
+    except SQLAlchemyError:
+        return False  # another role's copy: not ours to drop
+    finally:
+        for key in taken:
+            connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
 
 
 class _scratch_file:
@@ -491,6 +530,26 @@ class _scratch_file:
 
     def __exit__(self, *_exc: object) -> None:
         self.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def drill_lock(settings: Settings, name: str) -> Iterator[None]:
+    """Hold the advisory lock of drill copy `name` (in a session of its own) while the
+    drill runs, so that sweep_partial_databases leaves the copy to the drill."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from store.db.engine import normalise_url
+
+    engine = create_engine(make_url(normalise_url(database_url(settings))),
+                           isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"),
+                               {"key": drill_lock_key(name)})
+            yield  # the lock ends with the session
+    finally:
+        engine.dispose()
 
 
 def drop_postgres_database(settings: Settings) -> None:

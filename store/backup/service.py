@@ -356,7 +356,7 @@ class Backups:
         if self.store.engine.dialect.name == "postgresql":
             swept = sweep_partial_databases(self.store.settings)
             if swept:
-                done.append(f"dropped {len(swept)} work copies of killed restores: "
+                done.append(f"dropped {len(swept)} copies left by killed restores or drills: "
                             + ", ".join(swept))
         if self._drill_due(now):
             done.append(self._due_drill())

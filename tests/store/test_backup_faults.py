@@ -256,6 +256,69 @@ def test_the_sweep_leaves_a_work_copy_whose_restore_still_runs(
         drop_database(settings, killed)
 
 
+KILLED_DRILL = """
+import store.backup.drill as d
+chosen, names = d._scratch_target, []
+def dying(*a, **k):
+    print(names[-1], flush=True)
+    os._exit(9)
+def remember(*a, **k):
+    names.append(chosen(*a, **k))
+    return names[-1]
+d._scratch_target = remember
+d._check_restored = dying
+Backups(Store.open(Settings())).drill()
+"""
+
+
+def drill_copies(settings: Settings) -> set[str]:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(settings.database_url or "", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            return set(connection.execute(text(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'incidex_drill_%'"))
+                .scalars())
+    finally:
+        admin.dispose()
+
+
+def test_a_killed_postgres_drill_s_copy_is_dropped_by_the_next_sweep_and_a_running_one_kept(
+        isolated_directories: Path, postgres_schema_url: str) -> None:
+    """A drill killed between its restore and its cleanup left its scratch database on the
+    server for ever; now the copy is marked and locked while its drill runs."""
+    from sqlalchemy import create_engine, text
+
+    from store.backup.restore import drill_lock_key, sweep_partial_databases
+
+    settings = filled_store(isolated_directories, 5, url=postgres_schema_url)
+    with Store.open(settings) as store:
+        Backups(store).now()
+    killed = run_python(KILLED_DRILL, isolated_directories, postgres_schema_url)
+    assert killed.returncode == 9, killed.stderr
+    name = killed.stdout.strip().splitlines()[-1]
+    try:
+        assert name.startswith("incidex_drill_") and name in drill_copies(settings)
+        # The same copy while its drill still runs (its lock held elsewhere) is left.
+        admin = create_engine(postgres_schema_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as holder:
+                holder.execute(text("SELECT pg_advisory_lock(hashtext(:key))"),
+                               {"key": drill_lock_key(name)})
+                assert name not in sweep_partial_databases(settings)
+                assert name in drill_copies(settings)
+        finally:
+            admin.dispose()
+        with Store.open(settings) as store:
+            drill = Backups(store).drill()  # its restore sweeps first
+        assert drill.ok, drill.checks
+        assert name not in drill_copies(settings)
+        assert not (isolated_directories / "restores" / name).exists()
+    finally:
+        drop_database(settings, name)
+
+
 def test_a_full_disk_during_backup_now_is_one_clear_error_and_the_store_keeps_working(
         isolated_directories: Path) -> None:
     filled_store(isolated_directories, 200)
