@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +22,7 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from store import (
+    Action,
     IncidentSummary,
     Settings,
     SettingsInvalid,
@@ -34,12 +36,19 @@ from store import (
 from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
-from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan, BackupsRan
+from tui.messages import (
+    AnalysisEstimated,
+    AnalysisFailed,
+    AnalysisRan,
+    BackupsRan,
+    VectorsFilled,
+)
 from tui.permissions import signed_in_line
 from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
 
 if TYPE_CHECKING:
+    from store import FillProgress
     from tui.screens.help import Section
 
 # The other screens (and pygments, plotext) are imported when first opened: incidex paints
@@ -68,7 +77,8 @@ class IncidexApp(App[ExitCode]):
                  warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
                  demo_count: int = 1000, data_dir: Path | None = None,
                  view_state: dict[str, Any] | None = None,
-                 shell_prefix: str | None = None, auto_backup: bool | None = None) -> None:
+                 shell_prefix: str | None = None, auto_backup: bool | None = None,
+                 fill_vectors: bool = True) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
@@ -85,6 +95,10 @@ class IncidexApp(App[ExitCode]):
         self.shell_prefix = shell_prefix or shell_command_prefix()
         self.exiting = False
         self.exit_notes: list[str] = []
+        self.fill_vectors = fill_vectors
+        self.fill_stop = threading.Event()
+        # What the background filler last saw: the list's status line shows it.
+        self.vectors_pending = VectorsFilled(0, 0)
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
@@ -95,6 +109,8 @@ class IncidexApp(App[ExitCode]):
             self.prepare_search()
         if self.auto_backup:
             self.run_due_backups()
+        if self.fill_vectors:
+            self.fill_pending_vectors()
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
 
     def format_title(self, title: str, sub_title: str) -> Content:
@@ -136,6 +152,27 @@ class IncidexApp(App[ExitCode]):
         elif message.done:
             self.notify(printable("Backup: " + "; ".join(message.done), one_line=True),
                         markup=False)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="fill-vectors")
+    def fill_pending_vectors(self) -> None:
+        """Embed the vectors saves left pending (the local model's), a batch at a time, and
+        keep watching for more while the app polls for other processes' saves."""
+        if not self.store.actor.may(Action.SAVE):
+            return
+
+        def report(at: FillProgress) -> None:
+            self.post_message(VectorsFilled(at.filled, at.pending, at.texts_per_second,
+                                            at.problem))
+
+        self.store.fill_pending_vectors(stop=self.fill_stop, progress=report,
+                                        follow=self.poll_seconds is not None)
+
+    def on_vectors_filled(self, message: VectorsFilled) -> None:
+        """Show how many vectors wait in the incident list's status line."""
+        self.vectors_pending = message
+        for screen in self.screen_stack:
+            if isinstance(screen, IncidentListScreen):
+                screen.show_status()
 
     def remember_view(self, **changes: Any) -> None:
         """Keep these view choices (the sort) for the next run, written in the background."""
@@ -188,6 +225,7 @@ class IncidexApp(App[ExitCode]):
         """Quit; keys already typed after the quit no longer open screens, and background
         imports and warming stop at their next batch, so that quitting waits for nothing."""
         self.exiting = True
+        self.fill_stop.set()  # a batch being embedded is one transaction: kept or rolled back
         for screen in self.screen_stack:
             if isinstance(screen, IncidentListScreen) and not self.exit_notes:
                 self.exit_notes.extend(screen.stop_background())
