@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 DARK, LIGHT = "textual-dark", "textual-light"
 SNAPSHOT_SECONDS = 300.0
+FILL_CHECK_SECONDS = 5.0  # how often the app looks for vectors left pending
+FILL_RETRY_SECONDS = 60.0  # how long it waits after the embedder failed
 
 
 class IncidexApp(App[ExitCode]):
@@ -99,6 +102,7 @@ class IncidexApp(App[ExitCode]):
         self.fill_stop = threading.Event()
         # What the background filler last saw: the list's status line shows it.
         self.vectors_pending = VectorsFilled(0, 0)
+        self.fill_failed_at = 0.0
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
@@ -111,6 +115,9 @@ class IncidexApp(App[ExitCode]):
             self.run_due_backups()
         if self.fill_vectors:
             self.fill_pending_vectors()
+            if self.poll_seconds:
+                self.set_interval(max(self.poll_seconds, FILL_CHECK_SECONDS),
+                                  self.fill_unless_filling)
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
 
     def format_title(self, title: str, sub_title: str) -> Content:
@@ -153,10 +160,21 @@ class IncidexApp(App[ExitCode]):
             self.notify(printable("Backup: " + "; ".join(message.done), one_line=True),
                         markup=False)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="fill-vectors")
+    def fill_unless_filling(self) -> None:
+        """Look for pending vectors (this app's saves, other processes') unless the filler
+        still runs."""
+        if self.exiting or any(worker.group == "fill-vectors" and not worker.is_finished
+                               for worker in self.workers):
+            return
+        if (self.vectors_pending.problem is not None
+                and time.monotonic() - self.fill_failed_at < FILL_RETRY_SECONDS):
+            return  # the embedder failed lately: try again later, not every few seconds
+        self.fill_pending_vectors()
+
+    @work(thread=True, exit_on_error=False, group="fill-vectors")
     def fill_pending_vectors(self) -> None:
-        """Embed the vectors saves left pending (the local model's), a batch at a time, and
-        keep watching for more while the app polls for other processes' saves."""
+        """Embed the vectors saves left pending (the local model's), a batch a transaction,
+        until none is left; a timer starts it again while the app polls."""
         if not self.store.actor.may(Action.SAVE):
             return
 
@@ -164,12 +182,15 @@ class IncidexApp(App[ExitCode]):
             self.post_message(VectorsFilled(at.filled, at.pending, at.texts_per_second,
                                             at.problem))
 
-        self.store.fill_pending_vectors(stop=self.fill_stop, progress=report,
-                                        follow=self.poll_seconds is not None)
+        self.store.fill_pending_vectors(stop=self.fill_stop, progress=report)
 
     def on_vectors_filled(self, message: VectorsFilled) -> None:
         """Show how many vectors wait in the incident list's status line."""
-        self.vectors_pending = message
+        shown, self.vectors_pending = self.vectors_pending, message
+        if message.problem is not None:
+            self.fill_failed_at = time.monotonic()
+        if (shown.pending, shown.problem) == (message.pending, message.problem):
+            return
         for screen in self.screen_stack:
             if isinstance(screen, IncidentListScreen):
                 screen.show_status()
