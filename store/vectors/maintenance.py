@@ -190,6 +190,7 @@ def reindex(service: VectorService, pending_only: bool = False,
     """
     written = 0
     if pending_only:
+        service.check_embedder()  # EmbedderMismatch: never fill with another embedder
         written = fill_pending(service, progress=None if progress is None else (
             lambda at: progress(at.filled, at.filled + at.pending)))
     else:
