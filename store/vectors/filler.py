@@ -143,7 +143,7 @@ def claim_batch(engine: Any, batch_size: int, lease_seconds: float) -> list[int]
     """
     now = utc_now()
     # A stamp of its own, so that the rows this claim took are told from another's.
-    lapses = now + timedelta(seconds=lease_seconds, microseconds=random.randrange(1, 999_999))
+    lapses = now + timedelta(seconds=lease_seconds, microseconds=random.randrange(1, 1000))
     table = table_of(Embedding)
 
     def claim(connection: Connection) -> list[int]:
