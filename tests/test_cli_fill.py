@@ -93,3 +93,26 @@ def test_backup_run_due_fills_pending_vectors(tmp_path: Path) -> None:
     assert _pending_count() == 0
     again = incidex("backup", "run-due")
     assert "pending vectors" not in again.stdout
+
+
+SAVE_AND_TELL = """
+import runpy, sys
+sys.argv = ["incidex", "--save", sys.argv[1]]
+try:
+    runpy.run_module("tui.cli", run_name="__main__")
+except SystemExit as exit_code:
+    print(f"exit {exit_code.code}; model loaded: {'torch' in sys.modules}", file=sys.stderr)
+"""
+
+
+def test_a_save_with_the_model_configured_never_loads_it(tmp_path: Path) -> None:
+    records = [family_record("ransom", n) for n in range(3)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = subprocess.run([sys.executable, "-c", SAVE_AND_TELL, str(source)], text=True,
+                          capture_output=True, timeout=120,
+                          env={**os.environ, "INCIDEX_EMBEDDER": "all-minilm-l6-v2"})
+    assert done.stdout.count('"status": "saved"') == 3, done.stderr
+    assert "exit 0; model loaded: False" in done.stderr
+    assert json.loads(incidex("verify", "--json", env={
+        "INCIDEX_EMBEDDER": "all-minilm-l6-v2"}).stdout)["pending"] == 3
