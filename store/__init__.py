@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from store.settings import Settings, load_settings
     from store.store import Store
     from store.vectors.embedder import EmbedderUnavailable
+    from store.vectors.filler import FillProgress
     from store.vectors.maintenance import VerifyReport
     from store.view_state import load_view_state, save_view_state
 
@@ -101,6 +102,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
         "Backups", "BackupStatus", "schedule_units")},
     "BackupFailed": ("store.errors", "BackupFailed"),
     "VerifyReport": ("store.vectors.maintenance", "VerifyReport"),
+    "FillProgress": ("store.vectors.filler", "FillProgress"),
     "EmbedderUnavailable": ("store.vectors.embedder", "EmbedderUnavailable"),
     "load_view_state": ("store.view_state", "load_view_state"),
     "parse_incident_filter": ("store.db.incident_filter", "parse_incident_filter"),
@@ -147,6 +149,7 @@ __all__ = [
     "EmbedderMismatch",
     "EmbedderUnavailable",
     "Estimate",
+    "FillProgress",
     "INCIDENT_SORTS",
     "IncidentDetail",
     "IncidentFilter",

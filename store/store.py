@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from store.cache import Cache
     from store.crypto import StoreCipher
     from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
+    from store.vectors.filler import FillProgress
     from store.vectors.maintenance import VerifyReport
     from store.vectors.search import SimilarSearch
     from store.vectors.service import VectorService
@@ -866,8 +867,21 @@ class Store:
         self.require(Action.MAINTAIN)
         return reindex(self.vectors, pending_only=pending_only, progress=progress)
 
+    def fill_pending_vectors(self, *, stop: threading.Event | None = None,
+                             progress: Callable[[FillProgress], None] | None = None,
+                             follow: bool = False, batch_size: int | None = None) -> int:
+        """Embed the analyses saved with their vector pending, a batch a transaction, safely
+        beside other fillers (store/vectors/filler.py); following, keep watching for new ones
+        until `stop` is set. How many vectors this call wrote. Completes saves: analysts."""
+        from store.vectors.filler import FILL_BATCH, fill_pending
+
+        self.require(Action.SAVE)
+        return fill_pending(self.vectors, batch_size=batch_size or FILL_BATCH, stop=stop,
+                            progress=progress, follow=follow)
+
     def pending_vector_count(self) -> int:
-        """How many analyses wait for a vector (an embedder outage left them pending)."""
+        """How many analyses wait for a vector (a slow embedder's saves, or an outage, left them
+        pending)."""
         from store.vectors.maintenance import pending_count
 
         return pending_count(self.engine)

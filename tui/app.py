@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +23,7 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from store import (
+    Action,
     IncidentSummary,
     Settings,
     SettingsInvalid,
@@ -34,12 +37,19 @@ from store import (
 from tui.commands import IncidentCommands, IncidexCommands, PaletteCommand
 from tui.exit_codes import ExitCode
 from tui.importing import UserFacingError
-from tui.messages import AnalysisEstimated, AnalysisFailed, AnalysisRan, BackupsRan
+from tui.messages import (
+    AnalysisEstimated,
+    AnalysisFailed,
+    AnalysisRan,
+    BackupsRan,
+    VectorsFilled,
+)
 from tui.permissions import signed_in_line
 from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
 
 if TYPE_CHECKING:
+    from store import FillProgress
     from tui.screens.help import Section
 
 # The other screens (and pygments, plotext) are imported when first opened: incidex paints
@@ -47,6 +57,8 @@ if TYPE_CHECKING:
 
 DARK, LIGHT = "textual-dark", "textual-light"
 SNAPSHOT_SECONDS = 300.0
+FILL_CHECK_SECONDS = 5.0  # how often the app looks for vectors left pending
+FILL_RETRY_SECONDS = 60.0  # how long it waits after the embedder failed
 
 
 class IncidexApp(App[ExitCode]):
@@ -68,7 +80,8 @@ class IncidexApp(App[ExitCode]):
                  warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
                  demo_count: int = 1000, data_dir: Path | None = None,
                  view_state: dict[str, Any] | None = None,
-                 shell_prefix: str | None = None, auto_backup: bool | None = None) -> None:
+                 shell_prefix: str | None = None, auto_backup: bool | None = None,
+                 fill_vectors: bool = True) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
@@ -85,6 +98,11 @@ class IncidexApp(App[ExitCode]):
         self.shell_prefix = shell_prefix or shell_command_prefix()
         self.exiting = False
         self.exit_notes: list[str] = []
+        self.fill_vectors = fill_vectors
+        self.fill_stop = threading.Event()
+        # What the background filler last saw: the list's status line shows it.
+        self.vectors_pending = VectorsFilled(0, 0)
+        self.fill_failed_at = 0.0
 
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
@@ -95,6 +113,11 @@ class IncidexApp(App[ExitCode]):
             self.prepare_search()
         if self.auto_backup:
             self.run_due_backups()
+        if self.fill_vectors:
+            self.fill_pending_vectors()
+            if self.poll_seconds:
+                self.set_interval(max(self.poll_seconds, FILL_CHECK_SECONDS),
+                                  self.fill_unless_filling)
         self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
 
     def format_title(self, title: str, sub_title: str) -> Content:
@@ -136,6 +159,41 @@ class IncidexApp(App[ExitCode]):
         elif message.done:
             self.notify(printable("Backup: " + "; ".join(message.done), one_line=True),
                         markup=False)
+
+    def fill_unless_filling(self) -> None:
+        """Look for pending vectors (this app's saves, other processes') unless the filler
+        still runs."""
+        if self.exiting or any(worker.group == "fill-vectors" and not worker.is_finished
+                               for worker in self.workers):
+            return
+        if (self.vectors_pending.problem is not None
+                and time.monotonic() - self.fill_failed_at < FILL_RETRY_SECONDS):
+            return  # the embedder failed lately: try again later, not every few seconds
+        self.fill_pending_vectors()
+
+    @work(thread=True, exit_on_error=False, group="fill-vectors")
+    def fill_pending_vectors(self) -> None:
+        """Embed the vectors saves left pending (the local model's), a batch a transaction,
+        until none is left; a timer starts it again while the app polls."""
+        if not self.store.actor.may(Action.SAVE):
+            return
+
+        def report(at: FillProgress) -> None:
+            self.post_message(VectorsFilled(at.filled, at.pending, at.texts_per_second,
+                                            at.problem))
+
+        self.store.fill_pending_vectors(stop=self.fill_stop, progress=report)
+
+    def on_vectors_filled(self, message: VectorsFilled) -> None:
+        """Show how many vectors wait in the incident list's status line."""
+        shown, self.vectors_pending = self.vectors_pending, message
+        if message.problem is not None:
+            self.fill_failed_at = time.monotonic()
+        if (shown.pending, shown.problem) == (message.pending, message.problem):
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, IncidentListScreen):
+                screen.show_status()
 
     def remember_view(self, **changes: Any) -> None:
         """Keep these view choices (the sort) for the next run, written in the background."""
@@ -188,6 +246,7 @@ class IncidexApp(App[ExitCode]):
         """Quit; keys already typed after the quit no longer open screens, and background
         imports and warming stop at their next batch, so that quitting waits for nothing."""
         self.exiting = True
+        self.fill_stop.set()  # a batch being embedded is one transaction: kept or rolled back
         for screen in self.screen_stack:
             if isinstance(screen, IncidentListScreen) and not self.exit_notes:
                 self.exit_notes.extend(screen.stop_background())

@@ -259,11 +259,25 @@ def sync(settings: Settings) -> None:
 @backup.command(name="run-due")
 @click.pass_obj
 def run_due(settings: Settings) -> None:
-    """Do what is due: a daily snapshot, the retention prune, a weekly drill (idempotent)."""
+    """Do what is due: a daily snapshot, the retention prune, a weekly drill (idempotent);
+    then fill the vectors saves left pending (the local model's)."""
     with _open(settings) as store:
         done = _backups(store).run_due(settings.backup_keep_daily, settings.backup_keep_weekly)
+        done += _fill_pending_vectors(store)
     for line in done or ["nothing due"]:
         say(line)
+
+
+def _fill_pending_vectors(store: Any) -> list[str]:
+    """Fill pending vectors (beside any other filler); what was done, in a line or none."""
+    from store import FillProgress
+
+    last: list[FillProgress] = []
+    filled = store.fill_pending_vectors(progress=last.append)
+    problem = last[-1].problem if last else None
+    if problem is not None:
+        return [f"pending vectors: {filled:,} filled, {last[-1].pending:,} left ({problem})"]
+    return [f"filled {filled:,} pending vectors"] if filled else []
 
 
 @backup.command()

@@ -147,16 +147,58 @@ def _as_table(result: SimilarResult) -> str:
 
 
 @click.command()
-@click.option("--pending", is_flag=True, help="Only fill vectors left pending by an outage.")
+@click.option("--pending", is_flag=True,
+              help="Only fill vectors left pending (by the local model's saves, or an outage).")
+@click.option("--follow", is_flag=True,
+              help="With --pending: keep filling new pending vectors as they are saved, until "
+              "Ctrl-C or SIGTERM (safe beside the TUI and other fillers).")
 @click.pass_obj
-def reindex(settings: Settings, pending: bool) -> None:
+def reindex(settings: Settings, pending: bool, follow: bool) -> None:
     """Rebuild every vector and the index from the database (after changing the embedder)."""
+    if follow:
+        if not pending:
+            raise click.UsageError("--follow goes with --pending")
+        sys.exit(int(_follow_pending(settings)))
     with _open(settings) as store, _progress("embedding") as progress:
         task = progress.add_task("embedding", total=None)
         written = store.reindex(pending_only=pending,
                           progress=lambda done, total: progress.update(task, completed=done,
                                                                        total=total))
     say(f"{written:,} vectors written with {settings.embedder}", err=True)
+
+
+def _follow_pending(settings: Settings) -> ExitCode:
+    """Fill pending vectors as they come, one stderr line a batch, until a signal stops it
+    (the batch being embedded is finished and committed first)."""
+    import signal
+    import threading
+
+    from store import FillProgress
+
+    stop = threading.Event()
+    interrupted: list[int] = []
+
+    def stop_on(signal_number: int, _frame: Any) -> None:
+        interrupted.append(signal_number)
+        stop.set()
+
+    def report(at: FillProgress) -> None:
+        rate = f", {at.texts_per_second:.1f} texts/s" if at.texts_per_second else ""
+        problem = f" ({printable(at.problem, one_line=True)})" if at.problem else ""
+        say(f"vectors filled: {at.filled:,}, pending: {at.pending:,}{rate}{problem}", err=True)
+
+    previous = {number: signal.signal(number, stop_on)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _open(settings) as store:
+            written = store.fill_pending_vectors(stop=stop, progress=report, follow=True)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    say(f"{written:,} vectors written with {settings.embedder}", err=True)
+    if not stop.is_set():  # it gave up by itself: the stored vectors are another embedder's
+        return ExitCode.RECORDS_FAILED
+    return ExitCode.INTERRUPTED if interrupted else ExitCode.OK
 
 
 @click.command()

@@ -203,3 +203,14 @@ class BackupsRan(Message):
 
     done: list[str]
     error: str | None = None
+
+
+@dataclass
+class VectorsFilled(Message):
+    """The background filler embedded a batch of pending vectors, or looked and found how
+    many wait (in every process's saves); `problem` says why it is not filling."""
+
+    filled: int
+    pending: int
+    texts_per_second: float = 0.0
+    problem: str | None = None

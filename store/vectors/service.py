@@ -143,16 +143,18 @@ class VectorService:
     def attach_vectors(self, prepared: Sequence[PreparedSave]) -> list[dict[str, Any]]:
         """Embed each record's clean text onto it; returns run rows of the embedding calls.
 
-        When the embedder is unreachable (or returns unusable vectors), or the PII key is not
-        the store's, the records keep no vector and are saved as pending, to be filled by
-        `incidex reindex --pending` once that is mended.
+        A slow embedder (the local model) never embeds on save: its records are saved with
+        the vector pending, for a background filler (store/vectors/filler.py) to fill. When
+        the embedder is unreachable (or returns unusable vectors), or the PII key is not the
+        store's, the records keep no vector and are saved as pending too, to be filled once
+        that is mended.
         """
         from store.vectors.embedder import EmbedderUnavailable
 
         if not prepared:
             return []
         embedder = self.embedder
-        if not self.settings.embed_on_save:
+        if not self.settings.embed_on_save or fills_in_background(embedder):
             for item in prepared:
                 item.embedder, item.dimension, item.vector = embedder.name, 0, None
             return []
@@ -534,6 +536,11 @@ class VectorService:
             if complete:
                 return added
 
+    def catch_up_loaded(self) -> int:
+        """Catch the loaded index (if any) up with the database; how many vectors it took."""
+        index = self._index
+        return 0 if index is None else self.catch_up(index)
+
     def added(self, saved: Sequence[tuple[int, PreparedSave]]) -> None:
         """Put freshly saved vectors into the loaded index at once (no-op without one)."""
         index = self._index
@@ -687,6 +694,12 @@ def make_embedder(settings: Settings) -> Embedder:
         )
     raise StoreError(f"unknown embedder {name!r}: use {DEFAULT_EMBEDDER!r}, {MODEL_EMBEDDER!r}, "
                      f"{COMBINED_EMBEDDER!r} or 'openai:<model>'")
+
+
+def fills_in_background(embedder: Embedder) -> bool:
+    """Whether saves leave this embedder's vectors pending for a background filler (an
+    embedder too slow to wait for: the local model embeds a few texts a second under load)."""
+    return bool(getattr(embedder, "fills_in_background", False))
 
 
 def _helped(embedder: Embedder) -> bool:

@@ -309,7 +309,17 @@ class IncidentListScreen(IncidexScreen):
         parts.append(f"sorted by {name}, {largest_first if self.descending else smallest_first}")
         if self.new_incidents:
             parts.append(f"{self.new_incidents:,} new (n shows them)")
+        vectors = self.incidex.vectors_pending
+        if vectors.pending:
+            # Until filled, these analyses are found by words and shared indicators only.
+            waiting = f" (not filling: {vectors.problem})" if vectors.problem else ""
+            parts.append(f"vectors pending: {vectors.pending:,}{waiting}")
         self.query_one("#list-status", Static).update(stored(" · ".join(parts), one_line=True))
+
+    def show_status(self) -> None:
+        """Show the status line again (the background vector filler moved on)."""
+        if self.is_mounted:
+            self._update_status()
 
     def on_incident_table_highlighted(self, _message: IncidentTable.Highlighted) -> None:
         """Keep the position in the status line."""
