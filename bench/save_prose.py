@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="029e063")
     parser.add_argument("--store-dir", type=Path, default=None)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--backups-only", action="store_true",
+                        help="time only the ways with their backup step (fewer runs)")
     parser.add_argument("--main-ref", default=None,
                         help="also time this earlier commit of this tree on the same store "
                              "(same schema), e.g. 26fa020")
@@ -232,6 +234,8 @@ def main() -> None:
         own = root / "store-baseline"
         ways += [Way(f"{args.baseline_ref}, backups", tree, True, old, data_dir=own),
                  Way(f"{args.baseline_ref}, no backups", tree, False, old, data_dir=own)]
+    if args.backups_only:
+        ways = [way for way in ways if way.backups]
     count_file = data_dir / ".bench-analyses"
     have = int(count_file.read_text()) if count_file.exists() else 0
     one = root / "one.jsonl"
@@ -265,7 +269,7 @@ def main() -> None:
             print(f"  {name:<28} {medians[name]:8.0f} records/s  (runs {runs}); "
                   f"{per_cpu:.0f} records per CPU-second")
         if not args.skip_baseline:
-            for backups in ("backups", "no backups"):
+            for backups in ("backups",) if args.backups_only else ("backups", "no backups"):
                 mine = medians[f"this tree, {backups}"]
                 seed = medians[f"{args.baseline_ref}, {backups}"]
                 print(f"  ratio this tree / {args.baseline_ref}, {backups}: {mine / seed:.1f}x")
