@@ -1,6 +1,6 @@
 """Where `incidex --save` of real prose spends its main thread's CPU, step by step.
 
-    python bench/save_steps.py [--records 3000] [--tree DIR]
+    python bench/save_steps.py [--records 3000] [--tree DIR] [--bench-root DIR]
 
 One `incidex --save` of --records records built as in bench/save_prose.py (the VCDB summaries in
 ../shared/data, read at run time), run in this process on a fresh store in a temporary folder,
@@ -9,7 +9,10 @@ a step waiting for the disk or the helper process costs nothing here, and other 
 busy machine change the figures less than wall time). A step's figure leaves out the steps it
 calls. The helper process's share of scrubbing and embedding is not on the main thread, so it
 is not counted. --tree times another checkout of incidex (e.g. a `git archive` of an earlier
-commit) with the same timers, for a before/after in one run.
+commit) with the same timers, for a before/after in one run. --bench-root saves into the
+store (and with the keys) of a bench/save_prose.py run left on disk (its temporary folder, the
+store filled with --sizes), to see whether the steps cost more on a large store; every tree
+then saves into that one store (they must share its schema).
 
 Start-up is excluded as in save_prose.py: the figures are those of a --save of N records less
 those of a --save of one record on the same store, over N - 1.
@@ -98,15 +101,17 @@ print(f"main thread, whole process\t{{total}}", file=sys.stderr)
 '''
 
 
-def run(tree: Path, root: Path, records: int, texts: list[str]) -> dict[str, float]:
+def run(tree: Path, root: Path, records: int, texts: list[str],
+        store: Path | None = None) -> dict[str, float]:
     """Main-thread CPU seconds by step per record: a --save of `records` records less a
     --save of one (start-up, imports, opening the store), over records - 1."""
-    data_dir = root / f"store-{tree.name}"
+    data_dir = store or root / f"store-{tree.name}"
     env = environment(root, tree)
     code = CHILD.format(steps=STEPS)
     runs = []
     for count, prefix in ((1, "W"), (1, "O"), (records, "M")):  # W creates the store
-        source = write_records(root / f"{prefix}.jsonl", texts, 0, count, f"{prefix}-{tree.name}")
+        source = write_records(root / f"{prefix}.jsonl", texts, 0, count,
+                               f"{prefix}{os.getpid()}-{tree.name}")
         process = subprocess.run([sys.executable, "-c", code, "--data-dir", str(data_dir),
                                   "--save", str(source)], cwd=tree, env=env,
                                  capture_output=True, text=True, check=False)
@@ -129,12 +134,23 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--tree", type=Path, action="append", default=[],
                         help="another incidex checkout to time the same way (repeatable)")
+    parser.add_argument("--bench-root", type=Path, default=None,
+                        help="save into the store of this bench/save_prose.py folder")
     args = parser.parse_args()
     texts = summaries()
     trees = [REPO_ROOT, *args.tree]
-    root = Path(tempfile.mkdtemp(prefix="incidex-bench-steps-", dir=os.environ.get("BENCH_DIR")))
-    results = [run(tree, root, args.records, texts) for tree in trees]
-    print(f"main-thread CPU, microseconds per record ({args.records:,} records; "
+    root = args.bench_root or Path(tempfile.mkdtemp(prefix="incidex-bench-steps-",
+                                                    dir=os.environ.get("BENCH_DIR")))
+    store = root / "store" if args.bench_root else None
+    results = [run(tree, root, args.records, texts, store) for tree in trees]
+    size = ""
+    if store is not None:
+        import sqlite3
+
+        with sqlite3.connect(store / "incident_analysis.db") as connection:
+            count = connection.execute("SELECT count(*) FROM analyses").fetchone()[0]
+        size = f", a store of {count:,} analyses"
+    print(f"main-thread CPU, microseconds per record ({args.records:,} records{size}; "
           f"load average {os.getloadavg()[0]:.1f})")
     print(f"{'step':<36}" + "".join(f"{tree.name[-18:]:>20}" for tree in trees))
     labels = [label for _module, _path, label in STEPS]
