@@ -2,7 +2,7 @@
 
     python bench/save_prose.py [--records 10000] [--runs 3] [--sizes 0,1000000]
                                [--baseline-ref 029e063] [--baseline-pystemmer] [--no-helper-way]
-                               [--main-ref 26fa020] [--store-dir DIR]
+                               [--main-ref 26fa020] [--backups-only] [--store-dir DIR]
 
 Records are built from the real VCDB summaries in ../shared/data/vcdb_dev.jsonl (read at run
 time, never copied): title = the summary's first 8 words, description = the summary, analysis
@@ -202,9 +202,9 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--backups-only", action="store_true",
                         help="time only the ways with their backup step (fewer runs)")
-    parser.add_argument("--main-ref", default=None,
+    parser.add_argument("--main-ref", default="26fa020",
                         help="also time this earlier commit of this tree on the same store "
-                             "(same schema), e.g. 26fa020")
+                             "(it must share the schema); '' leaves it out")
     parser.add_argument("--no-helper-way", action="store_true",
                         help="also time this tree with its embedding helper process off")
     parser.add_argument("--baseline-pystemmer", action="store_true",
