@@ -2,7 +2,7 @@
 
     python bench/save_prose.py [--records 10000] [--runs 3] [--sizes 0,1000000]
                                [--baseline-ref 029e063] [--baseline-pystemmer] [--no-helper-way]
-                               [--store-dir DIR]
+                               [--main-ref 26fa020] [--backups-only] [--store-dir DIR]
 
 Records are built from the real VCDB summaries in ../shared/data/vcdb_dev.jsonl (read at run
 time, never copied): title = the summary's first 8 words, description = the summary, analysis
@@ -17,6 +17,9 @@ Four ways, interleaved, each on the same records under its own ids:
 - this tree, and the baseline tree (`git archive` of --baseline-ref, the seed's way: pure
   Python Snowball, the word table built per process) run with the same interpreter, the
   baseline on a store of its own (it cannot open this tree's newer schema; never filled);
+- with --main-ref, an earlier commit of this tree (`git archive`, PyStemmer allowed) on the
+  same store as this tree (filled to the same sizes), when its schema is the same; with its
+  backup step only;
 - with --no-helper-way, this tree with its backup step but without the helper process that
   scrubs and embeds part of each large batch (store/vectors/helper.py);
 - each with its backup step (the baseline's per-analysis JSON files, this tree's journal) and
@@ -197,6 +200,11 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="029e063")
     parser.add_argument("--store-dir", type=Path, default=None)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--backups-only", action="store_true",
+                        help="time only the ways with their backup step (fewer runs)")
+    parser.add_argument("--main-ref", default="26fa020",
+                        help="also time this earlier commit of this tree on the same store "
+                             "(it must share the schema); '' leaves it out")
     parser.add_argument("--no-helper-way", action="store_true",
                         help="also time this tree with its embedding helper process off")
     parser.add_argument("--baseline-pystemmer", action="store_true",
@@ -213,6 +221,10 @@ def main() -> None:
             Way("this tree, no backups", REPO_ROOT, False, here)]
     if args.no_helper_way:
         ways.append(Way("this tree, backups, no helper", REPO_ROOT, True, here, NO_HELPER))
+    if args.main_ref:
+        earlier = baseline_tree(args.main_ref, root, args.repository)
+        ways.append(Way(f"{args.main_ref}, backups", earlier, True,
+                        environment(root, earlier)))
     if not args.skip_baseline:
         tree = baseline_tree(args.baseline_ref, root, args.repository)
         old = environment(root, tree,
@@ -222,6 +234,8 @@ def main() -> None:
         own = root / "store-baseline"
         ways += [Way(f"{args.baseline_ref}, backups", tree, True, old, data_dir=own),
                  Way(f"{args.baseline_ref}, no backups", tree, False, old, data_dir=own)]
+    if args.backups_only:
+        ways = [way for way in ways if way.backups]
     count_file = data_dir / ".bench-analyses"
     have = int(count_file.read_text()) if count_file.exists() else 0
     one = root / "one.jsonl"
@@ -255,10 +269,14 @@ def main() -> None:
             print(f"  {name:<28} {medians[name]:8.0f} records/s  (runs {runs}); "
                   f"{per_cpu:.0f} records per CPU-second")
         if not args.skip_baseline:
-            for backups in ("backups", "no backups"):
+            for backups in ("backups",) if args.backups_only else ("backups", "no backups"):
                 mine = medians[f"this tree, {backups}"]
                 seed = medians[f"{args.baseline_ref}, {backups}"]
                 print(f"  ratio this tree / {args.baseline_ref}, {backups}: {mine / seed:.1f}x")
+        if args.main_ref:
+            mine = medians["this tree, backups"]
+            print(f"  ratio this tree / {args.main_ref}, backups: "
+                  f"{mine / medians[f'{args.main_ref}, backups']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ needs them, never on import.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cache
 
 from store.privacy.rules import (
@@ -21,6 +21,10 @@ from store.privacy.rules import (
 )
 
 PHONE_REGION = "US"
+# How far back from a surname's occurrence its chain's blank is looked for.
+MAX_WORD_CHARS = 200
+# Past this many surnames in one text, one pass over all its words beats a search for each.
+MAX_SURNAMES_LOOKED_UP = 16
 
 _UP, _LO = "A-ZÀ-ÖØ-ÞĀ-Ž", "a-zß-öø-ÿĀ-ž"
 _CAPWORD = rf"[{_UP}](?:['’][{_UP}])?[{_LO}]+(?:[-{_UP}][{_LO}]+)?"
@@ -255,8 +259,35 @@ def _surnames(text: str, people: list[_Candidate]) -> Iterator[_Candidate]:
         return
     # Words looked up in a dict, not one alternation of every surname: that costs a pass per
     # surname, so a text naming many people took quadratic time.
-    for chain in _rx(_WORD_CHAIN).finditer(text):
+    chains = _chains_holding(text, by_surname)
+    for chain in chains if chains is not None else _rx(_WORD_CHAIN).finditer(text):
         yield from _surname_chain(chain, by_surname)
+
+
+def _chains_holding(text: str, surnames: Collection[str]) -> list[re.Match[str]] | None:
+    """The word chains holding an occurrence of one of these strings, in text order: the only
+    chains that can name a surname. Each is read from the blank before its occurrence (no chain
+    spans a blank, so they are the very chains a scan of the whole text meets); None when an
+    occurrence has no blank close before it, or there are too many strings to look for one
+    by one (the caller scans the whole text instead)."""
+    if len(surnames) > MAX_SURNAMES_LOOKED_UP:
+        return None
+    chains: dict[int, re.Match[str]] = {}
+    pattern = _rx(_WORD_CHAIN)
+    for surname in surnames:
+        at = text.find(surname)
+        while at >= 0:
+            near = max(0, at - MAX_WORD_CHARS)
+            blank = max(text.rfind(" ", near, at), text.rfind("\n", near, at),
+                        text.rfind("\t", near, at))
+            if blank < 0 and near > 0:
+                return None
+            for chain in pattern.finditer(text, blank + 1):
+                if chain.end() > at:
+                    chains.setdefault(chain.start(), chain)
+                    break
+            at = text.find(surname, at + 1)
+    return [chains[start] for start in sorted(chains)]
 
 
 def _surname_chain(chain: re.Match[str], by_surname: dict[str, str]) -> Iterator[_Candidate]:

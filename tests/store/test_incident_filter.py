@@ -137,3 +137,33 @@ def test_indicators_and_techniques_named_only_in_analyses_are_found(
     assert _ids(store, "T1486") == ["RANSOM"]
     assert _ids(store, "D41D8CD98F00B204E9800998ECF8427E") == ["RANSOM"]
     assert _ids(store, "T1486 severity:high") == ["RANSOM"]
+
+
+def test_one_batch_with_an_incident_twice_is_searchable_as_saved_one_by_one(
+        store: Any, filter_plan: str) -> None:
+    """The batch's incidents are upserted together (SQLite: multi-row statements): an incident
+    met twice in one batch gathers the words of both analyses, as two saves would, and the
+    text index agrees with the rows."""
+    records = []
+    for number, (incident_id, word) in enumerate([("A", "kerberoasting"), ("B", "typosquat"),
+                                                  ("A", "exfiltration"), ("C", "ransomware")]):
+        severity = ("critical", "high", "low", "high")[number]
+        record = make_record(incident_id, analysis={"summary": f"{word} seen",
+                                                    "severity": severity})
+        record["incident"]["title"] = f"Case {incident_id}"
+        record["usage"].update(start_time=f"2026-11-0{number + 1}T10:00:00Z",
+                               end_time=f"2026-11-0{number + 1}T10:00:05Z")
+        records.append((f"line {number + 1}", AnalysisIn.model_validate(record)))
+    results = store.save_many(records)
+    assert [r.status for r in results] == ["saved"] * 4
+    assert _ids(store, "kerberoasting") == ["A"]
+    assert _ids(store, "exfiltration") == ["A"]
+    assert _ids(store, "kerberoasting exfiltration") == ["A"]
+    assert _ids(store, "typosquat OR ransomware") == ["B", "C"]
+    assert _ids(store, '"case a"') == ["A"]
+    rows = {row.incident_id: row for row in store.incidents_page(limit=10).rows}
+    assert (rows["A"].analysis_count, rows["A"].latest_severity) == (2, "low")
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO incidents_fts(incidents_fts, rank) VALUES ('integrity-check', 1)")

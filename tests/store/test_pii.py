@@ -480,3 +480,21 @@ def test_a_million_character_adversarial_record_saves_in_seconds(store: Any) -> 
     started = time.perf_counter()
     assert store.save_analysis(record).status == "saved"
     assert time.perf_counter() - started < 90  # about 5 s here (bench/pii_adversarial.py)
+
+
+def test_every_later_mention_of_a_surname_gets_the_person_pseudonym(
+        scrubber: PiiScrubber) -> None:
+    """A surname met again and again (alone, joined by an apostrophe or hyphen, after a tab or a
+    line break, far into a long word run) takes its person's pseudonym each time; a text naming
+    many people (one pass over all its words) too."""
+    text = ("spokeswoman Christen Engel said it. Engel's team and the Engel-led group;\tEngel\n"
+            "Engel again, then " + "x" * 300 + " Engel, " + "y" * 300 + "-Engel, and Engelbert "
+            "is another word.")
+    scrubbed = scrubber.scrub(text)
+    [pseudonym] = set(re.findall(r"<PERSON_[0-9a-f]+>", scrubbed))
+    assert "Engel" not in scrubbed.replace("Engelbert", "")
+    assert scrubbed.count(pseudonym) == 7 and "Engelbert" in scrubbed
+    people = [f"Mr {_name(i)} {_name(i + 40)}" for i in range(20)]
+    many = ". ".join(people) + ". " + " and ".join(_name(i + 40) for i in range(20)) + "."
+    scrubbed_many = scrubber.scrub(many)
+    assert not any(_name(i + 40) in scrubbed_many for i in range(20))
