@@ -19,7 +19,6 @@ from store import (
     INCIDENT_SORTS,
     IncidentSort,
     PageCursor,
-    parse_incident_filter,
 )
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
@@ -252,6 +251,7 @@ class IncidentListScreen(IncidexScreen):
             # After the first demo fill or import the table was hidden: give it the keys.
             table.focus()
         self.refresh_bindings()
+        self.incidex.first_rows_shown()
         self.request_similar_counts([row.incident_id for row in rows])
         self.start_warming()
 
@@ -297,10 +297,14 @@ class IncidentListScreen(IncidexScreen):
         position = window.position(table.cursor) if window.rows else None
         if position is not None:
             parts.append(f"row {position + 1:,} of {total}")
+        elif not self.loaded and window.total is None:
+            parts.append("Loading incidents…")  # the first page (and the store) still to come
         else:
             parts.append(f"{total} incidents")
         if self.filter_text:
             # A filter with nothing the parser reads (only punctuation) is shown as typed.
+            from store import parse_incident_filter  # the indicator patterns: not at start
+
             understood = (parse_incident_filter(self.filter_text).description()
                           or f"“{self.filter_text}”")
             parts.append(f"matching {understood}" if window.rows or not self.loaded
