@@ -76,10 +76,11 @@ class IncidexApp(App[ExitCode]):
         first frame is painted (the list shows “Loading incidents…” until then)."""
         super().__init__()
         if (store is None) == (open_store is None):
-            raise ValueError("give an open store or open_store, not both")
+            raise ValueError("IncidexApp takes an open store or open_store: one of them")
         self._store = store
         self._open_store = open_store
         self._store_settled = threading.Event()
+        self._opening = False
         if store is not None:
             self._store_settled.set()
         self.store_error: Exception | None = None
@@ -145,19 +146,25 @@ class IncidexApp(App[ExitCode]):
     def _open(self) -> None:
         """Worker: import and open the store; on failure the app quits and run_app reports."""
         assert self._open_store is not None
+        self._opening = True  # from here on the event is set, whatever happens
         try:
             self._store = self._open_store()
         except Exception as error:
             self.store_error = error
+        finally:
             self._store_settled.set()
+        if self.exiting:
+            return  # the analyst quit meanwhile; run_app closes the store
+        if self._store is None:
             self.call_from_thread(self.exit, ExitCode.STORE_UNAVAILABLE)
-            return
-        self._store_settled.set()
-        self.call_from_thread(self._store_opened)
+        else:
+            self.call_from_thread(self._store_opened)
 
     def close_store(self) -> None:
-        """Close the store once the app has ended (waiting for an opening still under way)."""
-        self._store_settled.wait()
+        """Close the store once the app has ended (waiting for an opening under way; one that
+        never began leaves nothing to close)."""
+        if self._opening:
+            self._store_settled.wait()
         if self._store is not None:
             self._store.close()
 
@@ -498,7 +505,7 @@ def run_app(settings: Settings, *, headless: bool = False) -> ExitCode:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = IncidexApp(store, settings, view_state=load_view_state(settings),
-                     open_store=None if store else partial(_open_store, settings))
+                     open_store=None if store is not None else partial(_open_store, settings))
     try:
         # With its own loop Textual returns without joining the worker threads (asyncio.run
         # waits for each: seconds while the embedder loads). They were told to stop; a batch

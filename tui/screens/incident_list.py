@@ -94,6 +94,9 @@ class IncidentListScreen(IncidexScreen):
         sort = remembered.get("sort")
         self.sort: IncidentSort = sort if sort in INCIDENT_SORTS else "updated"
         self.descending: bool = remembered.get("descending", True) is not False
+        # The order of the rows on screen, which the status line names: a new sort shows there
+        # when its rows arrive (a count that comes back first must not name it over old rows).
+        self.shown_order: tuple[IncidentSort, bool] = (self.sort, self.descending)
         self.new_incidents = 0
         self.filter_text: str | None = None
         self.generation = 0
@@ -229,6 +232,7 @@ class IncidentListScreen(IncidexScreen):
         screen_row = table.cursor - table.top
         from_end = message.direction == "last"
         self.window.reset(message.pages, from_end=from_end)
+        self.shown_order = (self.sort, self.descending)  # the generation asked for this order
         rows = self.window.rows
         if message.direction != "reload":
             self.new_incidents = 0
@@ -309,8 +313,9 @@ class IncidentListScreen(IncidexScreen):
                           or f"“{self.filter_text}”")
             parts.append(f"matching {understood}" if window.rows or not self.loaded
                          else f"no incident matches {understood}")
-        name, largest_first, smallest_first = SORT_LABELS[self.sort]
-        parts.append(f"sorted by {name}, {largest_first if self.descending else smallest_first}")
+        sort, descending = self.shown_order
+        name, largest_first, smallest_first = SORT_LABELS[sort]
+        parts.append(f"sorted by {name}, {largest_first if descending else smallest_first}")
         if self.new_incidents:
             parts.append(f"{self.new_incidents:,} new (n shows them)")
         self.query_one("#list-status", Static).update(stored(" · ".join(parts), one_line=True))
