@@ -209,8 +209,14 @@ class IncidentListScreen(IncidexScreen):
         self.count()
 
     def _show_loading(self, generation: int) -> None:
-        if generation == self.generation and self._loading_generation != generation:
-            self.table.loading = True
+        if generation != self.generation or self._loading_generation == generation:
+            return
+        if self.incidex.opened_store is None:
+            # The status line says “Loading incidents…” while the store opens: the animated
+            # indicator would take the interpreter from the opening itself. Look again later.
+            self.set_timer(0.3, lambda: self._show_loading(generation))
+            return
+        self.table.loading = True
 
     def on_incidents_page_loaded(self, message: IncidentsPageLoaded) -> None:
         """Put the arrived rows into the window and the table."""
