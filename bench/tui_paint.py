@@ -2,10 +2,14 @@
 
     python bench/tui_paint.py --build 10000            # builds a 10,000-incident demo store
     python bench/tui_paint.py --data-dir /path/to/store # an existing store (e.g. 1,000,000)
-    add --terminal to also time a real `incidex` process in tmux (imports included)
+    add --terminal to also time real `incidex` processes in tmux (imports included), and
+    --baseline-ref 26fa020 to time that commit's tree too (--terminal-only: only those)
 
 Figures are medians. Baselines measured here too: the store's own page query (the floor of
 a page move that has to fetch) and a bare Textual app painting one Static (the floor of a start).
+In the terminal, first frame is the list's screen up (its status line says “Loading
+incidents…”), first rows its first incident rows (“row 1 of N”); the bare Textual app started
+the same way, and the --baseline-ref tree, run interleaved with this tree.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import statistics
@@ -23,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
 from textual import events  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
@@ -169,29 +175,119 @@ def store_baseline(store: Store, runs: int) -> tuple[float, float, float]:
     return statistics.median(first), statistics.median(after), count_ms
 
 
-def terminal_first_paint(data_dir: Path, runs: int) -> list[float] | None:
-    """Seconds from launching `python -m tui.cli` in tmux to the status line showing rows."""
-    if shutil.which("tmux") is None:
-        return None
-    results = []
-    for run in range(runs):
-        socket = f"incidex-bench-{os.getpid()}-{run}"
-        command = (f"cd {Path(__file__).resolve().parents[1]} && INCIDEX_DATA_DIR={data_dir} "
-                   f"{sys.executable} -m tui.cli")
+# What the terminal shows: the list's status line reads “Loading incidents…” from the first
+# frame (before 26fa020 also, until the rows came) and “row 1 of N” once rows are drawn.
+FRAME_MARKS = ("Loading incidents", "row 1 of")
+ROWS_MARK = "row 1 of"
+BARE_APP = """from textual.app import App
+from textual.widgets import Static
+
+
+class Bare(App[None]):
+    def compose(self):
+        yield Static("hello, bare textual")
+
+
+Bare().run()
+"""
+
+
+SOCKETS = itertools.count()
+
+
+class Launch:
+    """One program started in a new tmux server, and what on screen marks its first frame and
+    its first rows (None: it has no rows, only a frame)."""
+
+    def __init__(self, label: str, command: str, frame_marks: tuple[str, ...],
+                 rows_mark: str | None) -> None:
+        self.label, self.command = label, command
+        self.frame_marks, self.rows_mark = frame_marks, rows_mark
+
+    def time(self) -> tuple[float | None, float | None]:
+        """Seconds from launching to the first frame and to the first rows (None: not seen)."""
+        socket = f"incidex-bench-{os.getpid()}-{next(SOCKETS)}"  # a new tmux server each time
+        frame = rows = None
         started = time.perf_counter()
-        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "b", "-x", "120",
-                        "-y", "36", command], check=True)
-        while True:
-            screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "b"],
-                                    capture_output=True, text=True).stdout
-            if "row 1 of" in screen:
-                results.append(time.perf_counter() - started)
-                break
-            if time.perf_counter() - started > 60:
-                break
-            time.sleep(0.01)
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
-    return results
+        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "b", "-x",
+                        str(SIZE[0]), "-y", str(SIZE[1]), self.command], check=True)
+        try:
+            while time.perf_counter() - started < 60:
+                screen = subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "b"],
+                                        capture_output=True, text=True).stdout
+                now = time.perf_counter() - started
+                if frame is None and any(mark in screen for mark in self.frame_marks):
+                    frame = now
+                if self.rows_mark is not None and self.rows_mark in screen:
+                    rows = now
+                if frame is not None and (rows is not None or self.rows_mark is None):
+                    break
+                time.sleep(0.01)
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        return frame, rows
+
+
+def baseline_tree(reference: str, root: Path) -> Path:
+    """The tree at `reference` (git archive), run with this venv."""
+    tree = root / f"tree-{reference}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", reference],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def terminal_launches(data_dir: Path, root: Path, baseline_ref: str | None) -> list[Launch]:
+    """The bare Textual app, this tree's `incidex`, and the baseline tree's, as real processes."""
+    bare = root / "bare_app.py"
+    bare.write_text(BARE_APP)
+    launches = [Launch("bare Textual app (baseline)", f"{sys.executable} {bare}",
+                       ("hello, bare textual",), None)]
+    trees = [("this tree", REPO_ROOT)]
+    if baseline_ref:
+        trees.append((baseline_ref, baseline_tree(baseline_ref, root)))
+    for label, tree in trees:
+        launches.append(Launch(f"incidex ({label})",
+                               f"cd {tree} && PYTHONPATH={tree} INCIDEX_DATA_DIR={data_dir} "
+                               f"{sys.executable} -m tui.cli", FRAME_MARKS, ROWS_MARK))
+    return launches
+
+
+def terminal_report(data_dir: Path, runs: int, baseline_ref: str | None) -> None:
+    """Real processes in tmux, interleaved: process start (imports included) to first frame
+    and to first rows, medians."""
+    if shutil.which("tmux") is None:
+        print("real terminal: tmux not found, skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="incidex-bench-tree-") as scratch:
+        launches = terminal_launches(data_dir, Path(scratch), baseline_ref)
+        for launch in launches:
+            launch.time()  # bytecode compiled, caches written: not timed
+        frames: dict[str, list[float]] = {launch.label: [] for launch in launches}
+        rows: dict[str, list[float]] = {launch.label: [] for launch in launches}
+        missed: dict[str, int] = {launch.label: 0 for launch in launches}
+        for _ in range(runs):
+            for launch in launches:
+                frame, first_rows = launch.time()
+                if frame is None or (launch.rows_mark is not None and first_rows is None):
+                    missed[launch.label] += 1
+                if frame is not None:
+                    frames[launch.label].append(frame)
+                if first_rows is not None:
+                    rows[launch.label].append(first_rows)
+    print(f"real terminal (tmux {SIZE[0]}x{SIZE[1]}, from launch, imports included; {runs} "
+          f"starts each, interleaved; load average {os.getloadavg()[0]:.2f}):")
+    for launch in launches:
+        label = launch.label
+        frame = _median_ms(frames[label])
+        first = _median_ms(rows[label]) if launch.rows_mark is not None else "–"
+        note = f" ({missed[label]} not seen in 60 s)" if missed[label] else ""
+        print(f"  {label:<34} first frame {frame:>9}   first rows {first:>9}{note}")
+
+
+def _median_ms(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1000:.0f} ms" if seconds else "–"
 
 
 def build_store(incidents: int, directory: Path) -> None:
@@ -213,7 +309,7 @@ def build_store(incidents: int, directory: Path) -> None:
           f"{time.perf_counter() - started:.1f} s")
 
 
-def report(data_dir: Path, runs: int, moves: int, warm: bool, terminal: bool) -> None:
+def report(data_dir: Path, runs: int, moves: int, warm: bool) -> None:
     settings = Settings(data_dir=data_dir)
     started = time.perf_counter()
     store = Store.open(settings)
@@ -239,11 +335,6 @@ def report(data_dir: Path, runs: int, moves: int, warm: bool, terminal: bool) ->
                   f"{max(times):.1f} ms over {len(times)} moves ({len(times) * 34:,} rows)")
         print(f"G (jump to the oldest, {pace} run): {jump:.0f} ms")
     store.close()
-    if terminal:
-        seconds = terminal_first_paint(data_dir, runs)
-        if seconds:
-            print(f"real terminal (tmux, process start incl. imports) to first rows: median "
-                  f"{statistics.median(seconds) * 1000:.0f} ms over {len(seconds)} starts")
 
 
 def main() -> None:
@@ -255,14 +346,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="app starts to time")
     parser.add_argument("--moves", type=int, default=40, help="page-downs (and page-ups)")
     parser.add_argument("--warm", action="store_true", help="keep cache warming on")
-    parser.add_argument("--terminal", action="store_true", help="also time a real process")
+    parser.add_argument("--terminal", action="store_true",
+                        help="also time real processes in tmux (first frame, first rows)")
+    parser.add_argument("--terminal-only", action="store_true",
+                        help="only the real processes, not the in-process figures")
+    parser.add_argument("--baseline-ref", default=None,
+                        help="with --terminal: also time the tree at this commit (git archive)")
     args = parser.parse_args()
-    if args.data_dir is not None:
-        report(args.data_dir, args.runs, args.moves, args.warm, args.terminal)
-        return
-    with tempfile.TemporaryDirectory(prefix="incidex-bench-") as scratch:
-        build_store(args.build, Path(scratch))
-        report(Path(scratch), args.runs, args.moves, args.warm, args.terminal)
+    with contextlib.ExitStack() as stack:
+        data_dir = args.data_dir
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="incidex-bench-")))
+            build_store(args.build, data_dir)
+        if not args.terminal_only:
+            report(data_dir, args.runs, args.moves, args.warm)
+        if args.terminal or args.terminal_only:
+            terminal_report(data_dir, args.runs, args.baseline_ref)
 
 
 if __name__ == "__main__":

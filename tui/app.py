@@ -24,10 +24,8 @@ from textual.worker import Worker, WorkerState
 
 from store import (
     Action,
-    IncidentSummary,
     Settings,
     SettingsInvalid,
-    Store,
     StoreError,
     StoreUnavailable,
     data_directory,
@@ -49,16 +47,18 @@ from tui.screens.incident_list import IncidentListScreen
 from widgets.format import money, printable
 
 if TYPE_CHECKING:
-    from store import FillProgress
+    from store import FillProgress, IncidentSummary, Store
     from tui.screens.help import Section
 
-# The other screens (and pygments, plotext) are imported when first opened: incidex paints
-# its list sooner.
+# The other screens (and pygments, plotext) are imported when first opened, and the store
+# itself (SQLAlchemy, the tables) in a worker once the first frame is up: incidex paints at once.
 
 DARK, LIGHT = "textual-dark", "textual-light"
 SNAPSHOT_SECONDS = 300.0
 FILL_CHECK_SECONDS = 5.0  # how often the app looks for vectors left pending
 FILL_RETRY_SECONDS = 60.0  # how long it waits after the embedder failed
+# Seconds after the store opened that the background work starts even if no rows were shown.
+BACKGROUND_AT_THE_LATEST = 3.0
 
 
 class IncidexApp(App[ExitCode]):
@@ -75,15 +75,27 @@ class IncidexApp(App[ExitCode]):
         Binding("t", "toggle_theme", "Dark/light theme", show=False, id="app.theme"),
     ]
 
-    def __init__(self, store: Store, settings: Settings, *,
+    def __init__(self, store: Store | None, settings: Settings, *,
+                 open_store: Callable[[], Store] | None = None,
                  now: Callable[[], datetime] | None = None, poll_seconds: float | None = 2.0,
                  warm_cache: bool = True, page_size: int = 100, cursor_blink: bool = True,
                  demo_count: int = 1000, data_dir: Path | None = None,
                  view_state: dict[str, Any] | None = None,
                  shell_prefix: str | None = None, auto_backup: bool | None = None,
                  fill_vectors: bool = True) -> None:
+        """`store` is an open store; or None, and `open_store` opens it in a worker once the
+        first frame is painted (the list shows “Loading incidents…” until then)."""
         super().__init__()
-        self.store = store
+        if (store is None) == (open_store is None):
+            raise ValueError("IncidexApp takes an open store or open_store: one of them")
+        self._store = store
+        self._open_store = open_store
+        self._store_settled = threading.Event()
+        self._opening = False
+        if store is not None:
+            self._store_settled.set()
+        self.store_error: Exception | None = None
+        self._background_started = False
         self.settings = settings
         self.now = now or (lambda: datetime.now(UTC))
         self.poll_seconds = poll_seconds
@@ -104,11 +116,41 @@ class IncidexApp(App[ExitCode]):
         self.vectors_pending = VectorsFilled(0, 0)
         self.fill_failed_at = 0.0
 
+    @property
+    def store(self) -> Store:
+        """The open store. Workers may ask at once: they wait for the opening begun at start.
+        The UI thread asks `opened_store` instead (this would wait there too)."""
+        if self._store is None:
+            self._store_settled.wait()
+            if self._store is None:
+                raise StoreUnavailable(f"the store did not open: {self.store_error}")
+        return self._store
+
+    @property
+    def opened_store(self) -> Store | None:
+        """The store if it is open; None while it opens (and if it failed to)."""
+        return self._store
+
     def on_mount(self) -> None:
         """Open on the incident list; keep the vector index snapshot fresh in the background."""
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
         self.push_screen(IncidentListScreen())
+        if self._store is None:
+            # After the first frame: the import of the store would hold up its paint.
+            self.call_after_refresh(self._open_in_background)
+        else:
+            self._start_background()
+        self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
+
+    def first_rows_shown(self) -> None:
+        """The list showed its first page: now load the embedder and run due backups (their
+        imports and work would otherwise compete with the first page for the one interpreter)."""
+        if not self._background_started and not self.exiting:
+            self._start_background()
+
+    def _start_background(self) -> None:
+        self._background_started = True
         if self.warm_cache:
             self.prepare_search()
         if self.auto_backup:
@@ -118,11 +160,46 @@ class IncidexApp(App[ExitCode]):
             if self.poll_seconds:
                 self.set_interval(max(self.poll_seconds, FILL_CHECK_SECONDS),
                                   self.fill_unless_filling)
-        self.set_interval(SNAPSHOT_SECONDS, self.refresh_index_snapshot)
+
+    def _open_in_background(self) -> None:
+        self.run_worker(self._open, thread=True, group="open", exit_on_error=False)
+
+    def _open(self) -> None:
+        """Worker: import and open the store; on failure the app quits and run_app reports."""
+        assert self._open_store is not None
+        self._opening = True  # from here on the event is set, whatever happens
+        try:
+            self._store = self._open_store()
+        except Exception as error:
+            self.store_error = error
+        finally:
+            self._store_settled.set()
+        if self.exiting:
+            return  # the analyst quit meanwhile; run_app closes the store
+        if self._store is None:
+            self.call_from_thread(self.exit, ExitCode.STORE_UNAVAILABLE)
+        else:
+            self.call_from_thread(self._store_opened)
+
+    def close_store(self) -> None:
+        """Close the store once the app has ended (waiting for an opening under way; one that
+        never began leaves nothing to close)."""
+        if self._opening:
+            self._store_settled.wait()
+        if self._store is not None:
+            self._store.close()
+
+    def _store_opened(self) -> None:
+        """Name who is signed in, show the keys their role allows, start the background work."""
+        self.mutate_reactive(IncidexApp.sub_title)
+        self.refresh_bindings()
+        self.set_timer(BACKGROUND_AT_THE_LATEST, self.first_rows_shown)
 
     def format_title(self, title: str, sub_title: str) -> Content:
         """The header: the screen's title and who is signed in (plain text, never markup)."""
-        who = printable(signed_in_line(self.store))
+        if self._store is None:
+            return super().format_title(title, sub_title)
+        who = printable(signed_in_line(self._store))
         return super().format_title(title, f"{sub_title} · {who}" if sub_title else who)
 
     @work(thread=True, exit_on_error=False, group="prepare")
@@ -259,7 +336,7 @@ class IncidexApp(App[ExitCode]):
 
         if action != "quit" and self.exiting:
             return False
-        return action_allowed(self.store, action)
+        return action_allowed(self.opened_store, action)
 
     def open_analysis(self, incident_id: str, select_analysis_id: str | None = None) -> None:
         """Show an incident and its analyses (the given one highlighted, else the newest)."""
@@ -440,6 +517,8 @@ def binding_ids() -> set[str]:
 
 def check_keymap(keymap: dict[str, str]) -> None:
     """Refuse a keymap that names an unknown binding id or gives a binding no key."""
+    if not keymap:
+        return  # binding_ids() imports every screen: not worth it at start for nothing
     known = binding_ids()
     for binding_id, keys in keymap.items():
         if binding_id not in known:
@@ -466,25 +545,43 @@ def shell_command_prefix() -> str:
     return "incidex"
 
 
-def run_app(settings: Settings) -> ExitCode:
-    """Open the store, run the app until the analyst quits, close the store."""
+def run_app(settings: Settings, *, headless: bool = False) -> ExitCode:
+    """Run the app until the analyst quits, then close the store. The app paints first and
+    opens the store in a worker; a store that cannot be opened ends it with one line, exit 3."""
     check_keymap(settings.keymap)
-    try:
-        store = Store.open(settings)
-    except StoreUnavailable as error:
-        print(f"incidex: {error}", file=sys.stderr)
-        return ExitCode.STORE_UNAVAILABLE
+    store = None
+    terminal = sys.__stderr__ is not None and sys.__stderr__.isatty()
+    if not headless and not terminal:
+        # No terminal to paint on (Textual draws on stderr): open first, so that a store that
+        # cannot be opened is one clean line there rather than after the screen's controls.
+        try:
+            store = _open_store(settings)
+        except StoreUnavailable as error:
+            print(f"incidex: {error}", file=sys.stderr)
+            return ExitCode.STORE_UNAVAILABLE
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    app = IncidexApp(store, settings, view_state=load_view_state(settings),
+                     open_store=None if store is not None else partial(_open_store, settings))
     try:
-        app = IncidexApp(store, settings, view_state=load_view_state(settings))
         # With its own loop Textual returns without joining the worker threads (asyncio.run
         # waits for each: seconds while the embedder loads). They were told to stop; a batch
         # still being saved is one transaction, so it is rolled back whole, never half-written.
-        app.run(loop=loop)
+        app.run(loop=loop, headless=headless)
     finally:
-        store.close()
+        app.close_store()
         loop.close()
+    if isinstance(app.store_error, StoreUnavailable):
+        print(f"incidex: {app.store_error}", file=sys.stderr)
+        return ExitCode.STORE_UNAVAILABLE
+    if app.store_error is not None:
+        raise app.store_error  # the command turns it into one line and its exit code
     for note in app.exit_notes:
         print(f"incidex: {note}", file=sys.stderr)
     return ExitCode.OK if not app.return_code else ExitCode.INTERNAL_ERROR
+
+
+def _open_store(settings: Settings) -> Store:
+    from store import Store  # SQLAlchemy, the tables, the codecs: loaded off the UI thread
+
+    return Store.open(settings)

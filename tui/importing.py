@@ -7,8 +7,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from store import SaveEvent, Store, iter_save_batches, write_private_file
+if TYPE_CHECKING:
+    # Types only: the save path (validation, SQLAlchemy) loads when an import or an export
+    # runs, not with the incident list.
+    from store import SaveEvent, Store
 
 
 class UserFacingError(Exception):
@@ -32,6 +36,8 @@ def import_file(store: Store, path: Path, batch_size: int, on_progress: ImportPr
     """Save every record of a --save file (JSON, array or JSON Lines); bad records are tallied.
 
     Setting `stop` ends the import after the batch being saved (what was saved stays)."""
+    from store import iter_save_batches
+
     path = path.expanduser()
     try:
         total = path.stat().st_size
@@ -83,6 +89,8 @@ def fill_demo(store: Store, count: int, seed: int, stop: threading.Event,
 
 def write_export(path: Path, text: str) -> Path:
     """Write text to path atomically and owner-only (an export holds incident data)."""
+    from store import write_private_file
+
     path = path.expanduser()
     try:
         write_private_file(path, text.encode("utf-8"))

@@ -8,19 +8,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from textual.message import Message
 
-from store import (
-    AnalysisRecord,
-    BackupStatus,
-    IncidentDetail,
-    IncidentPage,
-    SimilarResult,
-    UsageByDay,
-    UsageTotal,
-)
-
 if TYPE_CHECKING:
-    # Types only: the runner loads when the analyst first presses `a`.
-    from store import AnalysisOutcome, Estimate
+    # Types only: the messages are built in workers, after the store has loaded; importing
+    # them here would load the store (SQLAlchemy, the backup code) before the first paint.
+    from store import (
+        AnalysisOutcome,
+        AnalysisRecord,
+        BackupStatus,
+        Estimate,
+        IncidentDetail,
+        IncidentPage,
+        SimilarResult,
+        UsageByDay,
+        UsageTotal,
+    )
 
 PageDirection = Literal["first", "last", "next", "previous", "reload"]
 

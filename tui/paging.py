@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from store import IncidentPage, IncidentSummary, PageCursor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from store import IncidentPage, IncidentSummary, PageCursor
 
 
 class PageWindow:

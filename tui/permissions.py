@@ -6,7 +6,12 @@ notification); this only spares the analyst keys that would be refused.
 
 from __future__ import annotations
 
-from store import Action, Store
+from typing import TYPE_CHECKING
+
+from store import Action
+
+if TYPE_CHECKING:
+    from store import Store
 
 ACTION_PERMISSIONS: dict[str, Action] = {
     "analyze": Action.SAVE,
@@ -22,10 +27,13 @@ ACTION_PERMISSIONS: dict[str, Action] = {
 }
 
 
-def action_allowed(store: Store, action: str) -> bool | None:
-    """True when the actor may run the key action; None (greyed out) when their role forbids."""
+def action_allowed(store: Store | None, action: str) -> bool | None:
+    """True when the actor may run the key action; None (greyed out) when their role forbids,
+    or while the store is still opening (no store yet: the actor's role is not known)."""
     needed = ACTION_PERMISSIONS.get(action)
-    return True if needed is None or store.actor.may(needed) else None
+    if needed is None:
+        return True
+    return True if store is not None and store.actor.may(needed) else None
 
 
 def signed_in_line(store: Store) -> str:

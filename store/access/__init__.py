@@ -8,7 +8,21 @@ actor to open a store with no users is its admin.
 
 from __future__ import annotations
 
-from store.access.directory import UserRow
+from typing import TYPE_CHECKING, Any
+
 from store.access.roles import ROLES, Action, Actor
 
+if TYPE_CHECKING:
+    from store.access.directory import UserRow
+
 __all__ = ["ROLES", "Action", "Actor", "UserRow"]
+
+
+def __getattr__(name: str) -> Any:
+    """UserRow (a table, so SQLModel and SQLAlchemy) loads on first use: the roles alone are
+    light, and the terminal app's first screen needs only them (PEP 562)."""
+    if name == "UserRow":
+        from store.access.directory import UserRow
+
+        return UserRow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

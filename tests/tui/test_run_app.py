@@ -26,7 +26,8 @@ def test_run_app_reports_an_unavailable_store(tmp_path: Path,
     from tui.exit_codes import ExitCode
 
     settings = Settings(data_dir=tmp_path, database_url=unopenable_url(tmp_path))
-    assert run_app(settings) == ExitCode.STORE_UNAVAILABLE
+    # The app paints first and opens the store in a worker; the failure ends it.
+    assert run_app(settings, headless=True) == ExitCode.STORE_UNAVAILABLE
     err = capsys.readouterr().err
     assert err.startswith("incidex: cannot ") and err.count("\n") == 1
 

@@ -84,7 +84,9 @@ def test_incidex_in_a_real_terminal(tmux: Tmux, tui_settings: Any, tmp_path: Pat
         save_records(store, fixed_records())
     exit_file = tmp_path / "exit-code"
     start_incidex(tmux, exit_file)
-    screen = tmux.wait_for("row 1 of 10", "? Keys")
+    # The footer is up from the first frame, before the store opened: wait for the last row
+    # too (tmux may show the status line of an update before the rows below it).
+    screen = tmux.wait_for("row 1 of 10", "? Keys", "INC-0010")
     assert "INC-0001" in screen and "Phishing e-mail with invoice macro" in screen
     assert "/ Filter" in screen and "INC-0010" in screen
     tmux.keys("j")

@@ -38,7 +38,7 @@ class IncidexScreen(Screen[None]):
             return False
         if action in self.TYPING_ACTIONS and self._typing():
             return False
-        return action_allowed(self.incidex.store, action)
+        return action_allowed(self.incidex.opened_store, action)
 
     def _typing(self) -> bool:
         focused = self.focused

@@ -19,7 +19,6 @@ from store import (
     INCIDENT_SORTS,
     IncidentSort,
     PageCursor,
-    parse_incident_filter,
 )
 from tui.importing import ImportTally, fill_demo, import_file
 from tui.messages import (
@@ -95,6 +94,9 @@ class IncidentListScreen(IncidexScreen):
         sort = remembered.get("sort")
         self.sort: IncidentSort = sort if sort in INCIDENT_SORTS else "updated"
         self.descending: bool = remembered.get("descending", True) is not False
+        # The order of the rows on screen, which the status line names: a new sort shows there
+        # when its rows arrive (a count that comes back first must not name it over old rows).
+        self.shown_order: tuple[IncidentSort, bool] = (self.sort, self.descending)
         self.new_incidents = 0
         self.filter_text: str | None = None
         self.generation = 0
@@ -207,8 +209,14 @@ class IncidentListScreen(IncidexScreen):
         self.count()
 
     def _show_loading(self, generation: int) -> None:
-        if generation == self.generation and self._loading_generation != generation:
-            self.table.loading = True
+        if generation != self.generation or self._loading_generation == generation:
+            return
+        if self.incidex.opened_store is None:
+            # The status line says “Loading incidents…” while the store opens: the animated
+            # indicator would take the interpreter from the opening itself. Look again later.
+            self.set_timer(0.3, lambda: self._show_loading(generation))
+            return
+        self.table.loading = True
 
     def on_incidents_page_loaded(self, message: IncidentsPageLoaded) -> None:
         """Put the arrived rows into the window and the table."""
@@ -230,6 +238,7 @@ class IncidentListScreen(IncidexScreen):
         screen_row = table.cursor - table.top
         from_end = message.direction == "last"
         self.window.reset(message.pages, from_end=from_end)
+        self.shown_order = (self.sort, self.descending)  # the generation asked for this order
         rows = self.window.rows
         if message.direction != "reload":
             self.new_incidents = 0
@@ -252,6 +261,7 @@ class IncidentListScreen(IncidexScreen):
             # After the first demo fill or import the table was hidden: give it the keys.
             table.focus()
         self.refresh_bindings()
+        self.incidex.first_rows_shown()
         self.request_similar_counts([row.incident_id for row in rows])
         self.start_warming()
 
@@ -297,16 +307,21 @@ class IncidentListScreen(IncidexScreen):
         position = window.position(table.cursor) if window.rows else None
         if position is not None:
             parts.append(f"row {position + 1:,} of {total}")
+        elif not self.loaded and window.total is None:
+            parts.append("Loading incidents…")  # the first page (and the store) still to come
         else:
             parts.append(f"{total} incidents")
         if self.filter_text:
             # A filter with nothing the parser reads (only punctuation) is shown as typed.
+            from store import parse_incident_filter  # the indicator patterns: not at start
+
             understood = (parse_incident_filter(self.filter_text).description()
                           or f"“{self.filter_text}”")
             parts.append(f"matching {understood}" if window.rows or not self.loaded
                          else f"no incident matches {understood}")
-        name, largest_first, smallest_first = SORT_LABELS[self.sort]
-        parts.append(f"sorted by {name}, {largest_first if self.descending else smallest_first}")
+        sort, descending = self.shown_order
+        name, largest_first, smallest_first = SORT_LABELS[sort]
+        parts.append(f"sorted by {name}, {largest_first if descending else smallest_first}")
         if self.new_incidents:
             parts.append(f"{self.new_incidents:,} new (n shows them)")
         vectors = self.incidex.vectors_pending
