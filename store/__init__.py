@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from store.fileio import safe_name, write_private_file
     from store.ingest.reader import read_records
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
-    from store.locations import data_directory
+    from store.locations import data_directory, secrets_directory
     from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
     from store.schemas import (
         CACHE_NAMESPACES,
@@ -86,6 +86,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Settings": ("store.settings", "Settings"),
     "load_settings": ("store.settings", "load_settings"),
     "data_directory": ("store.locations", "data_directory"),
+    "secrets_directory": ("store.locations", "secrets_directory"),
     "safe_name": ("store.fileio", "safe_name"),
     "write_private_file": ("store.fileio", "write_private_file"),
     "schema_key_order": ("store.analyze.schema", "schema_key_order"),
@@ -184,6 +185,7 @@ __all__ = [
     "safe_name",
     "save_view_state",
     "schedule_units",
+    "secrets_directory",
     "schema_key_order",
     "write_private_file",
 ]
