@@ -8,8 +8,8 @@ The --save runs add one new record each to a store made (and its word table cach
 before the timed runs, as a script calling incidex once per analysis does: side by side, handed
 to a warm save server (`incidex serve`, started before the timed runs; INCIDEX_SAVE_SERVER=
 required) and saved in process (INCIDEX_SAVE_SERVER=off). The commands run through the
-`incidex` console script's entry point (tui.save_client:main, or tui.cli:main in a tree that
-has no save client). With --baseline-ref, the same commands also run from that commit's tree
+`incidex` console script's entry point (tui.entry:main, or tui.cli:main in a tree that has
+no save client). With --baseline-ref, the same commands also run from that commit's tree
 (`git archive`, PyStemmer hidden as the seed had none), on its own store, interleaved with
 this tree's. The CPU column counts the command's process only (not the save server's).
 """
@@ -58,7 +58,7 @@ class Tree:
         return (self.path / "tui" / "save_client.py").exists()
 
     def cli(self) -> list[str]:
-        entry = "tui.save_client" if self.has_server else "tui.cli"
+        entry = "tui.entry" if self.has_server else "tui.cli"
         return [sys.executable, "-c", "import sys; sys.argv[0] = 'incidex'; "
                 f"from {entry} import main; main()"]
 

@@ -35,7 +35,8 @@ import stat
 import struct
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 try:  # the built-in SHA-256: hashlib would load OpenSSL (milliseconds this path can spare)
@@ -334,6 +335,7 @@ class _Input:
         # large to keep).
         self.kept: bytearray | None = None if regular else bytearray()
         self.stop = threading.Event()
+        self.sending = threading.Lock()  # held while a piece of the input is being sent
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -407,7 +409,7 @@ def _send_input(connection: socket.socket, source: _Input) -> None:
             chunk = source.stream.read(_READ_CHUNK)
             if not chunk:
                 if held:
-                    connection.sendall(held)
+                    _send(connection, source, held)
                     held = b""
                 break
             if source.kept is not None:
@@ -418,17 +420,33 @@ def _send_input(connection: socket.socket, source: _Input) -> None:
             data = held + chunk
             cut = data.rfind(b"\n") + 1
             held = data[cut:]
-            if source.stop.is_set():
-                break
             if cut:
-                connection.sendall(data[:cut])
-        connection.shutdown(socket.SHUT_WR)
+                _send(connection, source, data[:cut])
+        end_input(connection, source)
     except OSError as error:
         source.error = error  # the server went away: the reader side notices and says so
     except BaseException as error:  # noqa: BLE001 - reported by the caller
         source.error = error
     finally:
         source.done.set()
+
+
+def _send(connection: socket.socket, source: _Input, data: bytes) -> None:
+    with source.sending:
+        if not source.stop.is_set():
+            connection.sendall(data)
+
+
+def end_input(connection: socket.socket, source: _Input, wait: float = -1) -> None:
+    """End the input here, between two sends (never inside a line); with a wait, give up
+    after that long (the sender then ends it after its current send)."""
+    if source.sending.acquire(timeout=wait):
+        try:
+            connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            source.sending.release()
 
 
 def hand_over(connection: socket.socket, source: _Input,
@@ -531,10 +549,8 @@ def _run(connection: socket.socket, source: _Input, request: SaveRequest, place:
         if source.stop.is_set() and number == signal.SIGINT:
             raise KeyboardInterrupt
         source.stop.set()
-        try:  # end the input now: the server saves what it read completely, then answers
-            connection.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        # End the input now: the server saves what it read completely, then answers.
+        end_input(connection, source, wait=1.0)
 
     previous = {number: signal.signal(number, on_signal)
                 for number in (signal.SIGINT, signal.SIGTERM)}
@@ -553,6 +569,26 @@ def _run(connection: socket.socket, source: _Input, request: SaveRequest, place:
     if not outcome.finished:
         return _finish_in_process(source, request, outcome)
     return _summary(outcome.ok, outcome.failed, interrupted=source.stop.is_set())
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (the save finishes what it read); a second SIGINT
+    interrupts at once (as in tui/cli.py)."""
+    import signal
+
+    def on_signal(number: int, _frame: object) -> None:
+        if stop.is_set() and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {number: signal.signal(number, on_signal)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _summary(ok: int, failed: int, *, interrupted: bool) -> int:
@@ -631,7 +667,6 @@ def save_rest(request: SaveRequest, replay: Any, *, skip: int, ok: int, failed: 
         iter_save,
         load_settings,
     )
-    from tui.cli import _stop_on_signals
     from tui.output import say, write_json_line, write_line
 
     stop = threading.Event()
@@ -641,7 +676,7 @@ def save_rest(request: SaveRequest, replay: Any, *, skip: int, ok: int, failed: 
         settings = load_settings(
             data_dir=Path(request.data_dir) if request.data_dir else None,
             database_url=request.database_url)
-        with replay, Store.open(settings) as store, _stop_on_signals(stop):
+        with replay, Store.open(settings) as store, _stop_on_signals(stop):  # noqa: SIM117
             events = iter_save(store, replay, batch_size=settings.save_batch_size, stop=stop)
             for position, event in enumerate(events):
                 if position < skip:
@@ -710,16 +745,6 @@ def spawn_server(place: Place, idle: float) -> None:
         os.waitpid(child, 0)
     finally:
         os.close(log)
-
-
-def main() -> None:
-    """The `incidex` command: a plain --save goes to a save server when one answers."""
-    code = try_save(sys.argv[1:])
-    if code is not None:
-        sys.exit(code)
-    from tui.cli import main as full_command
-
-    run_full(full_command)
 
 
 def run_full(full_command: Callable[[], Any]) -> None:

@@ -58,7 +58,7 @@ def running_server(*arguments: str, env: dict[str, str] | None = None
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen([*SERVE, *arguments], env=environment, stdout=subprocess.DEVNULL,
                                stderr=log)
     try:
