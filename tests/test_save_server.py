@@ -316,3 +316,30 @@ def test_a_changed_key_retires_the_server(tmp_path: Path, isolated_directories: 
         assert b"the store or its keys changed" in refused.stderr
         assert server.wait(timeout=60) == 0
     assert not place.socket_path.exists()
+
+
+def test_an_interrupted_client_saves_what_it_read_and_exits_130(
+        isolated_directories: Path) -> None:
+    with running_server():
+        client = subprocess.Popen([*INCIDEX, "--save", "-"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**os.environ, "INCIDEX_SAVE_SERVER": "required"})
+        assert client.stdin is not None
+        client.stdin.write(jsonl(make_record("INT-1")) + b'{"incident": {"incident_id": "INT')
+        client.stdin.flush()
+        assert read_ack(client)["status"] == "saved"
+        client.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=60)
+    assert client.returncode == 130, err
+    assert out == b""  # the half-written record is not read as one
+    assert err.decode().strip() == ("incidex: interrupted; 1 saved or duplicate, 0 failed "
+                                    "(records read completely were saved)")
+    assert count_rows(isolated_directories, "analyses") == 1
+
+
+def test_an_unknown_mode_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(make_record("MODE-1")))
+    result = save(tmp_path / "a.json", mode="sometimes")
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        "incidex: INCIDEX_SAVE_SERVER: 'sometimes' is not one of auto, on, off, required")

@@ -507,9 +507,16 @@ def try_save(arguments: Sequence[str]) -> int | None:
     _after = None
     try:
         request = parse_arguments(arguments)
+    except NotEligible:
+        return None
+    try:
         mode = save_server_mode()
-        if mode == "off":
-            return None
+    except NotEligible as wrong:
+        _say_err(f"incidex: {wrong}")
+        return 2
+    if mode == "off":
+        return None
+    try:
         place = locate(request.data_dir, request.database_url, request.config)
         source = open_input(request.save)
     except (NotEligible, OSError, ValueError):
