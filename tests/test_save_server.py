@@ -185,7 +185,8 @@ def hello_as(uid: int | None, place: Any, path: Path | None = None,
              f"hello = {{'protocol': 1, 'fingerprint': {fingerprint or place.fingerprint!r},"
              " 'uid': 0,"
              " 'user': 'root', 'pausable': False}\n"
-             "connection.sendall(json.dumps(hello).encode() + b'\\n')\n"
+             "try:\n    connection.sendall(json.dumps(hello).encode() + b'\\n')\n"
+             "except BrokenPipeError:\n    pass  # refused before the hello was read\n"
              "print(connection.makefile('rb').readline().decode())\n")
     # Another user may not reach this venv's interpreter: the probe needs only the stdlib.
     python = OTHER_USERS_PYTHON if uid is not None else sys.executable

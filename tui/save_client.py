@@ -36,7 +36,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 try:  # the built-in SHA-256: hashlib would load OpenSSL (milliseconds this path can spare)
@@ -458,9 +458,13 @@ def hand_over(connection: socket.socket, source: _Input,
     sender.start()
     reader = connection.makefile("rb")
     try:
-        for line in reader:
-            message = json.loads(line)
-            if "out" in message:
+        while True:
+            try:
+                message = json.loads(reader.readline() or b'{"gone": true}')
+            except (OSError, ValueError) as error:
+                outcome.reason = f"the connection broke ({error})"
+                break
+            if "out" in message:  # (a failure to print is this process's own: not caught)
                 write(message["out"], message.get("err"))
                 outcome.acknowledged += 1
                 if message.get("ok"):
@@ -475,8 +479,8 @@ def hand_over(connection: socket.socket, source: _Input,
                 outcome.finished = bool(message["end"])
                 outcome.reason = str(message.get("reason") or "")
                 break
-    except (OSError, ValueError) as error:
-        outcome.reason = f"the connection broke ({error})"
+            else:
+                break  # the server closed the connection without a word: it stopped
     finally:
         reader.close()
     if not outcome.finished and not outcome.reason:
@@ -566,6 +570,10 @@ def _run(connection: socket.socket, source: _Input, request: SaveRequest, place:
     except KeyboardInterrupt:
         _say_err("incidex: interrupted")
         return 130
+    except OSError as error:  # stdout closed under us (`| head`): the records are saved
+        with suppress(OSError):
+            _say_err(f"incidex: cannot write the results: {error.strerror or error}")
+        return 70
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
