@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -344,3 +345,21 @@ def test_an_unknown_mode_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.decode().strip() == (
         "incidex: INCIDEX_SAVE_SERVER: 'sometimes' is not one of auto, on, off, required")
+
+
+def test_an_idle_server_holds_no_database_file_open(tmp_path: Path,
+                                                    isolated_directories: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(make_record("IDLE-1")))
+    with running_server() as (server, _place):
+        assert save(tmp_path / "a.json").returncode == 0
+        database = isolated_directories / "incident_analysis.db"
+        held = {os.path.realpath(f"/proc/{server.pid}/fd/{fd}")
+                for fd in os.listdir(f"/proc/{server.pid}/fd")}
+        assert not {name for name in held if name.startswith(str(database))}
+        # Another writer takes the whole database at once (no busy wait, no snapshot held).
+        writer = sqlite3.connect(database, timeout=0)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            writer.rollback()
+        finally:
+            writer.close()
