@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from store.vectors.embedder import EmbedderUnavailable
     from store.vectors.maintenance import VerifyReport
     from store.view_state import load_view_state, save_view_state
+    from store.warm import warm_up_save
 
 # Public name -> (module, attribute in it).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -107,6 +108,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "parse_incident_filter": ("store.db.incident_filter", "parse_incident_filter"),
     "IncidentFilter": ("store.db.incident_filter", "IncidentFilter"),
     "save_view_state": ("store.view_state", "save_view_state"),
+    "warm_up_save": ("store.warm", "warm_up_save"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch", "AccessDenied")},
     **{name: ("store.access", name) for name in ("ROLES", "Action", "Actor", "UserRow")},
@@ -187,6 +189,7 @@ __all__ = [
     "schedule_units",
     "secrets_directory",
     "schema_key_order",
+    "warm_up_save",
     "write_private_file",
 ]
 

@@ -294,6 +294,7 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 if __name__ == "__main__":
     from tui.save_client import run_full, try_save
 
+    # `python -m tui.cli`: as the console script (tui/entry.py), a --save tries a save server.
     if (handed_over := try_save(sys.argv[1:])) is not None:
         sys.exit(handed_over)
     run_full(main)

@@ -391,13 +391,15 @@ def _failure_line(error: Exception) -> tuple[str, int]:
 
 
 def warm_up(store: Store) -> None:
-    """Load what the first save would (embedder word table, PII patterns, validation)."""
-    from store import read_records
+    """Load what the first save would (price table, record models, PII patterns, embedder);
+    a failure here only means the first client pays for it."""
+    from store import warm_up_save
 
-    with contextlib.suppress(Exception):
-        store.vectors.embedder  # noqa: B018
-        store.vectors.scrubber  # noqa: B018
-    list(read_records(io.BytesIO(b'{"incident": {"incident_id": "warm-up"}}\n')))
+    try:
+        warm_up_save(store)
+    except Exception as error:  # noqa: BLE001 - a save would meet it again, and say so
+        print(f"incidex save server: warm-up failed: {type(error).__name__}: {error}",
+              file=sys.stderr, flush=True)
 
 
 def run(place: Place, settings: Settings, idle_seconds: float | None, *,
