@@ -257,9 +257,13 @@ def test_a_server_killed_mid_stream_leaves_the_rest_to_the_client(
         assert read_ack(client)["status"] == "saved"  # acknowledged: committed by the server
         server.send_signal(signal.SIGKILL)
         server.wait()
-        client.stdin.write(jsonl(make_record("KILL-2"), make_record("KILL-3")))
+        # A producer that waits for each answer before writing more still gets it.
+        client.stdin.write(jsonl(make_record("KILL-2")))
+        client.stdin.flush()
+        rest = [read_ack(client)]
+        client.stdin.write(jsonl(make_record("KILL-3")))
         client.stdin.close()
-        rest = [json.loads(line) for line in client.stdout.read().splitlines()]  # type: ignore[union-attr]
+        rest += [json.loads(line) for line in client.stdout.read().splitlines()]  # type: ignore[union-attr]
         err = client.stderr.read().decode()  # type: ignore[union-attr]
         assert client.wait(timeout=120) == 0, err
     assert [(line["record"], line["status"]) for line in rest] == [

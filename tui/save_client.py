@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import stat
 import struct
@@ -335,7 +336,10 @@ class _Input:
         # large to keep).
         self.kept: bytearray | None = None if regular else bytearray()
         self.stop = threading.Event()
-        self.sending = threading.Lock()  # held while a piece of the input is being sent
+        # Held while a piece of the input is kept and sent (or handed to the replay).
+        self.sending = threading.Lock()
+        # Once set, the reader hands what it reads to the replay in this process.
+        self.handoff: queue.Queue[bytes] | None = None
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -401,40 +405,46 @@ def _read_line(connection: socket.socket) -> bytes:
 
 
 def _send_input(connection: socket.socket, source: _Input) -> None:
-    """Send the input, whole lines only while more may come (so that an interrupted client
-    sends only records read completely), then end it (shutdown for writing)."""
+    """Read the input and send it, whole lines only while more may come (so that an
+    interrupted client sends only records read completely), then end it (shutdown for
+    writing). This thread stays the input's only reader: when the server is gone it goes on
+    reading, keeping what it reads, and once the replay takes over (source.handoff) it hands
+    every chunk to it, up to the end of the input."""
     held = b""
+    broken = False  # the server went away: nothing more is sent
     try:
-        while not source.stop.is_set():
+        while True:
             chunk = source.stream.read(_READ_CHUNK)
-            if not chunk:
-                if held:
-                    _send(connection, source, held)
-                    held = b""
-                break
-            if source.kept is not None:
-                if len(source.kept) + len(chunk) <= REPLAY_LIMIT:
-                    source.kept += chunk
-                else:
-                    source.kept = None
-            data = held + chunk
-            cut = data.rfind(b"\n") + 1
-            held = data[cut:]
-            if cut:
-                _send(connection, source, data[:cut])
+            with source.sending:
+                if source.handoff is not None:
+                    source.handoff.put(chunk)
+                    if not chunk:
+                        break
+                    continue
+                if source.stop.is_set():
+                    break
+                if source.kept is not None and chunk:
+                    if len(source.kept) + len(chunk) <= REPLAY_LIMIT:
+                        source.kept += chunk
+                    else:
+                        source.kept = None
+                data = held + chunk
+                cut = len(data) if not chunk else data.rfind(b"\n") + 1
+                held = data[cut:]
+                if cut and not broken:
+                    try:
+                        connection.sendall(data[:cut])
+                    except OSError as error:
+                        source.error, broken = error, True
+                if not chunk:
+                    break
         end_input(connection, source)
-    except OSError as error:
-        source.error = error  # the server went away: the reader side notices and says so
     except BaseException as error:  # noqa: BLE001 - reported by the caller
         source.error = error
+        if source.handoff is not None:
+            source.handoff.put(b"")
     finally:
         source.done.set()
-
-
-def _send(connection: socket.socket, source: _Input, data: bytes) -> None:
-    with source.sending:
-        if not source.stop.is_set():
-            connection.sendall(data)
 
 
 def end_input(connection: socket.socket, source: _Input, wait: float = -1) -> None:
@@ -618,25 +628,35 @@ def _summary(ok: int, failed: int, *, interrupted: bool) -> int:
 
 
 class _Replay:
-    """Piped input read again: what was kept, then the rest of stdin (raw, like the in-process
-    save's stdin)."""
+    """Piped input read again: what was kept, then the rest as the input's reader thread hands
+    it over (so that no chunk is read by two readers). Its fileno() is the pipe's: the save
+    stream may wait on it, as on stdin in process."""
 
-    def __init__(self, kept: bytes, rest: Any) -> None:
+    def __init__(self, kept: bytes, rest: queue.Queue[bytes] | None, fileno: int) -> None:
         self._kept = memoryview(kept)
         self._rest = rest
+        self._fileno = fileno
+        self._ended = rest is None
 
     def read(self, size: int = -1) -> bytes:
         if self._kept:
             size = len(self._kept) if size < 0 else size
             chunk, self._kept = bytes(self._kept[:size]), self._kept[size:]
             return chunk
-        return bytes(self._rest.read(size))
+        if self._ended or self._rest is None:
+            return b""
+        chunk = self._rest.get()
+        self._ended = not chunk
+        if 0 <= size < len(chunk):
+            self._kept = memoryview(chunk)[size:]
+            return chunk[:size]
+        return chunk
 
     def fileno(self) -> int:
-        return int(self._rest.fileno())  # a pipe: the save stream may wait on it
+        return self._fileno
 
     def close(self) -> None:
-        self._rest.close()
+        pass
 
     def __enter__(self) -> _Replay:
         return self
@@ -648,24 +668,33 @@ class _Replay:
 def _finish_in_process(source: _Input, request: SaveRequest, outcome: Outcome) -> int:
     """The server stopped before acknowledging every record: save the input again in this
     process, printing only the records it did not acknowledge."""
-    source.stop.set()
-    source.done.wait()  # the sender has stopped reading (its last chunk is kept)
     what = f"{outcome.reason}; {outcome.acknowledged} records were acknowledged"
     replay: Any
-    if source.kept is None and not source.regular:
-        _say_err(f"incidex: {what}; the input is too large to read again, so the records "
-                 "after them were NOT saved: save the rest again")
-        return _summary(outcome.ok, outcome.failed + 1, interrupted=False)
-    _say_err(f"incidex: {what}; saving the rest in this process")
     if source.regular:
+        source.stop.set()
+        source.done.wait()  # a file never keeps a read waiting: the reader stops at once
+        _say_err(f"incidex: {what}; saving the rest in this process")
         if request.save == "-":
             os.lseek(sys.stdin.fileno(), source.offset, os.SEEK_SET)
             replay = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
         else:
             replay = open(request.save, "rb", buffering=0)  # noqa: SIM115
-    else:
-        replay = _Replay(bytes(source.kept or b""), source.stream)
-        source.stream = open(os.devnull, "rb")  # noqa: SIM115 - the replay owns stdin now
+        return save_rest(request, replay, skip=outcome.acknowledged, ok=outcome.ok,
+                         failed=outcome.failed)
+    with source.sending:
+        kept = None if source.kept is None else bytes(source.kept)
+        interrupted = source.stop.is_set()
+        rest: queue.Queue[bytes] | None = None
+        if kept is not None and not interrupted:
+            rest = source.handoff = queue.Queue()
+            if source.done.is_set():  # the reader already read to the end
+                rest.put(b"")
+    if kept is None:
+        _say_err(f"incidex: {what}; the input is too large to read again, so the records "
+                 "after them were NOT saved: save the rest again")
+        return _summary(outcome.ok, outcome.failed + 1, interrupted=False)
+    _say_err(f"incidex: {what}; saving the rest in this process")
+    replay = _Replay(kept, rest, source.stream.fileno())
     return save_rest(request, replay, skip=outcome.acknowledged, ok=outcome.ok,
                      failed=outcome.failed)
 
