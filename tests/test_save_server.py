@@ -367,3 +367,24 @@ def test_an_idle_server_holds_no_database_file_open(tmp_path: Path,
             writer.rollback()
         finally:
             writer.close()
+
+
+def test_a_role_changed_since_the_server_started_is_obeyed(tmp_path: Path) -> None:
+    """The actor is resolved again for each client: demoted to viewer, the same user gets the
+    same refusal (exit 4) from the server as in process."""
+    from tui.save_client import os_user
+
+    (tmp_path / "a.json").write_text(json.dumps(make_record("ROLE-1")))
+    (tmp_path / "b.json").write_text(json.dumps(make_record("ROLE-2")))
+    me = os_user()
+    with running_server():
+        assert save(tmp_path / "a.json").returncode == 0  # the store's creator: admin
+        for name, role in (("someone-else", "admin"), (me, "viewer")):
+            done = subprocess.run([sys.executable, "-m", "tui.cli", "users", "add", name,
+                                   "--role", role], capture_output=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+        served = save(tmp_path / "b.json")
+    in_process = save(tmp_path / "b.json", mode="off")
+    assert served.returncode == in_process.returncode == 4
+    assert served.stderr == in_process.stderr
+    assert served.stderr.decode().startswith(f"incidex: access denied: {me} (viewer) may not save")
