@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from store.fileio import safe_name, write_private_file
     from store.ingest.reader import read_records
     from store.ingest.stream import SaveEvent, iter_save, iter_save_batches
-    from store.locations import data_directory
+    from store.locations import data_directory, secrets_directory
     from store.protection import CheckReport, KeysStatus, PurgeCandidate, PurgeReport
     from store.schemas import (
         CACHE_NAMESPACES,
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from store.vectors.filler import FillProgress
     from store.vectors.maintenance import VerifyReport
     from store.view_state import load_view_state, save_view_state
+    from store.warm import warm_up_save
 
 # Public name -> (module, attribute in it).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -87,6 +88,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Settings": ("store.settings", "Settings"),
     "load_settings": ("store.settings", "load_settings"),
     "data_directory": ("store.locations", "data_directory"),
+    "secrets_directory": ("store.locations", "secrets_directory"),
     "safe_name": ("store.fileio", "safe_name"),
     "write_private_file": ("store.fileio", "write_private_file"),
     "schema_key_order": ("store.analyze.schema", "schema_key_order"),
@@ -108,6 +110,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "parse_incident_filter": ("store.db.incident_filter", "parse_incident_filter"),
     "IncidentFilter": ("store.db.incident_filter", "IncidentFilter"),
     "save_view_state": ("store.view_state", "save_view_state"),
+    "warm_up_save": ("store.warm", "warm_up_save"),
     **{name: ("store.errors", name) for name in (
         "StoreError", "StoreUnavailable", "RecordError", "EmbedderMismatch", "AccessDenied")},
     **{name: ("store.access", name) for name in ("ROLES", "Action", "Actor", "UserRow")},
@@ -187,7 +190,9 @@ __all__ = [
     "safe_name",
     "save_view_state",
     "schedule_units",
+    "secrets_directory",
     "schema_key_order",
+    "warm_up_save",
     "write_private_file",
 ]
 

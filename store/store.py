@@ -128,6 +128,11 @@ class Store:
             self._actor = self._resolve_actor()
         return self._actor
 
+    def refresh_actor(self) -> Actor:
+        """Resolve the actor again (a long-lived process: a role may have changed since)."""
+        self._actor = None
+        return self.actor
+
     def _resolve_actor(self) -> Actor:
         from store.access import directory
         from store.audit import AuditEvent

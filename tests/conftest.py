@@ -35,6 +35,8 @@ def isolated_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache_home))
     monkeypatch.setenv("INCIDEX_SECRETS_DIR", str(tmp_path / "secrets"))
     monkeypatch.setenv("INCIDEX_BACKUP_AUTO", "0")  # the TUI's background backups: opt-in here
+    # No save server outlives a test: the save server's own tests turn it on where they need it.
+    monkeypatch.setenv("INCIDEX_SAVE_SERVER", "off")
     for name in ("INCIDEX_DATABASE_URL", "INCIDEX_REDIS_URL", "INCIDEX_CONFIG_FILE",
                  "INCIDEX_EMBEDDER", "INCIDEX_OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)

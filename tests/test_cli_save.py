@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,30 @@ import pytest
 
 from tests.conftest import make_record
 from tests.support.journal import journaled_ids
+from tests.support.save_server import running_server
 
 INCIDEX = [sys.executable, "-m", "tui.cli"]
 
 
+@pytest.fixture(autouse=True, params=["in process", "save server"])
+def save_path(request: pytest.FixtureRequest, isolated_directories: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs twice: saving in process, and handed to a running save server
+    (INCIDEX_SAVE_SERVER=required: the server must answer)."""
+    if request.param == "in process":
+        yield request.param
+        return
+    monkeypatch.setenv("INCIDEX_SAVE_SERVER", "required")
+    with running_server():
+        yield request.param
+
+
 def run_save(source: str | Path, *, stdin: bytes | None = None, env: dict[str, str] | None = None,
              timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    # Other settings than the server's (env) are another fingerprint: no server for them, so
+    # those runs save in process ("on": use a server only if one answers).
+    if env and os.environ.get("INCIDEX_SAVE_SERVER") == "required":
+        env = {"INCIDEX_SAVE_SERVER": "on", **env}
     return subprocess.run([*INCIDEX, "--save", str(source)], input=stdin, capture_output=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 

@@ -1,5 +1,5 @@
 """`python -m tui` runs the incidex command."""
 
-from tui.cli import main
+from tui.entry import main
 
 main()

@@ -70,6 +70,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                  "`incidex analyze --unanalysed`)."),
     "reindex": ("tui.cli_search", "Rebuild every vector and the index from the database "
                 "(after changing the embedder)."),
+    "serve": ("tui.save_server", "Hold the store open and save what `incidex --save` hands "
+              "over a private socket."),
     "similar": ("tui.cli_search", "Find past incidents similar to TEXT or to stored incidents."),
     "verify": ("tui.cli_search",
                "Check that the vector index and the database agree; exit 1 on drift."),
@@ -290,4 +292,9 @@ def demo(settings: Settings, count: int, seed: int, offset: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tui.save_client import run_full, try_save
+
+    # `python -m tui.cli`: as the console script (tui/entry.py), a --save tries a save server.
+    if (handed_over := try_save(sys.argv[1:])) is not None:
+        sys.exit(handed_over)
+    run_full(main)
