@@ -52,7 +52,9 @@ FLOAT_KINDS = ("hnsw-sq8",)  # kinds whose snapshot carries the float vectors af
 # 13.6 s to load; the 8-bit graph reads a third of that and maps the floats it re-ranks by.
 AUTO_APPROXIMATE_KIND = "hnsw-sq8"
 HNSW_BUILD_BREADTH = 80  # efConstruction: at 40, 200k prose vectors needed efSearch 256 for 0.95
-HNSW_SEARCH_BREADTHS = (32, 64, 128, 256, 512)  # efSearch tried, narrowest first
+# efSearch tried, narrowest first; a search's time grows with it, so the rungs between the
+# doubles let a recall check stop at, say, 384 where 512 would cost a third more
+HNSW_SEARCH_BREADTHS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 IVF_PROBE_STEPS = 4  # an IVF index doubles its nprobe at most this many times
 _LIVE_IDS = (0, 1 << 62)  # analysis ids; a graph node whose vector was removed is labelled -1
 
@@ -292,7 +294,7 @@ class VectorIndex:
 
         wide = min(max(k * RERANK_FACTOR, RERANK_MIN), len(self))
         params, alive = self._search_parameters(selector, force=True)
-        params.efSearch = max(self.breadth, wide)
+        params.efSearch = max(params.efSearch, wide)
         if params.sel is not None:
             translated = faiss.IDSelectorTranslated(self._index.id_map, params.sel)
             alive.append(translated)

@@ -300,6 +300,27 @@ def test_8_bit_codes_that_cannot_tell_the_vectors_apart_are_refused(tmp_path: Pa
     assert "hnsw-sq8 recall@10" in check.describe() and "efSearch 512" in check.describe()
 
 
+def test_a_recall_check_climbs_by_less_than_doubles_and_keeps_its_recall() -> None:
+    """A search's time grows with efSearch: the check stops at the first rung that holds
+    the recall, and no rung is more than half again the one before it."""
+    vectors = unit_vectors(4000, dimension=48)
+    ids = np.arange(1, 4001, dtype=np.int64)
+    index = VectorIndex("test", 48)
+    index.add(ids, vectors)
+    check = index.convert("hnsw-sq8", 32, min_recall=0.95)
+    ladder = index.breadths_from(32)
+    assert ladder[0] == 32 and ladder[-1] == 512
+    assert all(b <= 1.5 * a for a, b in zip(ladder, ladder[1:], strict=False))
+    assert check is not None and check.breadth in ladder and check.recall >= 0.95
+    assert index.breadth == check.breadth
+    queries = unit_vectors(300, dimension=48, seed=11)  # not the check's own queries
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 1
+    _, found = index.search(queries, 10)
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
+                      for a, b in zip(found, truth, strict=True)])
+    assert recall >= 0.93
+
+
 def test_an_8_bit_graph_adds_saved_records_without_rewriting_its_snapshot(
         settings: Settings) -> None:
     settings = settings.model_copy(update={"index_kind": "hnsw-sq8"})
