@@ -11,9 +11,9 @@ store's. --quick measures only the breadth the recall check chose.)
 The vectors are bench/prose_vectors.py's (2-4 real VCDB and ATT&CK sentences per text,
 the default offline embedder), built once and cached outside the repo. For each kind it
 builds the index the way the store does (build_approximate, then tune_breadth: recall
-measured on 200 of the index's own vectors, search widened until 0.95), then on 1,000
-other queries drawn from the set it prints recall@10 against exact search and
-single-query p50/p99 at each breadth, for k=10 and for the k=64 that a similar search
+measured on 1,000 of the index's own vectors, search widened until 0.95 by two standard
+errors), then on 1,000 other queries drawn from the set it prints recall@10 against exact
+search and single-query p50/p99 at each breadth, for k=10 and for the k=64 that a similar search
 asks first; single adds on the saving path; and the load time and memory of its
 snapshot in a fresh process (for "hnsw-sq8": the bytes read at load, the float rows after
 them being mapped, and the loaded index's first searches). Exact search over the same
