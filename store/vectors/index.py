@@ -29,11 +29,12 @@ SNAPSHOT_FORMAT = 4
 SNAPSHOT_MAGIC = b"INCIDEX-VECTORS\n"
 _HEADER_LENGTH = struct.Struct("<I")
 READ_CHUNK = 1 << 24
-RECALL_QUERIES = 200  # the store's own vectors asked of both indexes when one is built
+RECALL_QUERIES = 1000  # the store's own vectors asked of both indexes when one is built
 RECALL_K = 10
-# Aimed at above the recall asked for: on RECALL_QUERIES queries the measurement's standard
-# error is about 0.007, and 1,000 other queries must still find min_recall.
-RECALL_MARGIN = 0.015
+# A breadth is taken when its measured recall is this many standard errors (of the mean over
+# the queries) above the recall asked for: about 0.006 over 1,000 prose-like queries, where
+# 200 queries needed a margin of 0.015, which at 1,000,000 vectors cost efSearch 512.
+RECALL_STANDARD_ERRORS = 2.0
 HNSW_LINKS = 32  # graph neighbours per vector (M): 256 bytes of links per vector at 1M
 # The graph kinds: "hnsw" keeps the float vectors (2 KB each at 512 dimensions), "hnsw-sq8"
 # one byte per dimension (scalar codes, a quarter of the memory and of the snapshot).
@@ -51,8 +52,14 @@ FLOAT_KINDS = ("hnsw-sq8",)  # kinds whose snapshot carries the float vectors af
 # on 1,000,000 prose-like vectors (bench/prose_scale.py) the float graph's 2 GB snapshot took
 # 13.6 s to load; the 8-bit graph reads a third of that and maps the floats it re-ranks by.
 AUTO_APPROXIMATE_KIND = "hnsw-sq8"
-HNSW_BUILD_BREADTH = 80  # efConstruction: at 40, 200k prose vectors needed efSearch 256 for 0.95
-HNSW_SEARCH_BREADTHS = (32, 64, 128, 256, 512)  # efSearch tried, narrowest first
+# efConstruction. Each node keeps up to 2 * HNSW_LINKS neighbours on the bottom layer, chosen
+# from this many candidates: at 80 there is hardly a choice. On 200,000 prose-like vectors
+# (bench/prose_scale.py) 160 gave recall@10 0.989 at efSearch 32 where 80 gave 0.956 (and
+# needed 128 for 0.965), for a build about a third longer; at 40 it needed efSearch 256.
+HNSW_BUILD_BREADTH = 160
+# efSearch tried, narrowest first; a search's time grows with it, so the rungs between the
+# doubles let a recall check stop at, say, 384 where 512 would cost a third more
+HNSW_SEARCH_BREADTHS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 IVF_PROBE_STEPS = 4  # an IVF index doubles its nprobe at most this many times
 _LIVE_IDS = (0, 1 << 62)  # analysis ids; a graph node whose vector was removed is labelled -1
 
@@ -292,7 +299,7 @@ class VectorIndex:
 
         wide = min(max(k * RERANK_FACTOR, RERANK_MIN), len(self))
         params, alive = self._search_parameters(selector, force=True)
-        params.efSearch = max(self.breadth, wide)
+        params.efSearch = max(params.efSearch, wide)
         if params.sel is not None:
             translated = faiss.IDSelectorTranslated(self._index.id_map, params.sel)
             alive.append(translated)
@@ -785,8 +792,8 @@ def _build_inverted_file(kind: str, ids: np.ndarray, vectors: np.ndarray, nprobe
 def tune_breadth(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, breadth: int,
                  min_recall: float, seed: int = 1234) -> RecallCheck:
     """Measure the index's recall@10 against exact search on RECALL_QUERIES of its own
-    vectors, widening its search until it reaches min_recall (with RECALL_MARGIN to spare)
-    or the widest was tried.
+    vectors, widening its search until it reaches min_recall (RECALL_STANDARD_ERRORS of the
+    measurement to spare) or the widest was tried.
 
     The exact answers come from one brute-force pass over the vectors in hand (the build
     has them anyway); the queries are the store's own analyses, so the figure is the one
@@ -805,10 +812,12 @@ def tune_breadth(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray, bread
     for width in index.breadths_from(breadth):
         index.set_breadth(width)
         _, found = index.search(queries, k)
-        recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k
-                                for a, b in zip(found, truth, strict=True)]))
+        each = np.array([len(set(a.tolist()) & set(b.tolist())) / k
+                         for a, b in zip(found, truth, strict=True)])
+        recall = float(each.mean())
+        error = float(each.std(ddof=1) / np.sqrt(len(each))) if len(each) > 1 else 0.0
         check = RecallCheck(index.kind, round(recall, 4), width, count, len(rows))
-        if recall >= min_recall + RECALL_MARGIN:
+        if recall - RECALL_STANDARD_ERRORS * error >= min_recall:
             break
     index.set_breadth(check.breadth)
     return check

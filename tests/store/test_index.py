@@ -300,6 +300,54 @@ def test_8_bit_codes_that_cannot_tell_the_vectors_apart_are_refused(tmp_path: Pa
     assert "hnsw-sq8 recall@10" in check.describe() and "efSearch 512" in check.describe()
 
 
+def test_a_recall_check_climbs_by_less_than_doubles_and_keeps_its_recall() -> None:
+    """A search's time grows with efSearch: the check stops at the first rung that holds
+    the recall, and no rung is more than half again the one before it."""
+    vectors = unit_vectors(4000, dimension=48)
+    ids = np.arange(1, 4001, dtype=np.int64)
+    index = VectorIndex("test", 48)
+    index.add(ids, vectors)
+    check = index.convert("hnsw-sq8", 32, min_recall=0.95)
+    ladder = index.breadths_from(32)
+    assert ladder[0] == 32 and ladder[-1] == 512
+    assert all(b <= 1.5 * a for a, b in zip(ladder, ladder[1:], strict=False))
+    assert check is not None and check.breadth in ladder and check.recall >= 0.95
+    assert index.breadth == check.breadth
+    queries = unit_vectors(300, dimension=48, seed=11)  # not the check's own queries
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 1
+    _, found = index.search(queries, 10)
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
+                      for a, b in zip(found, truth, strict=True)])
+    assert recall >= 0.93
+
+
+def test_a_graph_snapshot_of_the_previous_build_breadth_still_loads_and_grows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots of graphs built with efConstruction 80 (before it became 160) are the same
+    format: they load as they are, keep their measured recall, and add with their own."""
+    from store.vectors import index as index_module
+
+    vectors = clustered_vectors(3000)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    monkeypatch.setattr(index_module, "HNSW_BUILD_BREADTH", 80)
+    older = VectorIndex("test", 32)
+    older.add(ids, vectors, high_water_mark=3000)
+    check = older.convert("hnsw-sq8", 32, min_recall=0.95)
+    older.save_snapshot(tmp_path)
+    monkeypatch.undo()
+    loaded = VectorIndex.load_snapshot(tmp_path, "test", 32)
+    assert loaded is not None and loaded.kind == "hnsw-sq8" and loaded.recall_check == check
+    assert loaded._graph().efConstruction == 80 and loaded.breadth == check.breadth
+    late = unit_vectors(1, seed=8)
+    loaded.add(np.array([5001]), late, high_water_mark=5001)
+    _, found = loaded.search(np.vstack([late, vectors[:3]]), 1)
+    assert found[:, 0].tolist() == [5001, 1, 2, 3]
+    fresh = VectorIndex("test", 32)
+    fresh.add(ids, vectors)
+    fresh.convert("hnsw-sq8", 32)
+    assert fresh._graph().efConstruction == index_module.HNSW_BUILD_BREADTH == 160
+
+
 def test_an_8_bit_graph_adds_saved_records_without_rewriting_its_snapshot(
         settings: Settings) -> None:
     settings = settings.model_copy(update={"index_kind": "hnsw-sq8"})
