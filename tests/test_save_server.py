@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -241,6 +241,15 @@ def test_two_clients_at_once(tmp_path: Path, isolated_directories: Path) -> None
     assert count_rows(isolated_directories, "analyses") == 80
 
 
+def piped_client() -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """`incidex --save -` through the running server, and the pipe of its input."""
+    client = subprocess.Popen([*INCIDEX, "--save", "-"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "INCIDEX_SAVE_SERVER": "required"})
+    assert client.stdin is not None
+    return client, client.stdin
+
+
 def read_ack(client: subprocess.Popen[bytes]) -> dict[str, Any]:
     return dict(json.loads(client.stdout.readline()))  # type: ignore[union-attr]
 
@@ -248,21 +257,18 @@ def read_ack(client: subprocess.Popen[bytes]) -> dict[str, Any]:
 def test_a_server_killed_mid_stream_leaves_the_rest_to_the_client(
         isolated_directories: Path) -> None:
     with running_server() as (server, _place):
-        client = subprocess.Popen([*INCIDEX, "--save", "-"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env={**os.environ, "INCIDEX_SAVE_SERVER": "required"})
-        assert client.stdin is not None
-        client.stdin.write(jsonl(make_record("KILL-1")))
-        client.stdin.flush()
+        client, stdin = piped_client()
+        stdin.write(jsonl(make_record("KILL-1")))
+        stdin.flush()
         assert read_ack(client)["status"] == "saved"  # acknowledged: committed by the server
         server.send_signal(signal.SIGKILL)
         server.wait()
         # A producer that waits for each answer before writing more still gets it.
-        client.stdin.write(jsonl(make_record("KILL-2")))
-        client.stdin.flush()
+        stdin.write(jsonl(make_record("KILL-2")))
+        stdin.flush()
         rest = [read_ack(client)]
-        client.stdin.write(jsonl(make_record("KILL-3")))
-        client.stdin.close()
+        stdin.write(jsonl(make_record("KILL-3")))
+        stdin.close()
         rest += [json.loads(line) for line in client.stdout.read().splitlines()]  # type: ignore[union-attr]
         err = client.stderr.read().decode()  # type: ignore[union-attr]
         assert client.wait(timeout=120) == 0, err
@@ -294,17 +300,14 @@ def test_a_server_killed_after_commit_before_acknowledging(tmp_path: Path,
 def test_a_server_stopped_mid_stream_says_so_and_the_client_finishes(
         isolated_directories: Path) -> None:
     with running_server() as (server, _place):
-        client = subprocess.Popen([*INCIDEX, "--save", "-"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env={**os.environ, "INCIDEX_SAVE_SERVER": "required"})
-        assert client.stdin is not None
-        client.stdin.write(jsonl(make_record("TERM-1")))
-        client.stdin.flush()
+        client, stdin = piped_client()
+        stdin.write(jsonl(make_record("TERM-1")))
+        stdin.flush()
         assert read_ack(client)["status"] == "saved"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
-        client.stdin.write(jsonl(make_record("TERM-2")))
-        client.stdin.close()
+        stdin.write(jsonl(make_record("TERM-2")))
+        stdin.close()
         err = client.stderr.read().decode()  # type: ignore[union-attr]
         assert client.wait(timeout=120) == 0, err
     assert "the save server was stopped; 1 records were acknowledged" in err
@@ -327,12 +330,9 @@ def test_a_changed_key_retires_the_server(tmp_path: Path, isolated_directories: 
 def test_an_interrupted_client_saves_what_it_read_and_exits_130(
         isolated_directories: Path) -> None:
     with running_server():
-        client = subprocess.Popen([*INCIDEX, "--save", "-"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env={**os.environ, "INCIDEX_SAVE_SERVER": "required"})
-        assert client.stdin is not None
-        client.stdin.write(jsonl(make_record("INT-1")) + b'{"incident": {"incident_id": "INT')
-        client.stdin.flush()
+        client, stdin = piped_client()
+        stdin.write(jsonl(make_record("INT-1")) + b'{"incident": {"incident_id": "INT')
+        stdin.flush()
         assert read_ack(client)["status"] == "saved"
         client.send_signal(signal.SIGINT)
         # stdin stays open: the client ends on the signal alone (closing it could race the
@@ -340,7 +340,7 @@ def test_an_interrupted_client_saves_what_it_read_and_exits_130(
         client.wait(timeout=60)
         out = client.stdout.read()  # type: ignore[union-attr]
         err = client.stderr.read()  # type: ignore[union-attr]
-        client.stdin.close()
+        stdin.close()
     assert client.returncode == 130, err
     assert out == b""  # the half-written record is not read as one
     assert err.decode().strip() == ("incidex: interrupted; 1 saved or duplicate, 0 failed "

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -185,10 +182,11 @@ def _open_store(settings: Settings) -> Any:
 
 def _save(settings: Settings, path: str) -> ExitCode:
     from tui.headless import save_stream
+    from tui.save_client import stop_on_signals  # (standard library only)
 
     stream = _open_input(path)
     stop = threading.Event()
-    with stream, _open_store(settings) as store, _stop_on_signals(stop):
+    with stream, _open_store(settings) as store, stop_on_signals(stop):
         ok, failed = save_stream(store, stream, sys.stdout, sys.stderr,
                                  batch_size=settings.save_batch_size, stop=stop)
     if stop.is_set():
@@ -198,24 +196,6 @@ def _save(settings: Settings, path: str) -> ExitCode:
     if failed:
         say(f"incidex: {ok} saved or duplicate, {failed} failed", err=True)
     return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set `stop` (the save finishes what it read); a second SIGINT
-    interrupts at once."""
-    def on_signal(number: int, _frame: object) -> None:
-        if stop.is_set() and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {number: signal.signal(number, on_signal)
-                for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _open_input(path: str) -> IO[bytes]:

@@ -597,9 +597,9 @@ def _run(connection: socket.socket, source: _Input, request: SaveRequest, place:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM set `stop` (the save finishes what it read); a second SIGINT
-    interrupts at once (as in tui/cli.py)."""
+    interrupts at once (the in-process save's, here and in tui/cli.py)."""
     import signal
 
     def on_signal(number: int, _frame: object) -> None:
@@ -720,7 +720,7 @@ def save_rest(request: SaveRequest, replay: Any, *, skip: int, ok: int, failed: 
         settings = load_settings(
             data_dir=Path(request.data_dir) if request.data_dir else None,
             database_url=request.database_url)
-        with replay, Store.open(settings) as store, _stop_on_signals(stop):  # noqa: SIM117
+        with replay, Store.open(settings) as store, stop_on_signals(stop):  # noqa: SIM117
             events = iter_save(store, replay, batch_size=settings.save_batch_size, stop=stop)
             for position, event in enumerate(events):
                 if position < skip:
