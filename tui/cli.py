@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 # Only the light errors module loads here: `incidex --version` and `--help` stay fast.
-from store import AccessDenied, SettingsInvalid, StoreError, StoreUnavailable
-from tui.exit_codes import ExitCode
+from store import StoreError
+from tui.exit_codes import ExitCode, store_error_code
 from tui.output import say
 
 if TYPE_CHECKING:
@@ -110,14 +110,10 @@ class _Group(click.Group):
             _fail(_usage_line(error), ExitCode.USAGE)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", ExitCode.INTERRUPTED)
-        except (InputUnreadable, SettingsInvalid) as error:
+        except InputUnreadable as error:
             _fail(str(error), ExitCode.USAGE)
-        except StoreUnavailable as error:
-            _fail(str(error), ExitCode.STORE_UNAVAILABLE)
-        except AccessDenied as error:
-            _fail(str(error), ExitCode.ACCESS_DENIED)
         except StoreError as error:
-            _fail(str(error), ExitCode.RECORDS_FAILED)
+            _fail(str(error), store_error_code(error))
         except Exception as error:
             if os.environ.get("INCIDEX_DEBUG"):
                 raise

@@ -11,14 +11,18 @@ from tui.output import write_json_line, write_line
 
 def save_stream(
     store: Store, stream: IO[bytes], out: TextIO, err: TextIO, *, batch_size: int,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, skip: int = 0,
 ) -> tuple[int, int]:
     """Save every record of the stream; print a JSON line per record. Returns (ok, failed).
 
-    Setting `stop` saves the records read completely so far, then returns.
+    Setting `stop` saves the records read completely so far, then returns. The first `skip`
+    records are saved but neither printed nor counted (a save server acknowledged them).
     """
     ok = failed = 0
-    for event in iter_save(store, stream, batch_size=batch_size, stop=stop):
+    for position, event in enumerate(iter_save(store, stream, batch_size=batch_size,
+                                               stop=stop)):
+        if position < skip:
+            continue
         write_json_line(out, event.as_json())
         if event.ok:
             ok += 1

@@ -702,16 +702,10 @@ def _finish_in_process(source: _Input, request: SaveRequest, outcome: Outcome) -
 def save_rest(request: SaveRequest, replay: Any, *, skip: int, ok: int, failed: int) -> int:
     """Save the input in this process as `incidex --save` does, printing only the records
     after the first `skip` (the server acknowledged those); the counts include theirs."""
-    from store import (
-        AccessDenied,
-        SettingsInvalid,
-        Store,
-        StoreError,
-        StoreUnavailable,
-        iter_save,
-        load_settings,
-    )
-    from tui.output import say, write_json_line, write_line
+    from store import Store, StoreError, load_settings
+    from tui.exit_codes import ExitCode, store_error_code
+    from tui.headless import save_stream
+    from tui.output import say
 
     stop = threading.Event()
     try:
@@ -721,24 +715,16 @@ def save_rest(request: SaveRequest, replay: Any, *, skip: int, ok: int, failed: 
             data_dir=Path(request.data_dir) if request.data_dir else None,
             database_url=request.database_url)
         with replay, Store.open(settings) as store, stop_on_signals(stop):  # noqa: SIM117
-            events = iter_save(store, replay, batch_size=settings.save_batch_size, stop=stop)
-            for position, event in enumerate(events):
-                if position < skip:
-                    continue
-                write_json_line(sys.stdout, event.as_json())
-                if event.ok:
-                    ok += 1
-                else:
-                    failed += 1
-                    write_line(sys.stderr, f"incidex: {event.result.error}")
-                sys.stdout.flush()
-                sys.stderr.flush()
+            more_ok, more_failed = save_stream(store, replay, sys.stdout, sys.stderr,
+                                               batch_size=settings.save_batch_size, stop=stop,
+                                               skip=skip)
     except KeyboardInterrupt:
         say("incidex: interrupted", err=True)
-        return 130
-    except (SettingsInvalid, StoreUnavailable, AccessDenied, StoreError) as error:
+        return ExitCode.INTERRUPTED
+    except StoreError as error:
         say(f"incidex: {error}", err=True)
-        return {SettingsInvalid: 2, StoreUnavailable: 3, AccessDenied: 4}.get(type(error), 1)
+        return store_error_code(error)
+    ok, failed = ok + more_ok, failed + more_failed
     return _summary(ok, failed, interrupted=stop.is_set())
 
 

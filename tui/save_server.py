@@ -373,21 +373,14 @@ def _event_message(event: SaveEvent) -> bytes:
 
 def _failure_line(error: Exception) -> tuple[str, int]:
     """What the command line says and exits with for an error that ends a whole save."""
-    from store import AccessDenied, SettingsInvalid, StoreError, StoreUnavailable
+    from store import StoreError
+    from tui.exit_codes import ExitCode, store_error_code
     from widgets.format import printable
 
-    if isinstance(error, SettingsInvalid):
-        code = 2
-    elif isinstance(error, StoreUnavailable):
-        code = 3
-    elif isinstance(error, AccessDenied):
-        code = 4
-    elif isinstance(error, StoreError):
-        code = 1
-    else:
+    if not isinstance(error, StoreError):
         return (printable(f"incidex: internal error: {type(error).__name__}: {error} "
-                          "(set INCIDEX_DEBUG=1 for a traceback)"), 70)
-    return printable(f"incidex: {error}"), code
+                          "(set INCIDEX_DEBUG=1 for a traceback)"), ExitCode.INTERNAL_ERROR)
+    return printable(f"incidex: {error}"), store_error_code(error)
 
 
 def warm_up(store: Store) -> None:

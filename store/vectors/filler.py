@@ -145,20 +145,25 @@ def claim_batch(engine: Any, batch_size: int, lease_seconds: float) -> list[int]
     # A stamp of its own, so that the rows this claim took are told from another's.
     lapses = now + timedelta(seconds=lease_seconds, microseconds=random.randrange(1, 1000))
     table = table_of(Embedding)
+    free_now = (table.c.status == "pending", table.c.updated_at <= now)
+    with read_connection(engine) as connection:
+        # Nothing free is the usual answer (the app asks every few seconds): a read says so
+        # without taking the write lock.
+        if connection.execute(select(table.c.analysis_pk).where(*free_now).limit(1)).first() \
+                is None:
+            return []
 
     def claim(connection: Connection) -> list[int]:
         # Another claimer may take the rows found free between this read and the update (on
         # PostgreSQL; SQLite runs one writer at a time): then look again, past its claim.
         for _attempt in range(CLAIM_ATTEMPTS):
             free = list(connection.execute(
-                select(table.c.analysis_pk)
-                .where(table.c.status == "pending", table.c.updated_at <= now)
+                select(table.c.analysis_pk).where(*free_now)
                 .order_by(table.c.analysis_pk).limit(batch_size)).scalars())
             if not free:
                 return []
             connection.execute(
-                update(table).where(table.c.analysis_pk.in_(free), table.c.status == "pending",
-                                    table.c.updated_at <= now)
+                update(table).where(table.c.analysis_pk.in_(free), *free_now)
                 .values(updated_at=lapses))
             mine = sorted(connection.execute(
                 select(table.c.analysis_pk).where(table.c.analysis_pk.in_(free),
